@@ -1,0 +1,112 @@
+"""Stochastic gradient descent with momentum, written from scratch with the contract of ``torch.optim.SGD``."""
+
+import torch
+from torch import Tensor
+
+from companion.optim._common import check_lr, refuse_implementation_switches, scalar
+
+
+def sgd_step(
+    param: Tensor,
+    grad: Tensor,
+    state: dict,
+    *,
+    lr: float,
+    momentum: float,
+    dampening: float,
+    weight_decay: float,
+    nesterov: bool,
+    maximize: bool,
+) -> None:
+    r"""One SGD step for one parameter tensor, in place (torch's form of the heavy-ball method).
+
+    .. math::
+        g_t &= \pm\nabla f(\theta_{t-1}) + \lambda\,\theta_{t-1} \\
+        b_t &= \mu\, b_{t-1} + (1 - \tau)\, g_t \qquad (b_1 = g_1) \\
+        d_t &= g_t + \mu\, b_t \ \text{(Nesterov)} \quad\text{or}\quad d_t = b_t \\
+        \theta_t &= \theta_{t-1} - \gamma\, d_t
+
+    with learning rate γ (``lr``), momentum μ, dampening τ and weight decay λ. ``state`` holds the
+    buffer b under torch's key ``momentum_buffer``; it is only used when μ ≠ 0.
+    """
+    # g_t = ∇f(θ), or −∇f(θ) to maximize f
+    g = -grad if maximize else grad
+    # g_t ← g_t + λ θ_{t−1}   (weight decay as an L2 penalty's gradient)
+    if weight_decay != 0:
+        g = g.add(param, alpha=weight_decay)
+    if momentum != 0:
+        b = state.get("momentum_buffer")
+        if b is None:
+            # b_1 = g_1   (the first step takes the gradient itself, undamped)
+            b = g.detach().clone()
+            state["momentum_buffer"] = b
+        else:
+            # b_t = μ b_{t−1} + (1 − τ) g_t
+            b.mul_(momentum).add_(g, alpha=1 - dampening)
+        # d_t = g_t + μ b_t (Nesterov) or d_t = b_t (heavy ball)
+        g = g.add(b, alpha=momentum) if nesterov else b
+    # θ_t = θ_{t−1} − γ d_t
+    param.add_(g, alpha=-lr)
+
+
+class SGD(torch.optim.Optimizer):
+    """Stochastic gradient descent (optionally with momentum), like ``torch.optim.SGD``.
+
+    Same arguments, defaults, ValueErrors, parameter-group keys and state keys as torch's class, so
+    state_dicts move between the two. ``foreach``, ``differentiable`` and ``fused`` are pure
+    implementation switches and must stay off. The update itself is :func:`sgd_step`.
+    """
+
+    def __init__(
+        self,
+        params,
+        lr: float | Tensor = 1e-3,
+        momentum: float = 0,
+        dampening: float = 0,
+        weight_decay: float | Tensor = 0,
+        nesterov: bool = False,
+        *,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        differentiable: bool = False,
+        fused: bool | None = None,
+    ) -> None:
+        check_lr(lr)
+        if momentum < 0.0:
+            raise ValueError(f"Invalid momentum value: {momentum}")
+        if weight_decay < 0.0:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        refuse_implementation_switches(foreach=foreach, differentiable=differentiable, fused=fused)
+        defaults = dict(
+            lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+            nesterov=nesterov, maximize=maximize, foreach=foreach, differentiable=differentiable,
+            fused=fused,
+        )
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """Take one step for every parameter that has a gradient; returns ``closure()``'s loss if given."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue  # no gradient: the parameter and its state are left alone
+                sgd_step(
+                    p,
+                    p.grad,
+                    # torch keeps no state at all for plain SGD (μ = 0)
+                    self.state[p] if group["momentum"] != 0 else {},
+                    lr=scalar(group["lr"]),
+                    momentum=group["momentum"],
+                    dampening=group["dampening"],
+                    weight_decay=scalar(group["weight_decay"]),
+                    nesterov=group["nesterov"],
+                    maximize=group["maximize"],
+                )
+        return loss

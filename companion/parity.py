@@ -1,0 +1,153 @@
+"""Run the same thing with ours and torch's and report the largest difference.
+
+The tests use these with tight float64 tolerances; the notebooks use them to show parity.
+"""
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+OptimizerClass = Callable[..., torch.optim.Optimizer]
+
+
+def max_abs_diff(a, b) -> float:
+    """The largest absolute difference between two tensors, or two equal-length sequences of tensors."""
+    if isinstance(a, torch.Tensor):
+        a, b = [a], [b]
+    a, b = list(a), list(b)
+    if len(a) != len(b):
+        raise ValueError(f"cannot compare {len(a)} tensors with {len(b)}")
+    return max(((x.detach() - y.detach()).abs().max().item() if x.numel() else 0.0) for x, y in zip(a, b))
+
+
+def _parity_mlp(dtype, device, seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3)).to(device=device, dtype=dtype)
+
+
+def _two_groups(model: nn.Module, group_options: dict) -> list[dict]:
+    """The first layer in a group of its own with ``group_options`` overriding the defaults."""
+    first, rest = list(model[0].parameters()), [p for m in list(model)[1:] for p in m.parameters()]
+    return [{"params": first, **group_options}, {"params": rest}]
+
+
+def compare_optimizers(
+    ours: OptimizerClass,
+    theirs: OptimizerClass,
+    options: dict | None = None,
+    steps: int = 25,
+    group_options: dict | None = None,
+    dtype: torch.dtype = torch.float64,
+    device=None,
+    seed: int = 0,
+    scheduler: Callable | None = None,
+) -> float:
+    """Train two identical small MLPs in a closed loop, one with each optimizer; return the largest
+    parameter difference seen over all ``steps`` steps.
+
+    Each model computes its gradients from its own parameters, so differences compound. With
+    ``group_options`` the first layer is a separate parameter group with those options.
+    ``scheduler(optimizer)`` builds an lr scheduler that steps after every optimizer step.
+    """
+    options = options or {}
+    device = device or "cpu"
+    gen = torch.Generator().manual_seed(seed + 1)
+    X = torch.randn(32, 5, generator=gen, dtype=dtype).to(device)
+    y = torch.randn(32, 3, generator=gen, dtype=dtype).to(device)
+    models, opts, scheds = [], [], []
+    for cls in (ours, theirs):
+        model = _parity_mlp(dtype, device, seed)
+        params = _two_groups(model, group_options) if group_options is not None else model.parameters()
+        opt = cls(params, **options)
+        models.append(model)
+        opts.append(opt)
+        scheds.append(scheduler(opt) if scheduler else None)
+    worst = 0.0
+    for _ in range(steps):
+        for model, opt, sched in zip(models, opts, scheds):
+            opt.zero_grad()
+            ((model(X) - y) ** 2).mean().backward()
+            opt.step()
+            if sched is not None:
+                sched.step()
+        worst = max(worst, max_abs_diff(models[0].parameters(), models[1].parameters()))
+    return worst
+
+
+def replay_gradients(
+    ours: OptimizerClass,
+    theirs: OptimizerClass,
+    options: dict | None = None,
+    steps: int = 200,
+    shapes: tuple[tuple[int, ...], ...] = ((4, 3), (3,), (2, 2, 2)),
+    dtype: torch.dtype = torch.float64,
+    device=None,
+    seed: int = 0,
+    missing_every: int = 0,
+) -> tuple[float, float]:
+    """Feed both optimizers the same fixed sequence of random gradients for ``steps`` steps.
+
+    Returns the largest difference of (parameters, optimizer state tensors) over the run. With
+    ``missing_every`` = k > 0 the second parameter has no gradient on every k-th step.
+    """
+    options = options or {}
+    device = device or "cpu"
+    gen = torch.Generator().manual_seed(seed)
+    init = [torch.randn(s, generator=gen, dtype=dtype) for s in shapes]
+    grads = [[torch.randn(s, generator=gen, dtype=dtype) for s in shapes] for _ in range(steps)]
+    params = [[t.clone().to(device).requires_grad_() for t in init] for _ in range(2)]
+    opts = [ours(params[0], **options), theirs(params[1], **options)]
+    worst_param = worst_state = 0.0
+    for t in range(steps):
+        for ps, opt in zip(params, opts):
+            for i, (p, g) in enumerate(zip(ps, grads[t])):
+                skip = missing_every and i == 1 and t % missing_every == 0
+                p.grad = None if skip else g.to(device).clone()
+            opt.step()
+        worst_param = max(worst_param, max_abs_diff(params[0], params[1]))
+        worst_state = max(worst_state, state_diff(opts[0], opts[1]))
+    return worst_param, worst_state
+
+
+def state_diff(a: torch.optim.Optimizer, b: torch.optim.Optimizer) -> float:
+    """The largest difference between two optimizers' per-parameter state, which must have the same keys."""
+    worst = 0.0
+    pa = [p for g in a.param_groups for p in g["params"]]
+    pb = [p for g in b.param_groups for p in g["params"]]
+    for x, y in zip(pa, pb):
+        sa, sb = a.state.get(x, {}), b.state.get(y, {})
+        if set(sa) != set(sb):
+            raise AssertionError(f"state keys differ: {sorted(sa)} vs {sorted(sb)}")
+        for key in sa:
+            va, vb = torch.as_tensor(sa[key]), torch.as_tensor(sb[key])
+            worst = max(worst, max_abs_diff(va.to(vb), vb))
+    return worst
+
+
+def compare_modules(
+    ours: nn.Module, theirs: nn.Module, *inputs: torch.Tensor, seed: int = 0
+) -> dict[str, float]:
+    """Run two modules on the same inputs and compare outputs, input gradients and parameter gradients.
+
+    Returns the largest differences as ``{"output", "input_grad", "param_grad"}`` (the gradients
+    of the sum of the output times a fixed random weighting).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    results = []
+    for module in (ours, theirs):
+        xs = [x.detach().clone().requires_grad_(x.is_floating_point()) for x in inputs]
+        out = module(*xs)
+        w = torch.randn(out.shape, generator=gen, dtype=out.dtype).to(out.device)
+        gen.manual_seed(seed)
+        (out * w).sum().backward()
+        results.append((out, [x.grad for x in xs if x.grad is not None], [p.grad for p in module.parameters()]))
+        module.zero_grad()
+    (oa, ia, pa), (ob, ib, pb) = results
+    pa = [g if g is not None else torch.zeros(()) for g in pa]
+    pb = [g if g is not None else torch.zeros(()) for g in pb]
+    return {
+        "output": max_abs_diff(oa, ob),
+        "input_grad": max_abs_diff(ia, ib) if ia else 0.0,
+        "param_grad": max_abs_diff(pa, pb) if pa else 0.0,
+    }
