@@ -3,5 +3,3 @@ state keys and errors. Each class validates and stores its hyper-parameters; one
 per-tensor function (``sgd_step``, ``adam_step``, ...) holds the update rule."""
 
 from companion.optim.sgd import SGD, sgd_step
-
-__all__ = ["SGD", "sgd_step"]
