@@ -1,0 +1,124 @@
+"""AdaDelta (Zeiler, 2012), written from scratch with the contract of ``torch.optim.Adadelta``."""
+
+import torch
+from torch import Tensor
+
+from companion.optim._common import check_lr, refuse_implementation_switches, scalar
+
+
+def adadelta_step(
+    param: Tensor,
+    grad: Tensor,
+    state: dict,
+    *,
+    lr: float,
+    rho: float,
+    eps: float,
+    weight_decay: float,
+    maximize: bool,
+) -> None:
+    r"""One AdaDelta step for one parameter tensor, in place.
+
+    .. math::
+        g_t &= \pm\nabla f(\theta_{t-1}) + \lambda\,\theta_{t-1} \\
+        v_t &= \rho\, v_{t-1} + (1 - \rho)\, g_t \odot g_t \\
+        \Delta\theta_t &= \frac{\sqrt{u_{t-1} + \epsilon}}{\sqrt{v_t + \epsilon}} \odot g_t \\
+        u_t &= \rho\, u_{t-1} + (1 - \rho)\, \Delta\theta_t \odot \Delta\theta_t \\
+        \theta_t &= \theta_{t-1} - \gamma\, \Delta\theta_t
+
+    with decay ρ (``rho``), ε inside both square roots, weight decay λ and a final scale γ (``lr``;
+    Zeiler's method is γ = 1). ``state`` holds the step count under ``step``, the leaky average of
+    squared gradients v under ``square_avg`` and that of squared updates u under ``acc_delta``
+    (torch's keys), all starting at zero.
+    """
+    # t ← t + 1
+    state["step"] += 1
+    # g_t = ∇f(θ), or −∇f(θ) to maximize f
+    g = -grad if maximize else grad
+    # g_t ← g_t + λ θ_{t−1}   (weight decay as an L2 penalty's gradient)
+    if weight_decay != 0:
+        g = g.add(param, alpha=weight_decay)
+    v, u = state["square_avg"], state["acc_delta"]
+    # v_t = ρ v_{t−1} + (1 − ρ) g_t²
+    v.mul_(rho).addcmul_(g, g, value=1 - rho)
+    # RMS[g]_t = √(v_t + ε)
+    rms_g = v.add(eps).sqrt_()
+    # RMS[Δθ]_{t−1} = √(u_{t−1} + ε)
+    rms_delta = u.add(eps).sqrt_()
+    # Δθ_t = RMS[Δθ]_{t−1} / RMS[g]_t ⊙ g_t   (the units of θ, not of g)
+    delta = rms_delta.div_(rms_g).mul_(g)
+    # u_t = ρ u_{t−1} + (1 − ρ) Δθ_t²
+    u.mul_(rho).addcmul_(delta, delta, value=1 - rho)
+    # θ_t = θ_{t−1} − γ Δθ_t
+    param.add_(delta, alpha=-lr)
+
+
+def _new_step() -> Tensor:
+    """torch's step counter: a 0-d float32 tensor (float64 when that is the default dtype)."""
+    return torch.tensor(0.0, dtype=torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32)
+
+
+class Adadelta(torch.optim.Optimizer):
+    """AdaDelta, like ``torch.optim.Adadelta``.
+
+    Same arguments, defaults, ValueErrors, parameter-group keys and state keys as torch's class, so
+    state_dicts move between the two. ``foreach``, ``capturable`` and ``differentiable`` are pure
+    implementation switches and must stay off. The update itself is :func:`adadelta_step`.
+    """
+
+    def __init__(
+        self,
+        params,
+        lr: float | Tensor = 1.0,
+        rho: float = 0.9,
+        eps: float = 1e-6,
+        weight_decay: float = 0,
+        foreach: bool | None = None,
+        *,
+        capturable: bool = False,
+        maximize: bool = False,
+        differentiable: bool = False,
+    ) -> None:
+        check_lr(lr)
+        if not 0.0 <= rho <= 1.0:
+            raise ValueError(f"Invalid rho value: {rho}")
+        if not 0.0 <= eps:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        if not 0.0 <= weight_decay:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        refuse_implementation_switches(foreach=foreach, capturable=capturable, differentiable=differentiable)
+        defaults = dict(
+            lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize,
+            capturable=capturable, foreach=foreach, differentiable=differentiable,
+        )
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """Take one step for every parameter that has a gradient; returns ``closure()``'s loss if given."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue  # no gradient: the parameter and its state are left alone
+                if p.grad.is_sparse:
+                    raise RuntimeError("Adadelta does not support sparse gradients")
+                state = self.state[p]
+                if len(state) == 0:  # created at the first gradient, as in torch
+                    state["step"] = _new_step()
+                    state["square_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["acc_delta"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                adadelta_step(
+                    p,
+                    p.grad,
+                    state,
+                    lr=scalar(group["lr"]),
+                    rho=group["rho"],
+                    eps=group["eps"],
+                    weight_decay=group["weight_decay"],
+                    maximize=group["maximize"],
+                )
+        return loss

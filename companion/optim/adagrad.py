@@ -1,0 +1,134 @@
+"""Adagrad (Duchi, Hazan & Singer, 2011), written from scratch with the contract of ``torch.optim.Adagrad``."""
+
+import torch
+from torch import Tensor
+
+from companion.optim._common import check_lr, refuse_implementation_switches, scalar
+
+
+def adagrad_step(
+    param: Tensor,
+    grad: Tensor,
+    state: dict,
+    *,
+    lr: float | Tensor,
+    lr_decay: float,
+    weight_decay: float,
+    eps: float,
+    maximize: bool,
+) -> None:
+    r"""One Adagrad step for one parameter tensor, in place.
+
+    .. math::
+        g_t &= \pm\nabla f(\theta_{t-1}) + \lambda\,\theta_{t-1} \\
+        \eta_t &= \gamma \,/\, \bigl(1 + (t - 1)\,\delta\bigr) \\
+        G_t &= G_{t-1} + g_t \odot g_t \qquad (G_0 = \text{initial\_accumulator\_value}) \\
+        \theta_t &= \theta_{t-1} - \eta_t\, g_t \,/\, \bigl(\sqrt{G_t} + \epsilon\bigr)
+
+    with learning rate γ (``lr``), learning-rate decay δ (``lr_decay``, torch's addition: the paper
+    has δ = 0), weight decay λ and ε added outside the square root. ``state`` holds the step count t
+    under ``step`` and the running sum of squared gradients G under ``sum`` (torch's keys).
+    A sparse gradient is made dense: its absent entries are zeros, which change neither G nor θ.
+    """
+    # t ← t + 1
+    state["step"] += 1
+    t = state["step"].item()
+    if grad.is_sparse:
+        if weight_decay != 0:
+            raise RuntimeError("weight_decay option is not compatible with sparse gradients")
+        # absent entries of a sparse gradient are zeros
+        grad = grad.to_dense()
+    # g_t = ∇f(θ), or −∇f(θ) to maximize f
+    g = -grad if maximize else grad
+    # g_t ← g_t + λ θ_{t−1}   (weight decay as an L2 penalty's gradient)
+    if weight_decay != 0:
+        g = g.add(param, alpha=weight_decay)
+    # η_t = γ / (1 + (t − 1) δ)   (in the dtype of γ when γ is a tensor, as torch does)
+    eta = scalar(lr / (1 + (t - 1) * lr_decay))
+    # G_t = G_{t−1} + g_t ⊙ g_t   (every squared gradient so far, per coordinate)
+    G = state["sum"]
+    G.addcmul_(g, g, value=1)
+    # θ_t = θ_{t−1} − η_t g_t / (√G_t + ε)
+    param.addcdiv_(g, G.sqrt().add_(eps), value=-eta)
+
+
+def _new_step() -> Tensor:
+    """torch's step counter: a 0-d float32 tensor (float64 when that is the default dtype)."""
+    return torch.tensor(0.0, dtype=torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32)
+
+
+class Adagrad(torch.optim.Optimizer):
+    """Adagrad, like ``torch.optim.Adagrad``.
+
+    Same arguments, defaults, ValueErrors, parameter-group keys and state keys as torch's class, so
+    state_dicts move between the two. Like torch, the state (``step`` = 0 and ``sum`` =
+    ``initial_accumulator_value``) is created for every parameter in the constructor, and the
+    constructor's ``initial_accumulator_value`` is used even where a parameter group sets another.
+    ``foreach``, ``differentiable`` and ``fused`` are pure implementation switches and must stay off.
+    The update itself is :func:`adagrad_step`.
+    """
+
+    def __init__(
+        self,
+        params,
+        lr: float | Tensor = 1e-2,
+        lr_decay: float = 0,
+        weight_decay: float = 0,
+        initial_accumulator_value: float = 0,
+        eps: float = 1e-10,
+        foreach: bool | None = None,
+        *,
+        maximize: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
+    ) -> None:
+        check_lr(lr)
+        if not 0.0 <= lr_decay:
+            raise ValueError(f"Invalid lr_decay value: {lr_decay}")
+        if not 0.0 <= weight_decay:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        if not 0.0 <= initial_accumulator_value:
+            raise ValueError(f"Invalid initial_accumulator_value value: {initial_accumulator_value}")
+        if not 0.0 <= eps:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        refuse_implementation_switches(foreach=foreach, differentiable=differentiable, fused=fused)
+        defaults = dict(
+            lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
+            initial_accumulator_value=initial_accumulator_value, foreach=foreach, maximize=maximize,
+            differentiable=differentiable, fused=fused,
+        )
+        super().__init__(params, defaults)
+        for group in self.param_groups:
+            for p in group["params"]:
+                self._init_state(p)  # eagerly, as torch does
+
+    def _init_state(self, p: Tensor) -> None:
+        """t = 0 and G_0 = initial_accumulator_value (the constructor's, as in torch)."""
+        state = self.state[p]
+        state["step"] = _new_step()
+        state["sum"] = torch.full_like(p, self.defaults["initial_accumulator_value"], memory_format=torch.preserve_format)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """Take one step for every parameter that has a gradient; returns ``closure()``'s loss if given."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue  # no gradient: the parameter and its state are left alone
+                if len(self.state[p]) == 0:
+                    self._init_state(p)  # a parameter added later with add_param_group
+                adagrad_step(
+                    p,
+                    p.grad,
+                    self.state[p],
+                    lr=group["lr"],
+                    lr_decay=group["lr_decay"],
+                    weight_decay=group["weight_decay"],
+                    eps=group["eps"],
+                    maximize=group["maximize"],
+                )
+        return loss

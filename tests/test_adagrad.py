@@ -1,0 +1,186 @@
+"""companion.optim.Adagrad against torch.optim.Adagrad, driven by one table of option combinations."""
+
+import itertools
+
+import pytest
+import torch
+from torch import nn
+
+import optim_contract as contract
+from companion.optim.adagrad import Adagrad
+from companion.parity import max_abs_diff, state_diff
+
+OURS, THEIRS = Adagrad, torch.optim.Adagrad
+TOL = 1e-12  # replay-level agreement for the extra checks below
+
+
+def _cases():
+    """Every combination of lr_decay, weight_decay, initial_accumulator_value and maximize, eps alone, all together."""
+    cases = [
+        dict(lr=0.1, lr_decay=lr_decay, weight_decay=weight_decay, initial_accumulator_value=init, maximize=maximize)
+        for lr_decay, weight_decay, init, maximize in itertools.product((0.0, 0.1), (0.0, 0.05), (0.0, 0.1), (False, True))
+    ]
+    cases.append(dict(lr=0.1, eps=1e-3))
+    cases.append(dict(lr=0.1, lr_decay=0.1, weight_decay=0.05, initial_accumulator_value=0.1, eps=1e-3, maximize=True))
+    return cases
+
+
+CASES = _cases()
+IDS = ["-".join(f"{k}={v}" for k, v in c.items() if k != "lr") for c in CASES]
+
+
+def test_signature():
+    contract.check_signature(OURS, THEIRS)
+
+
+@pytest.mark.parametrize("options", CASES, ids=IDS)
+def test_closed_loop(options):
+    contract.check_closed_loop(OURS, THEIRS, options)
+
+
+@pytest.mark.parametrize("options", CASES, ids=IDS)
+def test_replay(options):
+    contract.check_replay(OURS, THEIRS, options)
+
+
+@pytest.mark.parametrize("options", CASES[::3] + CASES[-2:], ids=str)
+def test_state_dict_round_trip(options):
+    contract.check_state_dict_round_trip(OURS, THEIRS, options)
+
+
+@pytest.mark.parametrize("options", CASES, ids=IDS)
+def test_loss_falls_or_rises_with_maximize(options):
+    contract.check_loss_falls(OURS, options)
+
+
+@pytest.mark.parametrize("options", [dict(lr=0.1), dict(lr=0.1, lr_decay=0.1, weight_decay=0.1, initial_accumulator_value=0.5)], ids=str)
+def test_missing_grad_leaves_parameter_and_initial_state_alone(options):
+    """torch creates Adagrad's state in the constructor, so a parameter without a gradient keeps its
+    *initial* state (step 0, sum = initial_accumulator_value), identical to torch's, and its value."""
+    pairs = []
+    for cls in (OURS, THEIRS):
+        gen = torch.Generator().manual_seed(0)
+        a, b = (torch.randn(3, generator=gen, dtype=torch.float64, requires_grad=True) for _ in range(2))
+        before = b.detach().clone()
+        opt = cls([a, b], **options)
+        for _ in range(3):
+            a.grad = torch.ones_like(a)
+            opt.step()
+        assert torch.equal(b.detach(), before)
+        assert opt.state[b]["step"].item() == 0.0
+        assert torch.equal(opt.state[b]["sum"], torch.full_like(b, options.get("initial_accumulator_value", 0.0)))
+        pairs.append(opt)
+    assert state_diff(*pairs) < TOL
+
+
+@pytest.mark.parametrize("default_dtype", [torch.float32, torch.float64])
+def test_state_is_created_eagerly_like_torch(default_dtype):
+    """Both create step (torch's dtype: float32, or float64 when it is the default) and sum before any step."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(default_dtype)
+    try:
+        p = torch.zeros(2, 3, dtype=torch.float64, requires_grad=True)
+        ours, theirs = OURS([p], initial_accumulator_value=0.3), THEIRS([p], initial_accumulator_value=0.3)
+        s, t = ours.state[p], theirs.state[p]
+        assert set(s) == set(t) == {"step", "sum"}
+        assert s["step"].dtype == t["step"].dtype == default_dtype and s["step"].dim() == 0
+        assert s["sum"].dtype == t["sum"].dtype and max_abs_diff(s["sum"], t["sum"]) == 0.0
+    finally:
+        torch.set_default_dtype(old)
+
+
+def test_group_initial_accumulator_value_is_ignored_like_torch():
+    """torch fills every group's sum with the constructor's value; ours does the same (tolerance 1e-10)."""
+    diff = contract.compare_optimizers(OURS, THEIRS, dict(lr=0.1, initial_accumulator_value=0.1),
+                                       group_options={"lr": 0.05, "initial_accumulator_value": 2.0})
+    assert diff < contract.CLOSED_LOOP_TOL, diff
+
+
+def test_add_param_group_initializes_lazily_like_torch():
+    """A parameter group added after construction gets its state at its first gradient, within 1e-12."""
+    opts, params = [], []
+    for cls in (OURS, THEIRS):
+        gen = torch.Generator().manual_seed(0)
+        a, b = (torch.randn(4, generator=gen, dtype=torch.float64, requires_grad=True) for _ in range(2))
+        opt = cls([a], lr=0.1, initial_accumulator_value=0.2)
+        opt.add_param_group({"params": [b], "lr": 0.3})
+        assert len(opt.state[b]) == 0
+        for k in range(5):
+            a.grad, b.grad = torch.full_like(a, 0.5 + k), torch.full_like(b, 1.0 - k)
+            opt.step()
+        opts.append(opt)
+        params.append([a, b])
+    assert max_abs_diff(params[0], params[1]) < TOL
+    assert state_diff(*opts) < TOL
+
+
+@pytest.mark.parametrize("options", [dict(lr=0.1), dict(lr=0.1, lr_decay=0.05, maximize=True, initial_accumulator_value=0.1)], ids=str)
+def test_sparse_gradients_match_torch(options):
+    """An embedding with sparse gradients (repeated and absent rows): parameters and state within 1e-12."""
+    models, opts = [], []
+    for cls in (OURS, THEIRS):
+        torch.manual_seed(0)
+        emb = nn.Embedding(10, 3, sparse=True).double()
+        opt = cls(emb.parameters(), **options)
+        for k in range(6):
+            idx = torch.tensor([k % 4, 7, 7, (3 * k) % 10])
+            opt.zero_grad()
+            emb(idx).pow(2).sum().backward()
+            assert emb.weight.grad.is_sparse
+            opt.step()
+        models.append(emb)
+        opts.append(opt)
+    assert max_abs_diff(models[0].weight, models[1].weight) < TOL
+    assert state_diff(*opts) < TOL
+
+
+def test_sparse_gradients_refuse_weight_decay_like_torch():
+    for cls in (OURS, THEIRS):
+        emb = nn.Embedding(5, 2, sparse=True)
+        opt = cls(emb.parameters(), weight_decay=0.1)
+        emb(torch.tensor([1, 2])).sum().backward()
+        with pytest.raises(RuntimeError, match="weight_decay option is not compatible with sparse gradients"):
+            opt.step()
+
+
+def test_lr_scheduler():
+    contract.check_lr_scheduler(OURS, THEIRS, dict(lr=0.1, lr_decay=0.01))
+
+
+@pytest.mark.parametrize("options", [dict(lr=torch.tensor(0.05)), dict(lr=torch.tensor(0.05), lr_decay=0.1)], ids=str)
+def test_tensor_lr(options):
+    contract.check_closed_loop(OURS, THEIRS, options)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [dict(lr=-0.1), dict(lr_decay=-0.1), dict(weight_decay=-1.0), dict(initial_accumulator_value=-0.5),
+     dict(eps=-1e-10), dict(lr=torch.tensor([0.1, 0.2]))],
+    ids=str,
+)
+def test_invalid(bad):
+    contract.check_invalid(OURS, THEIRS, bad)
+
+
+def test_refuses_implementation_switches():
+    contract.check_refuses_switches(OURS, ["foreach", "differentiable", "fused"])
+
+
+def test_closure_returns_loss():
+    """One step from p = (1, 2) on f = |p|²: G = g², so each coordinate moves by lr·g/(|g| + eps) ≈ lr."""
+    p = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
+    opt = OURS([p], lr=0.1)
+
+    def closure():
+        opt.zero_grad()
+        loss = (p**2).sum()
+        loss.backward()
+        return loss
+
+    assert opt.step(closure).item() == pytest.approx(5.0, abs=1e-12)
+    assert max_abs_diff(p, torch.tensor([0.9, 1.9], dtype=torch.float64)) < 1e-9
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda():
+    contract.check_cuda(OURS, THEIRS, dict(lr=0.1, lr_decay=0.01, weight_decay=0.01, initial_accumulator_value=0.1))
