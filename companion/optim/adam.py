@@ -1,0 +1,173 @@
+"""Adam (Kingma & Ba, 2015), written from scratch with the contract of ``torch.optim.Adam``."""
+
+import torch
+from torch import Tensor
+
+from companion.optim._common import check_lr, refuse_implementation_switches, scalar
+
+
+def step_counter() -> Tensor:
+    """A fresh step count as torch keeps it: a CPU scalar tensor, float32 (float64 if that is the default dtype)."""
+    dtype = torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+    return torch.tensor(0.0, dtype=dtype)
+
+
+def check_adam_hyperparameters(lr, betas, eps, weight_decay) -> tuple:
+    """torch's checks (and messages) for Adam's and AdamW's arguments; returns the betas as torch stores them."""
+    check_lr(lr)
+    if not 0.0 <= eps:
+        raise ValueError(f"Invalid epsilon value: {eps}")
+    if not 0.0 <= betas[0] < 1.0:
+        raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
+    if not 0.0 <= betas[1] < 1.0:
+        raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
+    if not 0.0 <= weight_decay:
+        raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+    floats = isinstance(betas[0], float) and isinstance(betas[1], float)
+    tensors = isinstance(betas[0], Tensor) and isinstance(betas[1], Tensor)
+    if not (floats or tensors):
+        raise ValueError("betas must be either both floats or both Tensors")
+    # like torch, a 1-element tensor is kept as a 0-dimensional one
+    return tuple(b.squeeze() if isinstance(b, Tensor) and b.dim() != 0 else b for b in betas)
+
+
+def decay_weights(param: Tensor, *, lr: float | Tensor, weight_decay: float) -> None:
+    r"""Decoupled weight decay, a step of its own (Loshchilov & Hutter, 2019): :math:`\theta \leftarrow (1 - \gamma\lambda)\,\theta`.
+
+    It shrinks every weight by the same factor, whatever its gradient history; an L2 penalty's
+    gradient :math:`\lambda\theta` would instead pass through Adam's per-coordinate scaling.
+    """
+    # θ ← (1 − γλ) θ
+    param.mul_(1 - lr * weight_decay)
+
+
+def adam_step(
+    param: Tensor,
+    grad: Tensor,
+    state: dict,
+    *,
+    lr: float | Tensor,
+    beta1: float | Tensor,
+    beta2: float | Tensor,
+    eps: float,
+    weight_decay: float,
+    amsgrad: bool,
+    maximize: bool,
+    decoupled_weight_decay: bool = False,
+) -> None:
+    r"""One Adam step for one parameter tensor, in place (Algorithm 1 of Kingma & Ba, as torch computes it).
+
+    .. math::
+        t &\leftarrow t + 1 \\
+        g_t &= \pm\nabla f(\theta_{t-1}) + \lambda\,\theta_{t-1}
+            \quad\text{or, decoupled,}\quad \theta_{t-1} \leftarrow (1 - \gamma\lambda)\,\theta_{t-1} \\
+        m_t &= \beta_1 m_{t-1} + (1 - \beta_1)\, g_t \\
+        v_t &= \beta_2 v_{t-1} + (1 - \beta_2)\, g_t^2 \\
+        v_t^{\max} &= \max(v_{t-1}^{\max}, v_t) \quad\text{(AMSGrad: } v_t \text{ is replaced by } v_t^{\max}) \\
+        \hat m_t &= m_t / (1 - \beta_1^t), \qquad \hat v_t = v_t / (1 - \beta_2^t) \\
+        \theta_t &= \theta_{t-1} - \gamma\, \hat m_t / (\sqrt{\hat v_t} + \epsilon)
+
+    with learning rate γ (``lr``), betas β₁, β₂, ε (``eps``) and weight decay λ; γ, β₁ and β₂ may be
+    1-element tensors, whose dtype the scalar factors then follow, as in torch. ``state`` holds
+    torch's keys ``step`` (a scalar tensor), ``exp_avg`` (m), ``exp_avg_sq`` (v) and, with AMSGrad,
+    ``max_exp_avg_sq`` (v^max); they are created on the first call.
+    """
+    if not state:
+        # m_0 = v_0 = 0 (and v^max_0 = 0), t = 0
+        state["step"] = step_counter()
+        state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        if amsgrad:
+            state["max_exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+    m, v = state["exp_avg"], state["exp_avg_sq"]
+    # t ← t + 1
+    state["step"] += 1
+    t = state["step"].item()
+    # g_t = ∇f(θ), or −∇f(θ) to maximize f
+    g = -grad if maximize else grad
+    if weight_decay != 0:
+        if decoupled_weight_decay:
+            # θ ← (1 − γλ) θ   (decoupled: the decay never enters m or v)
+            decay_weights(param, lr=lr, weight_decay=weight_decay)
+        else:
+            # g_t ← g_t + λ θ_{t−1}   (an L2 penalty's gradient, which m and v then see)
+            g = g.add(param, alpha=weight_decay)
+    # m_t = β₁ m_{t−1} + (1 − β₁) g_t
+    m.mul_(beta1).add_(g, alpha=1 - beta1)
+    # v_t = β₂ v_{t−1} + (1 − β₂) g_t²
+    v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+    if amsgrad:
+        # v^max_t = max(v^max_{t−1}, v_t), used in place of v_t
+        v = torch.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
+    # γ / (1 − β₁ᵗ): m̂_t's correction folded into the step size
+    step_size = lr / (1 - beta1**t)
+    # √v̂_t + ε = √v_t / √(1 − β₂ᵗ) + ε
+    denom = (v.sqrt() / (1 - beta2**t) ** 0.5).add_(eps)
+    # θ_t = θ_{t−1} − γ m̂_t / (√v̂_t + ε)
+    param.addcdiv_(m, denom, value=-step_size)
+
+
+class Adam(torch.optim.Optimizer):
+    """Adam, like ``torch.optim.Adam``: the same arguments, defaults, ValueErrors, parameter-group keys
+    and state keys, so state_dicts move between the two.
+
+    ``decoupled_weight_decay=True`` turns the L2 penalty into AdamW's decoupled decay. ``foreach``,
+    ``capturable``, ``differentiable`` and ``fused`` are pure implementation switches and must stay
+    off. The update itself is :func:`adam_step`.
+    """
+
+    def __init__(
+        self,
+        params,
+        lr: float | Tensor = 1e-3,
+        betas: tuple[float | Tensor, float | Tensor] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        amsgrad: bool = False,
+        *,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        capturable: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
+        decoupled_weight_decay: bool = False,
+    ) -> None:
+        betas = check_adam_hyperparameters(lr, betas, eps, weight_decay)
+        refuse_implementation_switches(
+            foreach=foreach, capturable=capturable, differentiable=differentiable, fused=fused
+        )
+        defaults = dict(
+            lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+            maximize=maximize, foreach=foreach, capturable=capturable,
+            differentiable=differentiable, fused=fused, decoupled_weight_decay=decoupled_weight_decay,
+        )
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """Take one step for every parameter that has a gradient; returns ``closure()``'s loss if given."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue  # no gradient: the parameter and its state are left alone
+                if p.grad.is_sparse:
+                    raise RuntimeError("Adam does not support sparse gradients, please consider SparseAdam instead")
+                adam_step(
+                    p,
+                    p.grad,
+                    self.state[p],
+                    lr=group["lr"],  # a float or, like torch allows, a 1-element tensor
+                    beta1=beta1,
+                    beta2=beta2,
+                    eps=group["eps"],
+                    weight_decay=scalar(group["weight_decay"]),
+                    amsgrad=group["amsgrad"],
+                    maximize=group["maximize"],
+                    decoupled_weight_decay=group.get("decoupled_weight_decay", False),
+                )
+        return loss

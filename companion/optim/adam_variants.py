@@ -1,0 +1,152 @@
+"""Variants of Adam and NAdam that torch does not implement, kept so the chapters can measure what torch's
+choices change. They are not torch mirrors: only the hyper-parameters the comparison needs.
+
+- :class:`AdamVariant`: Kingma & Ba's Adam with the bias correction switched off, or with ε placed as in
+  the paper's "efficient" form (section 2), where it is added to the *uncorrected* root √v_t.
+- :class:`DozatNAdam`: Dozat's NAdam as in the paper, whose first moment averages with the
+  scheduled μ_t, where torch averages with the constant β₁.
+"""
+
+import torch
+from torch import Tensor
+
+from companion.optim.adam import step_counter
+from companion.optim.nadam import momentum_schedule
+
+
+def adam_variant_step(
+    param: Tensor,
+    grad: Tensor,
+    state: dict,
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    bias_correction: bool,
+    eps_hat: bool,
+) -> None:
+    r"""One step of Adam in one of the paper's forms, in place.
+
+    .. math::
+        m_t &= \beta_1 m_{t-1} + (1 - \beta_1) g_t, \qquad v_t = \beta_2 v_{t-1} + (1 - \beta_2) g_t^2 \\
+        \theta_t &= \theta_{t-1} - \gamma\, \hat m_t / (\sqrt{\hat v_t} + \epsilon)
+            &&\text{(Algorithm 1, torch)} \\
+        \theta_t &= \theta_{t-1} - \gamma\, \tfrac{\sqrt{1 - \beta_2^t}}{1 - \beta_1^t}\, m_t / (\sqrt{v_t} + \hat\epsilon)
+            &&\text{(efficient form, } \texttt{eps\_hat=True}) \\
+        \theta_t &= \theta_{t-1} - \gamma\, m_t / (\sqrt{v_t} + \epsilon)
+            &&\text{(no bias correction, } \texttt{bias\_correction=False})
+
+    The efficient form equals Algorithm 1 with a time-varying :math:`\epsilon_t = \hat\epsilon / \sqrt{1 - \beta_2^t}`.
+    """
+    if not state:
+        state["step"] = 0
+        state["exp_avg"] = torch.zeros_like(param)
+        state["exp_avg_sq"] = torch.zeros_like(param)
+    m, v = state["exp_avg"], state["exp_avg_sq"]
+    # t ← t + 1
+    state["step"] += 1
+    t = state["step"]
+    # m_t = β₁ m_{t−1} + (1 − β₁) g_t ;  v_t = β₂ v_{t−1} + (1 − β₂) g_t²
+    m.mul_(beta1).add_(grad, alpha=1 - beta1)
+    v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    # the two corrections 1 − β₁ᵗ and √(1 − β₂ᵗ), or none
+    c1, c2 = (1 - beta1**t, (1 - beta2**t) ** 0.5) if bias_correction else (1.0, 1.0)
+    if eps_hat:
+        # θ_t = θ_{t−1} − γ (c2 / c1) m_t / (√v_t + ε̂)
+        param.addcdiv_(m, v.sqrt().add_(eps), value=-lr * c2 / c1)
+    else:
+        # θ_t = θ_{t−1} − γ (m_t / c1) / (√v_t / c2 + ε)
+        param.addcdiv_(m, (v.sqrt() / c2).add_(eps), value=-lr / c1)
+
+
+class AdamVariant(torch.optim.Optimizer):
+    """Adam without L2/decay options, in one of the paper's forms (see :func:`adam_variant_step`)."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, *, bias_correction=True, eps_hat=False):
+        defaults = dict(lr=lr, betas=betas, eps=eps, bias_correction=bias_correction, eps_hat=eps_hat)
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    adam_variant_step(
+                        p, p.grad, self.state[p], lr=group["lr"], beta1=group["betas"][0],
+                        beta2=group["betas"][1], eps=group["eps"],
+                        bias_correction=group["bias_correction"], eps_hat=group["eps_hat"],
+                    )
+        return loss
+
+
+def dozat_nadam_step(
+    param: Tensor,
+    grad: Tensor,
+    state: dict,
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    momentum_decay: float,
+) -> None:
+    r"""One step of NAdam as in Dozat's paper (Algorithm 2), in place.
+
+    .. math::
+        \mu_t &= \beta_1\big(1 - \tfrac12\, 0.96^{t\psi}\big), \qquad \Pi_t = \textstyle\prod_{i \le t} \mu_i \\
+        m_t &= \mu_t\, m_{t-1} + (1 - \mu_t)\, g_t \qquad \text{(torch: } \beta_1 \text{ in place of } \mu_t) \\
+        v_t &= \beta_2 v_{t-1} + (1 - \beta_2)\, g_t^2 \\
+        \theta_t &= \theta_{t-1} - \gamma\, \frac{1}{\sqrt{v_t / (1 - \beta_2^t)} + \epsilon}
+            \left[\frac{(1 - \mu_t)\, g_t}{1 - \Pi_t} + \frac{\mu_{t+1}\, m_t}{1 - \Pi_{t+1}}\right]
+
+    With a constant schedule (μ_t = β₁, e.g. a huge ``momentum_decay``) it is torch's NAdam exactly.
+    """
+    if not state:
+        state["step"] = 0
+        state["mu_product"] = step_counter().add_(1)  # Π in torch's precision, so only m_t differs
+        state["exp_avg"] = torch.zeros_like(param)
+        state["exp_avg_sq"] = torch.zeros_like(param)
+    m, v = state["exp_avg"], state["exp_avg_sq"]
+    # t ← t + 1 ;  μ_t, μ_{t+1} ;  Π_t = Π_{t−1} μ_t
+    state["step"] += 1
+    t = state["step"]
+    mu, mu_next = momentum_schedule(t, beta1, momentum_decay), momentum_schedule(t + 1, beta1, momentum_decay)
+    state["mu_product"] *= mu
+    prod = state["mu_product"].item()
+    # m_t = μ_t m_{t−1} + (1 − μ_t) g_t   (the scheduled momentum, as in the paper)
+    m.mul_(mu).add_(grad, alpha=1 - mu)
+    # v_t = β₂ v_{t−1} + (1 − β₂) g_t²
+    v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    # √v̂_t + ε
+    denom = (v / (1 - beta2**t)).sqrt_().add_(eps)
+    # θ ← θ − γ [(1 − μ_t) g_t / (1 − Π_t) + μ_{t+1} m_t / (1 − Π_{t+1})] / (√v̂_t + ε)
+    param.addcdiv_(grad, denom, value=-lr * (1 - mu) / (1 - prod))
+    param.addcdiv_(m, denom, value=-lr * mu_next / (1 - prod * mu_next))
+
+
+class DozatNAdam(torch.optim.Optimizer):
+    """NAdam as in Dozat (2016), without weight decay (see :func:`dozat_nadam_step`)."""
+
+    def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, momentum_decay=4e-3):
+        defaults = dict(lr=lr, betas=betas, eps=eps, momentum_decay=momentum_decay)
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    dozat_nadam_step(
+                        p, p.grad, self.state[p], lr=group["lr"], beta1=group["betas"][0],
+                        beta2=group["betas"][1], eps=group["eps"], momentum_decay=group["momentum_decay"],
+                    )
+        return loss

@@ -1,0 +1,156 @@
+"""NAdam (Dozat, 2016): Nesterov momentum inside Adam, written from scratch with the contract of ``torch.optim.NAdam``."""
+
+import torch
+from torch import Tensor
+
+from companion.optim._common import check_lr, refuse_implementation_switches
+from companion.optim.adam import decay_weights, step_counter
+
+
+def momentum_schedule(t, beta1: float, momentum_decay: float):
+    r"""torch's (and Dozat's) warming momentum :math:`\mu_t = \beta_1\,(1 - \tfrac12\, 0.96^{t\psi})`, with ψ = ``momentum_decay``.
+
+    It starts at about β₁/2 and creeps towards β₁: with the default ψ = 0.004 it is still below
+    0.6 β₁ after 1000 steps. ``t`` may be a number or a tensor of steps.
+    """
+    return beta1 * (1.0 - 0.5 * 0.96 ** (t * momentum_decay))
+
+
+def nadam_step(
+    param: Tensor,
+    grad: Tensor,
+    state: dict,
+    *,
+    lr: float | Tensor,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    momentum_decay: float,
+    decoupled_weight_decay: bool,
+    maximize: bool,
+) -> None:
+    r"""One NAdam step for one parameter tensor, in place (as torch computes it).
+
+    .. math::
+        t &\leftarrow t + 1 \\
+        g_t &= \pm\nabla f(\theta_{t-1}) + \lambda\,\theta_{t-1}
+            \quad\text{or, decoupled,}\quad \theta_{t-1} \leftarrow (1 - \gamma\lambda)\,\theta_{t-1} \\
+        \mu_t &= \beta_1\big(1 - \tfrac12\, 0.96^{t\psi}\big), \qquad
+            \mu_{t+1} = \beta_1\big(1 - \tfrac12\, 0.96^{(t+1)\psi}\big) \\
+        \Pi_t &= \Pi_{t-1}\, \mu_t \qquad (\Pi_0 = 1) \\
+        m_t &= \beta_1 m_{t-1} + (1 - \beta_1)\, g_t \\
+        v_t &= \beta_2 v_{t-1} + (1 - \beta_2)\, g_t^2 \\
+        \theta_t &= \theta_{t-1} - \gamma\, \frac{1}{\sqrt{v_t / (1 - \beta_2^t)} + \epsilon}
+            \left[\frac{(1 - \mu_t)\, g_t}{1 - \Pi_t} + \frac{\mu_{t+1}\, m_t}{1 - \Pi_t\,\mu_{t+1}}\right]
+
+    with learning rate γ, betas β₁, β₂, ε, weight decay λ and momentum decay ψ. ``state`` holds torch's
+    keys ``step`` and ``mu_product`` (Π, scalar tensors of torch's dtype), ``exp_avg`` (m) and
+    ``exp_avg_sq`` (v); they are created on the first call.
+    """
+    if not state:
+        # t = 0, Π_0 = 1, m_0 = v_0 = 0
+        state["step"] = step_counter()
+        state["mu_product"] = step_counter().add_(1)
+        state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+    m, v = state["exp_avg"], state["exp_avg_sq"]
+    # t ← t + 1
+    state["step"] += 1
+    t = state["step"].item()
+    # g_t = ∇f(θ), or −∇f(θ) to maximize f
+    g = -grad if maximize else grad
+    if weight_decay != 0:
+        if decoupled_weight_decay:
+            # θ ← (1 − γλ) θ   (NAdamW: the decay never enters m or v)
+            decay_weights(param, lr=lr, weight_decay=weight_decay)
+        else:
+            # g_t ← g_t + λ θ_{t−1}
+            g = g.add(param, alpha=weight_decay)
+    # μ_t and μ_{t+1} from the warming schedule
+    mu, mu_next = momentum_schedule(t, beta1, momentum_decay), momentum_schedule(t + 1, beta1, momentum_decay)
+    # Π_t = Π_{t−1} μ_t   (kept, like torch, in the step counter's precision)
+    state["mu_product"] *= mu
+    prod = state["mu_product"].item()
+    # m_t = β₁ m_{t−1} + (1 − β₁) g_t   (β₁, not μ_t: torch's choice)
+    m.mul_(beta1).add_(g, alpha=1 - beta1)
+    # v_t = β₂ v_{t−1} + (1 − β₂) g_t²
+    v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+    # √v̂_t + ε = √(v_t / (1 − β₂ᵗ)) + ε
+    denom = (v / (1 - beta2**t)).sqrt_().add_(eps)
+    # θ ← θ − γ (1 − μ_t) / (1 − Π_t) · g_t / (√v̂_t + ε)   (the current gradient's share)
+    param.addcdiv_(g, denom, value=-lr * (1 - mu) / (1 - prod))
+    # θ ← θ − γ μ_{t+1} / (1 − Π_t μ_{t+1}) · m_t / (√v̂_t + ε)   (the look-ahead momentum)
+    param.addcdiv_(m, denom, value=-lr * mu_next / (1 - prod * mu_next))
+
+
+class NAdam(torch.optim.Optimizer):
+    """NAdam, like ``torch.optim.NAdam``: the same arguments, defaults, ValueErrors, parameter-group keys
+    and state keys, so state_dicts move between the two.
+
+    ``decoupled_weight_decay=True`` gives NAdamW. ``foreach``, ``capturable`` and ``differentiable``
+    must stay off. The update itself is :func:`nadam_step`.
+    """
+
+    def __init__(
+        self,
+        params,
+        lr: float | Tensor = 2e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        momentum_decay: float = 4e-3,
+        decoupled_weight_decay: bool = False,
+        *,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        capturable: bool = False,
+        differentiable: bool = False,
+    ) -> None:
+        check_lr(lr)
+        if not 0.0 <= eps:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        if not 0.0 <= betas[0] < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
+        if not 0.0 <= betas[1] < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
+        if not 0.0 <= weight_decay:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        if not 0.0 <= momentum_decay:
+            raise ValueError(f"Invalid momentum_decay value: {momentum_decay}")
+        refuse_implementation_switches(foreach=foreach, capturable=capturable, differentiable=differentiable)
+        defaults = dict(
+            lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay,
+            decoupled_weight_decay=decoupled_weight_decay, maximize=maximize, foreach=foreach,
+            capturable=capturable, differentiable=differentiable,
+        )
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """Take one step for every parameter that has a gradient; returns ``closure()``'s loss if given."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue  # no gradient: the parameter and its state are left alone
+                if p.grad.is_sparse:
+                    raise RuntimeError("NAdam does not support sparse gradients")
+                nadam_step(
+                    p,
+                    p.grad,
+                    self.state[p],
+                    lr=group["lr"],  # a float or, like torch allows, a 1-element tensor
+                    beta1=beta1,
+                    beta2=beta2,
+                    eps=group["eps"],
+                    weight_decay=group["weight_decay"],
+                    momentum_decay=group["momentum_decay"],
+                    decoupled_weight_decay=group["decoupled_weight_decay"],
+                    maximize=group["maximize"],
+                )
+        return loss

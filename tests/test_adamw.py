@@ -1,0 +1,116 @@
+"""companion.optim.AdamW against torch.optim.AdamW, driven by one table of option combinations."""
+
+import itertools
+
+import pytest
+import torch
+
+import optim_contract as contract
+from companion.optim.adam import Adam
+from companion.optim.adamw import AdamW, adamw_step
+from companion.parity import replay_gradients
+
+OURS, THEIRS = AdamW, torch.optim.AdamW
+
+
+def _cases():
+    """Every combination of the switches that change the math, then betas and eps alone and all together."""
+    cases = []
+    for weight_decay, amsgrad, maximize in itertools.product((0.0, 0.01, 0.5), (False, True), (False, True)):
+        cases.append(dict(lr=0.01, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize))
+    cases += [
+        dict(lr=0.01, betas=(0.5, 0.9)),
+        dict(lr=0.01, betas=(0.0, 0.99)),
+        dict(lr=0.01, eps=1e-3),
+        dict(lr=0.01, betas=(0.8, 0.95), eps=1e-4, weight_decay=0.1, amsgrad=True, maximize=True),
+    ]
+    return cases
+
+
+CASES = _cases()
+IDS = ["-".join(f"{k}={v}" for k, v in c.items() if k != "lr") for c in CASES]
+
+
+def test_signature():
+    contract.check_signature(OURS, THEIRS)
+
+
+@pytest.mark.parametrize("options", CASES, ids=IDS)
+def test_closed_loop(options):
+    contract.check_closed_loop(OURS, THEIRS, options)
+
+
+@pytest.mark.parametrize("options", CASES, ids=IDS)
+def test_replay(options):
+    contract.check_replay(OURS, THEIRS, options)
+
+
+@pytest.mark.parametrize("options", CASES[::3] + CASES[-4:], ids=str)
+def test_state_dict_round_trip(options):
+    contract.check_state_dict_round_trip(OURS, THEIRS, options)
+
+
+@pytest.mark.parametrize("options", [dict(lr=0.1), dict(lr=0.1, amsgrad=True, weight_decay=0.1)], ids=str)
+def test_missing_grad_is_noop(options):
+    contract.check_missing_grad_is_noop(OURS, options)
+
+
+@pytest.mark.parametrize("options", CASES, ids=IDS)
+def test_loss_falls_or_rises_with_maximize(options):
+    contract.check_loss_falls(OURS, options)
+
+
+def test_lr_scheduler():
+    contract.check_lr_scheduler(OURS, THEIRS, dict(lr=0.01, weight_decay=0.1))
+
+
+def test_tensor_lr_and_betas():
+    contract.check_closed_loop(OURS, THEIRS, dict(lr=torch.tensor(0.01), weight_decay=0.1))
+    contract.check_closed_loop(OURS, THEIRS, dict(lr=0.01, betas=(torch.tensor(0.8), torch.tensor([0.99]))))
+
+
+def test_group_records_decoupled_weight_decay():
+    """Like torch's AdamW, every parameter group carries ``decoupled_weight_decay=True``."""
+    opt = OURS([torch.zeros(2, requires_grad=True)])
+    assert opt.param_groups[0]["decoupled_weight_decay"] is True
+    assert opt.defaults == THEIRS([torch.zeros(2, requires_grad=True)]).defaults
+
+
+@pytest.mark.parametrize("amsgrad", [False, True])
+def test_equals_adam_with_decoupled_weight_decay(amsgrad):
+    """AdamW is Adam(decoupled_weight_decay=True): the same trajectory to 1e-12 over 200 replayed steps."""
+    options = dict(lr=0.01, weight_decay=0.3, amsgrad=amsgrad)
+    d_param, d_state = replay_gradients(
+        OURS, lambda params, **o: Adam(params, decoupled_weight_decay=True, **o), options, missing_every=3
+    )
+    assert d_param < 1e-12 and d_state < 1e-12, (d_param, d_state)
+
+
+def test_decay_is_a_separate_step():
+    """With a zero gradient history, one step only shrinks θ by exactly (1 − γλ) (to 1e-15)."""
+    p = torch.tensor([2.0, -3.0], dtype=torch.float64)
+    state: dict = {}
+    adamw_step(p, torch.zeros_like(p), state, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8,
+               weight_decay=0.5, amsgrad=False, maximize=False)
+    assert torch.allclose(p, torch.tensor([2.0, -3.0], dtype=torch.float64) * 0.95, rtol=0, atol=1e-15)
+    assert torch.count_nonzero(state["exp_avg"]) == 0  # the decay never entered the moments
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [dict(lr=-0.1), dict(eps=-1e-8), dict(betas=(1.0, 0.999)), dict(betas=(-0.1, 0.999)),
+     dict(betas=(0.9, 1.0)), dict(weight_decay=-1.0), dict(betas=(0.9, torch.tensor(0.99))),
+     dict(lr=torch.tensor([0.1, 0.2]))],
+    ids=str,
+)
+def test_invalid(bad):
+    contract.check_invalid(OURS, THEIRS, bad)
+
+
+def test_refuses_implementation_switches():
+    contract.check_refuses_switches(OURS, ["foreach", "capturable", "differentiable", "fused"])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda():
+    contract.check_cuda(OURS, THEIRS, dict(lr=0.01, amsgrad=True, weight_decay=0.1))

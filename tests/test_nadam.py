@@ -1,0 +1,149 @@
+"""companion.optim.NAdam against torch.optim.NAdam, driven by one table of option combinations."""
+
+import copy
+import itertools
+
+import pytest
+import torch
+
+import optim_contract as contract
+from companion.optim.nadam import NAdam, momentum_schedule
+from companion.parity import max_abs_diff
+
+OURS, THEIRS = NAdam, torch.optim.NAdam
+
+
+def _cases():
+    """Every combination of the options that change the math, then betas and eps alone and all together."""
+    cases = []
+    for weight_decay, decoupled, momentum_decay, maximize in itertools.product(
+        (0.0, 0.05), (False, True), (4e-3, 0.0, 0.5), (False, True)
+    ):
+        cases.append(dict(lr=0.01, weight_decay=weight_decay, decoupled_weight_decay=decoupled,
+                          momentum_decay=momentum_decay, maximize=maximize))
+    cases += [
+        dict(lr=0.01, betas=(0.5, 0.9)),
+        dict(lr=0.01, betas=(0.0, 0.99)),
+        dict(lr=0.01, eps=1e-3),
+        dict(lr=0.01, momentum_decay=1e4),  # μ_t = β₁ from the start
+        dict(lr=0.01, betas=(0.8, 0.95), eps=1e-4, weight_decay=0.1, momentum_decay=0.02,
+             decoupled_weight_decay=True, maximize=True),
+    ]
+    return cases
+
+
+CASES = _cases()
+IDS = ["-".join(f"{k}={v}" for k, v in c.items() if k != "lr") for c in CASES]
+
+
+def test_signature():
+    contract.check_signature(OURS, THEIRS)
+
+
+@pytest.mark.parametrize("options", CASES, ids=IDS)
+def test_closed_loop(options):
+    contract.check_closed_loop(OURS, THEIRS, options)
+
+
+@pytest.mark.parametrize("options", CASES, ids=IDS)
+def test_replay(options):
+    contract.check_replay(OURS, THEIRS, options)
+
+
+ROUND_TRIP = [c for c in CASES[::4] + CASES[-5:] if c.get("momentum_decay") != 1e4]
+
+
+@pytest.mark.parametrize("options", ROUND_TRIP, ids=str)
+def test_state_dict_round_trip(options):
+    contract.check_state_dict_round_trip(OURS, THEIRS, options)
+
+
+def test_loading_casts_mu_product_like_torch():
+    """torch's load_state_dict casts ``mu_product`` (float32) to the parameters' dtype, so a resumed run
+    drifts from the uninterrupted one (by ~1e-9 when μ_t = β₁, where Π_t decays slowly). Resumed in
+    ours or in torch's class, the two runs still agree to 1e-12, and both hold a float64 product."""
+    options = dict(lr=0.01, momentum_decay=1e4)
+    model, X, y = contract._problem()
+    opt = THEIRS(model.parameters(), **options)
+    contract._train(model, opt, X, y, 10)
+    saved_model, saved_opt = copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict())
+    resumed = []
+    for cls in (OURS, THEIRS):
+        m, _, _ = contract._problem()
+        m.load_state_dict(saved_model)
+        o = cls(m.parameters(), **options)
+        o.load_state_dict(copy.deepcopy(saved_opt))
+        assert all(s["mu_product"].dtype == torch.float64 for s in o.state.values())
+        contract._train(m, o, X, y, 10)
+        resumed.append(m)
+    assert max_abs_diff(resumed[0].parameters(), resumed[1].parameters()) < 1e-12
+
+
+@pytest.mark.parametrize("options", [dict(lr=0.1), dict(lr=0.1, weight_decay=0.1)], ids=str)
+def test_missing_grad_is_noop(options):
+    contract.check_missing_grad_is_noop(OURS, options)
+
+
+@pytest.mark.parametrize("options", CASES, ids=IDS)
+def test_loss_falls_or_rises_with_maximize(options):
+    contract.check_loss_falls(OURS, options)
+
+
+def test_lr_scheduler():
+    contract.check_lr_scheduler(OURS, THEIRS, dict(lr=0.01, weight_decay=0.01))
+
+
+def test_tensor_lr():
+    contract.check_closed_loop(OURS, THEIRS, dict(lr=torch.tensor(0.01), weight_decay=0.1, decoupled_weight_decay=True))
+
+
+@pytest.mark.parametrize("default_dtype", [torch.float32, torch.float64])
+def test_step_and_mu_product_are_tensors_of_torchs_dtype(default_dtype):
+    """``step`` and ``mu_product`` are CPU scalar tensors of torch's dtype, and agree with torch's exactly."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(default_dtype)
+    try:
+        states = []
+        for cls in (OURS, THEIRS):
+            p = torch.ones(2, dtype=torch.float64, requires_grad=True)
+            opt = cls([p], lr=0.1)
+            for _ in range(7):
+                p.grad = torch.ones_like(p)
+                opt.step()
+            states.append(opt.state[p])
+        ours, theirs = states
+        assert set(ours) == set(theirs) == {"step", "mu_product", "exp_avg", "exp_avg_sq"}
+        for key in ("step", "mu_product"):
+            assert ours[key].dtype == theirs[key].dtype and ours[key].shape == ()
+            assert ours[key].item() == theirs[key].item()
+    finally:
+        torch.set_default_dtype(previous)
+
+
+@pytest.mark.parametrize(
+    "t, beta1, psi, expected",
+    [(1, 0.9, 4e-3, 0.9 * (1 - 0.5 * 0.96**0.004)), (250, 0.9, 4e-3, 0.9 * 0.52), (5, 0.9, 0.0, 0.45),
+     (3, 0.9, 1e4, 0.9)],
+)
+def test_momentum_schedule(t, beta1, psi, expected):
+    assert momentum_schedule(t, beta1, psi) == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [dict(lr=-0.1), dict(eps=-1e-8), dict(betas=(1.0, 0.999)), dict(betas=(-0.1, 0.999)),
+     dict(betas=(0.9, 1.0)), dict(weight_decay=-1.0), dict(momentum_decay=-1e-3),
+     dict(lr=torch.tensor([0.1, 0.2]))],
+    ids=str,
+)
+def test_invalid(bad):
+    contract.check_invalid(OURS, THEIRS, bad)
+
+
+def test_refuses_implementation_switches():
+    contract.check_refuses_switches(OURS, ["foreach", "capturable", "differentiable"])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda():
+    contract.check_cuda(OURS, THEIRS, dict(lr=0.01, weight_decay=0.01, decoupled_weight_decay=True))
