@@ -3,3 +3,9 @@ state keys and errors. Each class validates and stores its hyper-parameters; one
 per-tensor function (``sgd_step``, ``adam_step``, ...) holds the update rule."""
 
 from companion.optim.sgd import SGD, sgd_step
+from companion.optim.adagrad import Adagrad, adagrad_step
+from companion.optim.adadelta import Adadelta, adadelta_step
+from companion.optim.rmsprop import RMSprop, rmsprop_step
+from companion.optim.adam import Adam, adam_step, decay_weights
+from companion.optim.adamw import AdamW, adamw_step
+from companion.optim.nadam import NAdam, nadam_step, momentum_schedule
