@@ -31,3 +31,9 @@ def check_lr(lr) -> None:
 def scalar(value) -> float:
     """A hyper-parameter as a Python number (torch allows 1-element tensors for some of them)."""
     return value.item() if isinstance(value, torch.Tensor) else value
+
+
+def step_counter() -> torch.Tensor:
+    """A fresh step count as torch keeps it: a CPU scalar tensor, float32 (float64 if that is the default dtype)."""
+    dtype = torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+    return torch.tensor(0.0, dtype=dtype)

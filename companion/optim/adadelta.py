@@ -3,7 +3,7 @@
 import torch
 from torch import Tensor
 
-from companion.optim._common import check_lr, refuse_implementation_switches, scalar
+from companion.optim._common import check_lr, refuse_implementation_switches, scalar, step_counter
 
 
 def adadelta_step(
@@ -52,10 +52,6 @@ def adadelta_step(
     # θ_t = θ_{t−1} − γ Δθ_t
     param.add_(delta, alpha=-lr)
 
-
-def _new_step() -> Tensor:
-    """torch's step counter: a 0-d float32 tensor (float64 when that is the default dtype)."""
-    return torch.tensor(0.0, dtype=torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32)
 
 
 class Adadelta(torch.optim.Optimizer):
@@ -108,7 +104,7 @@ class Adadelta(torch.optim.Optimizer):
                     raise RuntimeError("Adadelta does not support sparse gradients")
                 state = self.state[p]
                 if len(state) == 0:  # created at the first gradient, as in torch
-                    state["step"] = _new_step()
+                    state["step"] = step_counter()
                     state["square_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                     state["acc_delta"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 adadelta_step(

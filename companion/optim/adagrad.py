@@ -3,7 +3,7 @@
 import torch
 from torch import Tensor
 
-from companion.optim._common import check_lr, refuse_implementation_switches, scalar
+from companion.optim._common import check_lr, refuse_implementation_switches, scalar, step_counter
 
 
 def adagrad_step(
@@ -51,10 +51,6 @@ def adagrad_step(
     # θ_t = θ_{t−1} − η_t g_t / (√G_t + ε)
     param.addcdiv_(g, G.sqrt().add_(eps), value=-eta)
 
-
-def _new_step() -> Tensor:
-    """torch's step counter: a 0-d float32 tensor (float64 when that is the default dtype)."""
-    return torch.tensor(0.0, dtype=torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32)
 
 
 class Adagrad(torch.optim.Optimizer):
@@ -105,7 +101,7 @@ class Adagrad(torch.optim.Optimizer):
     def _init_state(self, p: Tensor) -> None:
         """t = 0 and G_0 = initial_accumulator_value (the constructor's, as in torch)."""
         state = self.state[p]
-        state["step"] = _new_step()
+        state["step"] = step_counter()
         state["sum"] = torch.full_like(p, self.defaults["initial_accumulator_value"], memory_format=torch.preserve_format)
 
     @torch.no_grad()

@@ -3,13 +3,8 @@
 import torch
 from torch import Tensor
 
-from companion.optim._common import check_lr, refuse_implementation_switches, scalar
+from companion.optim._common import check_lr, refuse_implementation_switches, scalar, step_counter
 
-
-def step_counter() -> Tensor:
-    """A fresh step count as torch keeps it: a CPU scalar tensor, float32 (float64 if that is the default dtype)."""
-    dtype = torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
-    return torch.tensor(0.0, dtype=dtype)
 
 
 def check_adam_hyperparameters(lr, betas, eps, weight_decay) -> tuple:

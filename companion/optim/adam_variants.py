@@ -10,7 +10,7 @@ choices change. They are not torch mirrors: only the hyper-parameters the compar
 import torch
 from torch import Tensor
 
-from companion.optim.adam import step_counter
+from companion.optim._common import step_counter
 from companion.optim.nadam import momentum_schedule
 
 

@@ -3,8 +3,8 @@
 import torch
 from torch import Tensor
 
-from companion.optim._common import check_lr, refuse_implementation_switches
-from companion.optim.adam import decay_weights, step_counter
+from companion.optim._common import check_lr, refuse_implementation_switches, step_counter
+from companion.optim.adam import decay_weights
 
 
 def momentum_schedule(t, beta1: float, momentum_decay: float):

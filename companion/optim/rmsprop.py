@@ -3,7 +3,7 @@
 import torch
 from torch import Tensor
 
-from companion.optim._common import check_lr, refuse_implementation_switches, scalar
+from companion.optim._common import check_lr, refuse_implementation_switches, scalar, step_counter
 
 
 def rmsprop_step(
@@ -66,10 +66,6 @@ def rmsprop_step(
         param.addcdiv_(g, s, value=-lr)
 
 
-def _new_step() -> Tensor:
-    """torch's step counter: a 0-d float32 tensor (float64 when that is the default dtype)."""
-    return torch.tensor(0.0, dtype=torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32)
-
 
 class RMSprop(torch.optim.Optimizer):
     """RMSprop, optionally centered and with momentum, like ``torch.optim.RMSprop``.
@@ -124,7 +120,7 @@ class RMSprop(torch.optim.Optimizer):
                     raise RuntimeError("RMSprop does not support sparse gradients")
                 state = self.state[p]
                 if len(state) == 0:  # created at the first gradient, as in torch
-                    state["step"] = _new_step()
+                    state["step"] = step_counter()
                     state["square_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                     if group["momentum"] > 0:
                         state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
