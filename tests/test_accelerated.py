@@ -1,11 +1,11 @@
-"""companion.accelerated: the papers' forms of NAG against torch's form, the quadratic, the rate fit."""
+"""companion.experiments.nesterov_forms: the papers' forms of NAG against torch's form, the quadratic, the rate fit."""
 
 import math
 
 import pytest
 import torch
 
-from companion.accelerated import (
+from companion.experiments.nesterov_forms import (
     DiagonalQuadratic,
     loglog_slope,
     nesterov_1983,
@@ -14,7 +14,7 @@ from companion.accelerated import (
     spread_quadratic,
     with_noise,
 )
-from companion.functions import beale, rosenbrock, saddle
+from companion.core.functions import beale, rosenbrock, saddle
 from companion.optim import SGD
 
 TOL = 1e-12  # float64, agreement of two orderings of the same arithmetic

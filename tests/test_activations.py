@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from companion.nn import activations as A
-from companion.parity import compare_modules
+from companion.testing.parity import compare_modules
 
 PARITY_TOL = 1e-13  # float64, ours vs torch (outputs and gradients are O(1) except where stated)
 EXTREME_TOL = 1e-12  # inputs up to ±1000

@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-import optim_contract as contract
+from companion.testing import optim_contract as contract
 from companion.optim.adagrad import Adagrad
-from companion.parity import max_abs_diff, state_diff
+from companion.testing.parity import max_abs_diff, state_diff
 
 OURS, THEIRS = Adagrad, torch.optim.Adagrad
 TOL = 1e-12  # replay-level agreement for the extra checks below

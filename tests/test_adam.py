@@ -5,7 +5,7 @@ import itertools
 import pytest
 import torch
 
-import optim_contract as contract
+from companion.testing import optim_contract as contract
 from companion.optim.adam import Adam
 
 OURS, THEIRS = Adam, torch.optim.Adam

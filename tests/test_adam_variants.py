@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from companion.optim.adam_variants import AdamVariant, DozatNAdam
-from companion.parity import replay_gradients
+from companion.testing.parity import replay_gradients
 
 TOL = 1e-12
 

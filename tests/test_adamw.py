@@ -5,10 +5,10 @@ import itertools
 import pytest
 import torch
 
-import optim_contract as contract
+from companion.testing import optim_contract as contract
 from companion.optim.adam import Adam
 from companion.optim.adamw import AdamW, adamw_step
-from companion.parity import replay_gradients
+from companion.testing.parity import replay_gradients
 
 OURS, THEIRS = AdamW, torch.optim.AdamW
 

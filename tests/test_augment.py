@@ -1,4 +1,4 @@
-"""companion.augment: exact cases against torch's own ops, statistics of the random transforms,
+"""companion.regularization.augment: exact cases against torch's own ops, statistics of the random transforms,
 reproducibility from a seed, argument errors, and CPU/CUDA agreement. Float64 unless stated."""
 
 import math
@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from companion import augment as A
-from companion.data import Split
-from companion.train import fit
+from companion.regularization import augment as A
+from companion.core.data import Split
+from companion.core.train import fit
 
 EXACT_TOL = 1e-12  # float64; flips, shifts and masks are bit-exact (0.0)
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -314,7 +314,7 @@ def test_augmentation_pipeline_equals_the_ops_in_order():
 
 
 def test_augmentation_in_fit():
-    """The pipeline plugs into companion.train.fit's transform hook (images in, soft labels out)."""
+    """The pipeline plugs into companion.core.train.fit's transform hook (images in, soft labels out)."""
     x, y = images(64, 1, 8, 8), torch.arange(64) % 10
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10)).double()

@@ -1,11 +1,11 @@
-"""companion.benchmark: the harness that races optimizers on 2-D functions and on the digits MLP."""
+"""companion.experiments.optimizer_race: the harness that races optimizers on 2-D functions and on the digits MLP."""
 
 import math
 
 import pytest
 import torch
 
-from companion.benchmark import (
+from companion.experiments.optimizer_race import (
     Run,
     best_lr,
     gap,
@@ -17,11 +17,11 @@ from companion.benchmark import (
     summarize,
     train_each,
 )
-from companion.data import load_digits
-from companion.functions import beale, optimize_2d, quadratic, rosenbrock, saddle
-from companion.models import mlp
+from companion.core.data import load_digits
+from companion.core.functions import beale, optimize_2d, quadratic, rosenbrock, saddle
+from companion.core.models import mlp
 from companion.optim import SGD
-from companion.train import History, evaluate
+from companion.core.train import History, evaluate
 
 FUNCTIONS = [quadratic(), rosenbrock(), beale(), saddle()]
 

@@ -1,4 +1,4 @@
-"""companion.compare: the testbed runner behind the regularization part's closing table, driven by a
+"""companion.experiments.regularizer_race: the testbed runner behind the regularization part's closing table, driven by a
 table of methods, with a few epochs each."""
 
 import functools
@@ -7,11 +7,12 @@ import pytest
 import torch
 from torch import nn
 
-from companion.compare import Method, Result, compare, format_table, on_images, plot_results, run_method
-from companion.nn import DropConnectLinear, Dropout
-from companion.parity import max_abs_diff
-from companion import testbed  # a module: its testbed_* functions are not tests
-from companion.train import evaluate
+from companion.experiments.regularizer_race import Method, Result, compare, format_table, on_images, plot_results, run_method
+from companion.nn import Dropout
+from companion.regularization import DropConnectLinear
+from companion.testing.parity import max_abs_diff
+from companion.experiments import testbed  # a module: its testbed_* functions are not tests
+from companion.core.train import evaluate
 
 EPOCHS = 3
 EXACT = 0.0  # the same computation run twice: bit-identical

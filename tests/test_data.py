@@ -1,9 +1,9 @@
-"""companion.data: fixed splits, shapes, ranges, reproducibility of the synthetic sets and batches."""
+"""companion.core.data: fixed splits, shapes, ranges, reproducibility of the synthetic sets and batches."""
 
 import pytest
 import torch
 
-from companion.data import Split, batches, load_digits, make_classification, make_regression
+from companion.core.data import Split, batches, load_digits, make_classification, make_regression
 
 
 def test_digits_splits_are_fixed_and_disjoint():

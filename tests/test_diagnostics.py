@@ -1,4 +1,4 @@
-"""companion.diagnostics: per-layer signal statistics, dead units and unit spread, checked against
+"""companion.core.diagnostics: per-layer signal statistics, dead units and unit spread, checked against
 quantities computed by hand on small float64 networks."""
 
 import pytest
@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from companion import init
-from companion.diagnostics import dead_fraction, init_linear_, linear_layers, signal_statistics, unit_spread
+from companion.core.diagnostics import dead_fraction, init_linear_, linear_layers, signal_statistics, unit_spread
 
 TOL = 1e-12  # float64, the same computation done by hand
 

@@ -1,4 +1,4 @@
-"""companion.nn.DropConnectLinear against torch.nn.Linear (and torch's dropout), driven by tables of
+"""companion.regularization.DropConnectLinear against torch.nn.Linear (and torch's dropout), driven by tables of
 constructor arguments and input shapes, in float64."""
 
 import inspect
@@ -9,14 +9,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from companion.nn.dropconnect import (
+from companion.regularization.dropconnect import (
     DropConnectLinear,
     dropconnect_linear,
     gaussian_relu_mean,
     moment_matching_forward,
     sample_mask,
 )
-from companion.parity import compare_modules, max_abs_diff
+from companion.testing.parity import compare_modules, max_abs_diff
 
 DTYPE = torch.float64
 EXACT_TOL = 1e-12  # float64 rounding: same math, possibly another summation order

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from companion.nn.dropout import Dropout, DropoutScaledAtTest, dropout, dropout_scaled_at_test, keep_mask
-from companion.parity import compare_modules
+from companion.testing.parity import compare_modules
 
 OURS, THEIRS = Dropout, nn.Dropout
 EXACT = 0.0

@@ -1,5 +1,5 @@
-"""companion.early_stopping: scripted metric sequences (when it stops, which weights it restores),
-use from companion.train.fit, argument errors, and CUDA."""
+"""companion.regularization.early_stopping: scripted metric sequences (when it stops, which weights it restores),
+use from companion.core.train.fit, argument errors, and CUDA."""
 
 import math
 
@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from companion.data import make_classification
-from companion.early_stopping import EarlyStopping
-from companion.train import History, fit
+from companion.core.data import make_classification
+from companion.regularization.early_stopping import EarlyStopping
+from companion.core.train import History, fit
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 TOL = 0.0  # restored weights must be bit-identical copies

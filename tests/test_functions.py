@@ -1,9 +1,9 @@
-"""companion.functions: values, minima, and the optimize_2d helper against a hand-written loop."""
+"""companion.core.functions: values, minima, and the optimize_2d helper against a hand-written loop."""
 
 import pytest
 import torch
 
-from companion.functions import beale, optimize_2d, quadratic, rosenbrock, saddle
+from companion.core.functions import beale, optimize_2d, quadratic, rosenbrock, saddle
 from companion.optim import SGD
 
 FUNCTIONS = [quadratic(), quadratic(10.0), rosenbrock(), beale(), saddle()]

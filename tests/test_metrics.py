@@ -1,11 +1,11 @@
-"""companion.metrics: the first step reaching a target, and the steps-to-accuracy training loop."""
+"""companion.experiments.steps_to_target: the first step reaching a target, and the steps-to-accuracy training loop."""
 
 import pytest
 import torch
 from torch import nn
 
-from companion.data import make_classification
-from companion.metrics import first_reaching, steps_to_accuracy
+from companion.core.data import make_classification
+from companion.experiments.steps_to_target import first_reaching, steps_to_accuracy
 from companion.optim import SGD
 
 

@@ -1,9 +1,9 @@
-"""companion.moments: recording an optimizer on a prescribed gradient sequence."""
+"""companion.experiments.gradient_sequences: recording an optimizer on a prescribed gradient sequence."""
 
 import pytest
 import torch
 
-from companion.moments import bias_factor, run_on_gradients
+from companion.experiments.gradient_sequences import bias_factor, run_on_gradients
 from companion.optim import SGD, Adam
 
 TOL = 1e-12

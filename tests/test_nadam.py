@@ -6,9 +6,9 @@ import itertools
 import pytest
 import torch
 
-import optim_contract as contract
+from companion.testing import optim_contract as contract
 from companion.optim.nadam import NAdam, momentum_schedule
-from companion.parity import max_abs_diff
+from companion.testing.parity import max_abs_diff
 
 OURS, THEIRS = NAdam, torch.optim.NAdam
 

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from companion.nn import normalization as ours_nn
-from companion.parity import compare_modules, max_abs_diff
+from companion.testing.parity import compare_modules, max_abs_diff
 from conftest import CUDA
 
 TOL = 1e-12  # float64: outputs, gradients and running buffers agree with torch to this tolerance, relative to

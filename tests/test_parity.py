@@ -1,10 +1,10 @@
-"""companion.parity: the comparison helpers detect differences and report zero for identical runs."""
+"""companion.testing.parity: the comparison helpers detect differences and report zero for identical runs."""
 
 import pytest
 import torch
 from torch import nn
 
-from companion.parity import compare_modules, compare_optimizers, max_abs_diff, replay_gradients
+from companion.testing.parity import compare_modules, compare_optimizers, max_abs_diff, replay_gradients
 
 
 def test_max_abs_diff():

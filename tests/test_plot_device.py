@@ -1,4 +1,4 @@
-"""companion.plot returns the axes it draws on; companion.device picks and seeds devices."""
+"""companion.core.plot returns the axes it draws on; companion.core.device picks and seeds devices."""
 
 import os
 
@@ -6,9 +6,9 @@ import matplotlib.pyplot as plt
 import torch
 
 import companion
-from companion import plot
-from companion.functions import optimize_2d, rosenbrock
-from companion.train import History
+from companion.core import plot
+from companion.core.functions import optimize_2d, rosenbrock
+from companion.core.train import History
 
 
 def test_plot_helpers_draw():

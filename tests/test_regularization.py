@@ -1,4 +1,4 @@
-"""companion.regularization: the penalties against hand-computed values and torch's weight decay, the
+"""companion.regularization.penalties: the penalties against hand-computed values and torch's weight decay, the
 soft-threshold against torch's softshrink, and proximal gradient descent against scikit-learn's lasso.
 
 Tolerances: penalty values 1e-12 (relative), penalty gradients 1e-15, trajectories (penalty + SGD vs
@@ -215,7 +215,7 @@ def test_soft_threshold_tensor_threshold_broadcasts():
 
 
 def _lasso_problem(n=80, d=20, informative=5, seed=0):
-    from companion.data import make_regression
+    from companion.core.data import make_regression
 
     data, w_true = make_regression(n=n, d=d, noise=0.1, n_informative=informative, seed=seed, dtype=torch.float64)
     return data.X, data.y, w_true

@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-import optim_contract as contract
+from companion.testing import optim_contract as contract
 from companion.optim.rmsprop import RMSprop
-from companion.parity import max_abs_diff
+from companion.testing.parity import max_abs_diff
 
 OURS, THEIRS = RMSprop, torch.optim.RMSprop
 

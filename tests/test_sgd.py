@@ -5,7 +5,7 @@ import itertools
 import pytest
 import torch
 
-import optim_contract as contract
+from companion.testing import optim_contract as contract
 from companion.optim import SGD
 
 OURS, THEIRS = SGD, torch.optim.SGD

@@ -1,9 +1,9 @@
-"""companion.sparse_data: the synthetic rare-features regression problem, checked against its definition."""
+"""companion.experiments.sparse_features: the synthetic rare-features regression problem, checked against its definition."""
 
 import pytest
 import torch
 
-from companion.sparse_data import make_sparse_features
+from companion.experiments.sparse_features import make_sparse_features
 
 
 @pytest.mark.parametrize("n, d, max_freq, min_freq", [(4000, 20, 0.5, 0.05), (2000, 50, 0.3, 0.02)], ids=str)

@@ -1,13 +1,13 @@
-"""companion.train: fit records what it claims, penalty/transform/callbacks/scheduler hooks work."""
+"""companion.core.train: fit records what it claims, penalty/transform/callbacks/scheduler hooks work."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from companion.data import Split, make_classification
-from companion.models import count_parameters, mlp
-from companion.train import accuracy, evaluate, fit
+from companion.core.data import Split, make_classification
+from companion.core.models import count_parameters, mlp
+from companion.core.train import accuracy, evaluate, fit
 
 
 @pytest.fixture

@@ -3,4 +3,4 @@ parameter and buffer names, and errors."""
 from companion.nn.normalization import BatchNorm1d, BatchNorm2d, LayerNorm, InstanceNorm1d, InstanceNorm2d, GroupNorm
 from companion.nn.activations import Sigmoid, Tanh, ReLU, LeakyReLU, PReLU, ELU, GELU, SiLU, Softmax, LogSoftmax, Maxout
 from companion.nn.dropout import Dropout
-from companion.nn.dropconnect import DropConnectLinear
+

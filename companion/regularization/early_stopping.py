@@ -1,7 +1,7 @@
 """Early stopping: stop training when a monitored validation metric stops improving, and keep the
 weights of the best epoch.
 
-:class:`EarlyStopping` is a callback for :func:`companion.train.fit` (its ``on_epoch_end`` returns
+:class:`EarlyStopping` is a callback for :func:`companion.core.train.fit` (its ``on_epoch_end`` returns
 True to stop), and its :meth:`EarlyStopping.step` can also be fed numbers directly.
 """
 
@@ -12,7 +12,7 @@ from dataclasses import fields
 import torch
 from torch import nn
 
-from companion.train import History
+from companion.core.train import History
 
 MONITORS = tuple(f.name for f in fields(History) if f.name not in ("seconds", "steps"))
 """The History series that can be monitored: train_loss, train_acc, val_loss, val_acc."""
@@ -104,7 +104,7 @@ class EarlyStopping:
             model.load_state_dict(self.best_state)
 
     def on_epoch_end(self, epoch: int, history: History, model: nn.Module) -> bool:
-        """The :func:`companion.train.fit` callback: monitor the last value of ``history.<monitor>``."""
+        """The :func:`companion.core.train.fit` callback: monitor the last value of ``history.<monitor>``."""
         values = getattr(history, self.monitor)
         if not values:
             raise ValueError(f"history.{self.monitor} is empty: pass validation data to fit to monitor it")

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from companion.parity import compare_optimizers, max_abs_diff, replay_gradients, state_diff
+from companion.testing.parity import compare_optimizers, max_abs_diff, replay_gradients, state_diff
 
 CLOSED_LOOP_TOL = 1e-10
 REPLAY_TOL = 1e-12

@@ -9,10 +9,10 @@ results can be compared in one table.
 import torch
 from torch import nn
 
-from companion.data import Digits, load_digits
-from companion.device import seed_everything
-from companion.models import mlp
-from companion.train import History, fit
+from companion.core.data import Digits, load_digits
+from companion.core.device import seed_everything
+from companion.core.models import mlp
+from companion.core.train import History, fit
 
 N_TRAIN = 200
 HIDDEN = (256, 256)
@@ -44,7 +44,7 @@ def train_testbed(
 ) -> History:
     """Train ``model`` on the testbed's training split with the shared budget (60 epochs of batches of
     32, SGD with lr 0.05 and momentum 0.9 unless ``optimizer`` is given); validation is recorded.
-    ``fit_kwargs`` go to :func:`companion.train.fit` (``penalty=``, ``transform=``, ``callbacks=``...)."""
+    ``fit_kwargs`` go to :func:`companion.core.train.fit` (``penalty=``, ``transform=``, ``callbacks=``...)."""
     from companion.optim import SGD
 
     if optimizer is None:

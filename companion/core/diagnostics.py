@@ -1,7 +1,7 @@
 """Looking inside a network: how the signal's variance and the gradient change from layer to layer,
 which hidden units are dead, and whether units are still copies of each other.
 
-Everything works on models built from ``torch.nn.Linear`` layers (``companion.models.mlp`` and plain
+Everything works on models built from ``torch.nn.Linear`` layers (``companion.core.models.mlp`` and plain
 ``nn.Sequential`` stacks): layer ℓ's *activation* h_ℓ is the input of the (ℓ+1)-th linear layer.
 """
 

@@ -12,10 +12,10 @@ from typing import Callable, Mapping, Sequence
 import torch
 from torch import nn
 
-from companion.data import Digits
-from companion.device import seed_everything
-from companion.functions import Function2D, optimize_2d
-from companion.train import History, evaluate, fit
+from companion.core.data import Digits
+from companion.core.device import seed_everything
+from companion.core.functions import Function2D, optimize_2d
+from companion.core.train import History, evaluate, fit
 
 OptimizerSpec = tuple[Callable[..., torch.optim.Optimizer], dict]
 """An optimizer class and the keyword arguments it is built with (the parameters come first)."""

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from companion.data import Split, batches
+from companion.core.data import Split, batches
 
 
 @dataclass

@@ -7,7 +7,7 @@ one seeded ``torch.Generator`` gives the same augmented batch on the CPU and on 
 strength (``p=0``, ``degrees=0``, ``std=0``, ``size=0``...) every transform returns its input unchanged.
 
 :class:`Augmentation` chains transforms (and optionally mixup) into the ``transform(X, y)`` hook of
-:func:`companion.train.fit`.
+:func:`companion.core.train.fit`.
 """
 
 import math
@@ -265,7 +265,7 @@ def mixup(
 
 
 class Augmentation:
-    """A ``transform(X, y) -> (X, y)`` for :func:`companion.train.fit`: the image transforms
+    """A ``transform(X, y) -> (X, y)`` for :func:`companion.core.train.fit`: the image transforms
     ``ops`` in order (each called as ``op(x, generator=generator)``), then mixup if ``mixup_alpha`` > 0.
 
     Example: ``Augmentation([partial(random_crop, padding=1), partial(cutout, size=3)],

@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from companion.data import Split
+from companion.core.data import Split
 
 
 def make_sparse_features(

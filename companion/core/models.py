@@ -17,7 +17,7 @@ def mlp(
     """A multilayer perceptron: [linear → (norm) → activation → (dropout)] per hidden layer, then linear.
 
     Every piece is a factory, so a chapter can swap in its own layer: ``norm=companion.nn.BatchNorm1d``,
-    ``dropout=lambda: companion.nn.Dropout(0.5)``, ``linear=companion.nn.DropConnectLinear``, ...
+    ``dropout=lambda: companion.nn.Dropout(0.5)``, ``linear=companion.regularization.DropConnectLinear``, ...
     """
     layers: list[nn.Module] = []
     width = in_features

@@ -6,8 +6,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from companion.functions import Function2D
-from companion.train import History
+from companion.core.functions import Function2D
+from companion.core.train import History
 
 STYLE = {
     "figure.figsize": (6.4, 4.0),

@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from companion.data import Split, batches
-from companion.train import evaluate
+from companion.core.data import Split, batches
+from companion.core.train import evaluate
 
 
 def first_reaching(steps: Sequence[int], values: Sequence[float], target: float) -> int | None:

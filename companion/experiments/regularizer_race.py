@@ -1,8 +1,8 @@
 """Run several regularization methods on the overfitting testbed under one budget and tabulate them.
 
 A :class:`Method` says how to build the testbed model (``model_kwargs`` for
-:func:`companion.testbed.testbed_model`: ``dropout=``, ``linear=``...) and how to train it
-(``fit_kwargs(model)`` returns fresh keyword arguments for :func:`companion.testbed.train_testbed`:
+:func:`companion.experiments.testbed.testbed_model`: ``dropout=``, ``linear=``...) and how to train it
+(``fit_kwargs(model)`` returns fresh keyword arguments for :func:`companion.experiments.testbed.train_testbed`:
 ``penalty=``, ``transform=``, ``callbacks=``, ``optimizer=``...). :func:`compare` runs each one from the
 same seed (same initial weights and batch order) and measures the final model in eval mode.
 """
@@ -13,9 +13,9 @@ from typing import Callable, Mapping
 
 from torch import nn
 
-from companion.data import Digits
-from companion.testbed import EPOCHS, testbed_model, train_testbed
-from companion.train import evaluate
+from companion.core.data import Digits
+from companion.experiments.testbed import EPOCHS, testbed_model, train_testbed
+from companion.core.train import evaluate
 
 
 def _no_fit_kwargs(model: nn.Module) -> dict:
@@ -53,7 +53,7 @@ class Result:
 
 
 def on_images(transform: Callable, shape: tuple[int, ...] = (1, 8, 8)) -> Callable:
-    """Adapt an image ``transform(X, y) -> (X, y)`` (such as :class:`companion.augment.Augmentation`) to
+    """Adapt an image ``transform(X, y) -> (X, y)`` (such as :class:`companion.regularization.augment.Augmentation`) to
     the testbed's flat inputs: each batch is reshaped to (N, *shape), transformed, and flattened back."""
 
     def flat_transform(X, y):
