@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from companion.nn import activation_layers as L
 from companion.nn import activations as A
 from companion.testing.parity import compare_modules
 
@@ -57,7 +58,7 @@ class OnACopy(nn.Module):
 
 
 def _pair(name, kwargs, dtype=torch.float64, device="cpu"):
-    ours, theirs = getattr(A, name)(**kwargs), getattr(nn, name)(**kwargs)
+    ours, theirs = getattr(L, name)(**kwargs), getattr(nn, name)(**kwargs)
     if kwargs.get("inplace"):
         ours, theirs = OnACopy(ours), OnACopy(theirs)
     return ours.to(device=device, dtype=dtype), theirs.to(device=device, dtype=dtype)
@@ -105,8 +106,8 @@ def test_kink_conventions_explicitly():
     """The derivative at exactly 0, written out."""
     x = torch.zeros(1, dtype=torch.float64, requires_grad=True)
     expected = {"ReLU": 0.0, "LeakyReLU": 0.2, "ELU": 0.7, "PReLU": 0.3, "GELU": 0.5, "SiLU": 0.5}
-    modules = {"ReLU": A.ReLU(), "LeakyReLU": A.LeakyReLU(0.2), "ELU": A.ELU(0.7),
-               "PReLU": A.PReLU(init=0.3, dtype=torch.float64), "GELU": A.GELU(), "SiLU": A.SiLU()}
+    modules = {"ReLU": L.ReLU(), "LeakyReLU": L.LeakyReLU(0.2), "ELU": L.ELU(0.7),
+               "PReLU": L.PReLU(init=0.3, dtype=torch.float64), "GELU": L.GELU(), "SiLU": L.SiLU()}
     for name, module in modules.items():
         (g,) = torch.autograd.grad(module(x).sum(), x)
         assert abs(g.item() - expected[name]) < 1e-15, name
@@ -130,15 +131,15 @@ def test_extreme_inputs(case):
 def test_softmax_of_large_logits_is_exact():
     """softmax([1000, 1000, −1000]) = [½, ½, 0] and log-softmax stays finite: the max is subtracted first."""
     x = torch.tensor([1000.0, 1000.0, -1000.0], dtype=torch.float64)
-    assert torch.equal(A.Softmax(dim=0)(x), torch.tensor([0.5, 0.5, 0.0], dtype=torch.float64))
-    log = A.LogSoftmax(dim=0)(x)
+    assert torch.equal(L.Softmax(dim=0)(x), torch.tensor([0.5, 0.5, 0.0], dtype=torch.float64))
+    log = L.LogSoftmax(dim=0)(x)
     assert torch.isfinite(log).all() and abs(log[2].item() - (-2000.0 - math.log(2.0))) < 1e-12
 
 
 def test_sigmoid_of_extremes():
     """σ(±1000) = 1 and 0 exactly, with derivative 0 (not NaN)."""
     x = torch.tensor([-1000.0, 1000.0], dtype=torch.float64, requires_grad=True)
-    y = A.Sigmoid()(x)
+    y = L.Sigmoid()(x)
     (g,) = torch.autograd.grad(y.sum(), x)
     assert y.tolist() == [0.0, 1.0] and g.tolist() == [0.0, 0.0]
 
@@ -163,10 +164,10 @@ FUNCTION_CASES = [
     ("maxout", lambda x: A.MaxoutFunction.apply(x, 2)),
     ("maxout3", lambda x: A.MaxoutFunction.apply(x.reshape(4, 6), 3)),
     # the modules' in-place paths (on a copy: gradcheck's inputs are leaves)
-    ("relu_inplace", lambda x: A.ReLU(inplace=True)(x.clone())),
-    ("leaky_inplace", lambda x: A.LeakyReLU(0.1, inplace=True)(x.clone())),
-    ("elu_inplace", lambda x: A.ELU(inplace=True)(x.clone())),
-    ("silu_inplace", lambda x: A.SiLU(inplace=True)(x.clone())),
+    ("relu_inplace", lambda x: L.ReLU(inplace=True)(x.clone())),
+    ("leaky_inplace", lambda x: L.LeakyReLU(0.1, inplace=True)(x.clone())),
+    ("elu_inplace", lambda x: L.ELU(inplace=True)(x.clone())),
+    ("silu_inplace", lambda x: L.SiLU(inplace=True)(x.clone())),
 ]
 
 
@@ -222,7 +223,7 @@ NAMES = ["Sigmoid", "Tanh", "ReLU", "LeakyReLU", "PReLU", "ELU", "GELU", "SiLU",
 @pytest.mark.parametrize("name", NAMES)
 def test_signature(name):
     """The same constructor parameters (names, kinds, defaults) as torch's class."""
-    ours, theirs = inspect.signature(getattr(A, name).__init__), inspect.signature(getattr(nn, name).__init__)
+    ours, theirs = inspect.signature(getattr(L, name).__init__), inspect.signature(getattr(nn, name).__init__)
     assert [(p.name, p.kind, p.default) for p in ours.parameters.values()] == [
         (p.name, p.kind, p.default) for p in theirs.parameters.values()
     ]
@@ -231,7 +232,7 @@ def test_signature(name):
 @pytest.mark.parametrize("case", MODULE_CASES, ids=_ids)
 def test_repr_and_attributes(case):
     name, kwargs = case
-    ours, theirs = getattr(A, name)(**kwargs), getattr(nn, name)(**kwargs)
+    ours, theirs = getattr(L, name)(**kwargs), getattr(nn, name)(**kwargs)
     assert repr(ours) == repr(theirs)
     for attr in getattr(nn, name).__dict__.get("__constants__", []):
         assert getattr(ours, attr) == getattr(theirs, attr)
@@ -242,7 +243,7 @@ def test_inplace_overwrites_the_input(case):
     """inplace=True returns the input tensor itself holding torch's result, and the gradient through it
     equals torch's (both within 1e-13)."""
     name, kwargs = case
-    ours, theirs = getattr(A, name)(**kwargs), getattr(nn, name)(**kwargs)
+    ours, theirs = getattr(L, name)(**kwargs), getattr(nn, name)(**kwargs)
     base = _input((4, 5), seed=4).requires_grad_()
     results = []
     for module in (ours, theirs):
@@ -261,7 +262,7 @@ def test_inplace_on_a_leaf_is_refused_like_torch(name):
     with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
         getattr(nn, name)(inplace=True)(leaf)
     with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
-        getattr(A, name)(inplace=True)(leaf)
+        getattr(L, name)(inplace=True)(leaf)
 
 
 def test_gelu_rejects_an_unknown_approximation_like_torch():
@@ -269,7 +270,7 @@ def test_gelu_rejects_an_unknown_approximation_like_torch():
     with pytest.raises(RuntimeError) as theirs:
         nn.GELU(approximate="erf")(x)
     with pytest.raises(RuntimeError) as ours:
-        A.GELU(approximate="erf")(x)
+        L.GELU(approximate="erf")(x)
     assert str(ours.value) == str(theirs.value)
 
 
@@ -279,7 +280,7 @@ def test_implicit_dim_warns_and_chooses_like_torch(name, shape):
     """dim=None: the same deprecation warning and the same implicit dimension (within 1e-15)."""
     x = _input(shape, seed=5)
     outputs, messages = [], []
-    for module in (getattr(A, name)(), getattr(nn, name)()):
+    for module in (getattr(L, name)(), getattr(nn, name)()):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             outputs.append(module(x))
@@ -294,7 +295,7 @@ def test_implicit_dim_warns_and_chooses_like_torch(name, shape):
 def test_prelu_parameter_and_state_dict_interchange():
     """Parameter ``weight`` of shape (num_parameters,); state_dicts load both ways, after which the
     two agree within 1e-15."""
-    ours, theirs = A.PReLU(3, init=0.1).double(), nn.PReLU(3, init=0.1).double()
+    ours, theirs = L.PReLU(3, init=0.1).double(), nn.PReLU(3, init=0.1).double()
     assert [n for n, _ in ours.named_parameters()] == ["weight"] and ours.weight.shape == (3,)
     assert ours.state_dict().keys() == theirs.state_dict().keys()
     with torch.no_grad():
@@ -311,7 +312,7 @@ def test_prelu_parameter_and_state_dict_interchange():
 
 def test_prelu_learns_with_an_optimizer():
     """One SGD step moves the slope exactly as torch's PReLU (within 1e-15)."""
-    ours, theirs = A.PReLU(2).double(), nn.PReLU(2).double()
+    ours, theirs = L.PReLU(2).double(), nn.PReLU(2).double()
     x = _input((8, 2), seed=7)
     for module in (ours, theirs):
         opt = torch.optim.SGD(module.parameters(), lr=0.1)
@@ -321,7 +322,7 @@ def test_prelu_learns_with_an_optimizer():
 
 
 def test_prelu_factory_kwargs_and_reset():
-    m = A.PReLU(4, init=0.3, dtype=torch.float64, device="cpu")
+    m = L.PReLU(4, init=0.3, dtype=torch.float64, device="cpu")
     assert m.weight.dtype == torch.float64 and torch.equal(m.weight, torch.full((4,), 0.3, dtype=torch.float64))
     with torch.no_grad():
         m.weight.zero_()
@@ -335,7 +336,7 @@ def test_prelu_channel_mismatch_is_refused_like_torch(shape):
     with pytest.raises(RuntimeError) as theirs:
         nn.PReLU(3)(x)
     with pytest.raises(RuntimeError) as ours:
-        A.PReLU(3)(x)
+        L.PReLU(3)(x)
     assert str(ours.value) == str(theirs.value)
 
 
@@ -345,7 +346,7 @@ def test_prelu_channel_mismatch_is_refused_like_torch(shape):
 class MaxoutByDefinition(nn.Module):
     """h_u(x) = max_j (W_{uk+j} x + b_{uk+j}), written with torch's own linear and max (autograd's backward)."""
 
-    def __init__(self, maxout: A.Maxout):
+    def __init__(self, maxout: L.Maxout):
         super().__init__()
         self.k = maxout.pieces
         self.weight = nn.Parameter(maxout.weight.detach().clone())
@@ -365,7 +366,7 @@ MAXOUT_CASES = [(5, 3, 2, True), (5, 3, 1, True), (4, 6, 3, True), (7, 2, 4, Fal
 def test_maxout_against_its_definition(in_f, out_f, k, bias, shape):
     """Outputs and gradients (input, weight, bias) within 1e-14 of the max over k explicit linear maps."""
     torch.manual_seed(0)
-    ours = A.Maxout(in_f, out_f, k, bias=bias).double()
+    ours = L.Maxout(in_f, out_f, k, bias=bias).double()
     reference = MaxoutByDefinition(ours)
     x = _input(shape[:-1] + (in_f,), seed=8)
     diff = compare_modules(ours, reference, x)
@@ -375,7 +376,7 @@ def test_maxout_against_its_definition(in_f, out_f, k, bias, shape):
 
 def test_maxout_represents_relu_and_abs():
     """With pieces (x, 0) maxout is ReLU; with (x, −x) it is |x| (exactly)."""
-    m = A.Maxout(1, 2, pieces=2).double()
+    m = L.Maxout(1, 2, pieces=2).double()
     with torch.no_grad():
         m.weight.copy_(torch.tensor([[1.0], [0.0], [1.0], [-1.0]]))
         m.bias.zero_()
@@ -387,7 +388,7 @@ def test_maxout_represents_relu_and_abs():
 def test_maxout_default_init_like_linear():
     """Weights and bias inside ±1/√in_features, like nn.Linear's default (bounds reached within 10 %)."""
     torch.manual_seed(0)
-    m = A.Maxout(100, 50, pieces=3)
+    m = L.Maxout(100, 50, pieces=3)
     bound = 1 / 100**0.5
     assert m.weight.shape == (150, 100) and m.bias.shape == (150,)
     assert m.weight.abs().max() <= bound and m.weight.abs().max() > 0.9 * bound
@@ -398,7 +399,7 @@ def test_maxout_default_init_like_linear():
 @pytest.mark.parametrize("pieces", [0, -1, 1.5, True])
 def test_maxout_rejects_bad_pieces(pieces):
     with pytest.raises(ValueError, match="pieces must be a positive integer"):
-        A.Maxout(3, 2, pieces)
+        L.Maxout(3, 2, pieces)
 
 
 # -- CUDA ----------------------------------------------------------------------------------------------
@@ -416,6 +417,6 @@ def test_cuda(case):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_maxout_cuda():
     torch.manual_seed(0)
-    ours = A.Maxout(5, 3, 2).cuda()
+    ours = L.Maxout(5, 3, 2).cuda()
     diff = compare_modules(ours, MaxoutByDefinition(ours), torch.randn(6, 5, device="cuda"))
     assert max(diff.values()) < 1e-5, diff

@@ -30,45 +30,6 @@ def _cases():
 
 
 CASES = _cases()
-IDS = ["-".join(f"{k}={v}" for k, v in c.items() if k != "lr") for c in CASES]
-
-
-def test_signature():
-    contract.check_signature(OURS, THEIRS)
-
-
-@pytest.mark.parametrize("options", CASES, ids=IDS)
-def test_closed_loop(options):
-    contract.check_closed_loop(OURS, THEIRS, options)
-
-
-@pytest.mark.parametrize("options", CASES, ids=IDS)
-def test_replay(options):
-    contract.check_replay(OURS, THEIRS, options)
-
-
-@pytest.mark.parametrize("options", CASES[::3] + CASES[-4:], ids=str)
-def test_state_dict_round_trip(options):
-    contract.check_state_dict_round_trip(OURS, THEIRS, options)
-
-
-@pytest.mark.parametrize("options", [dict(lr=0.1), dict(lr=0.1, amsgrad=True, weight_decay=0.1)], ids=str)
-def test_missing_grad_is_noop(options):
-    contract.check_missing_grad_is_noop(OURS, options)
-
-
-@pytest.mark.parametrize("options", CASES, ids=IDS)
-def test_loss_falls_or_rises_with_maximize(options):
-    contract.check_loss_falls(OURS, options)
-
-
-def test_lr_scheduler():
-    contract.check_lr_scheduler(OURS, THEIRS, dict(lr=0.01, amsgrad=True))
-
-
-def test_tensor_lr_and_betas():
-    contract.check_closed_loop(OURS, THEIRS, dict(lr=torch.tensor(0.01)))
-    contract.check_closed_loop(OURS, THEIRS, dict(lr=0.01, betas=(torch.tensor(0.8), torch.tensor([0.99]))))
 
 
 @pytest.mark.parametrize("default_dtype", [torch.float32, torch.float64])
@@ -103,37 +64,16 @@ def test_constant_gradient_step_is_lr():
         assert torch.allclose(step, torch.full_like(step, 0.1), rtol=0, atol=1e-12), (t, step)
 
 
-@pytest.mark.parametrize(
-    "bad",
-    [dict(lr=-0.1), dict(eps=-1e-8), dict(betas=(1.0, 0.999)), dict(betas=(-0.1, 0.999)),
-     dict(betas=(0.9, 1.0)), dict(weight_decay=-1.0), dict(betas=(0.9, torch.tensor(0.99))),
-     dict(betas=(0, 0.999)), dict(lr=torch.tensor([0.1, 0.2]))],
-    ids=str,
-)
-def test_invalid(bad):
-    contract.check_invalid(OURS, THEIRS, bad)
-
-
-def test_refuses_implementation_switches():
-    contract.check_refuses_switches(OURS, ["foreach", "capturable", "differentiable", "fused"])
-
-
-def test_closure_returns_loss():
-    p = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
-    opt = OURS([p], lr=0.1)
-
-    def closure():
-        opt.zero_grad()
-        loss = (p**2).sum()
-        loss.backward()
-        return loss
-
-    assert opt.step(closure).item() == pytest.approx(5.0, abs=1e-12)
-    # the first step moves every coordinate by lr against the sign of its gradient
-    assert torch.allclose(p.detach(), torch.tensor([0.9, 1.9], dtype=torch.float64), atol=1e-7)
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda():
-    contract.check_cuda(OURS, THEIRS, dict(lr=0.01, amsgrad=True, weight_decay=0.01))
-    contract.check_cuda(OURS, THEIRS, dict(lr=0.01, weight_decay=0.01, decoupled_weight_decay=True))
+class TestAdam(contract.OptimizerContract):
+    """The shared contract, filled with Adam's tables."""
+    ours, theirs = OURS, THEIRS
+    cases = CASES
+    round_trip = CASES[::3] + CASES[-4:]
+    missing_grad = [dict(lr=0.1), dict(lr=0.1, amsgrad=True, weight_decay=0.1)]
+    invalid = [dict(lr=-0.1), dict(eps=-1e-8), dict(betas=(1.0, 0.999)), dict(betas=(-0.1, 0.999)),
+        dict(betas=(0.9, 1.0)), dict(weight_decay=-1.0), dict(betas=(0.9, torch.tensor(0.99))),
+        dict(betas=(0, 0.999)), dict(lr=torch.tensor([0.1, 0.2]))]
+    switches = ["foreach", "capturable", "differentiable", "fused"]
+    scheduled = [dict(lr=0.01, amsgrad=True)]
+    tensor_lr = [dict(lr=torch.tensor(0.01)), dict(lr=0.01, betas=(torch.tensor(0.8), torch.tensor([0.99])))]
+    cuda = [dict(lr=0.01, amsgrad=True, weight_decay=0.01), dict(lr=0.01, weight_decay=0.01, decoupled_weight_decay=True)]

@@ -33,29 +33,9 @@ def _cases():
 
 
 CASES = _cases()
-IDS = ["-".join(f"{k}={v}" for k, v in c.items() if k != "lr") for c in CASES]
-
-
-def test_signature():
-    contract.check_signature(OURS, THEIRS)
-
-
-@pytest.mark.parametrize("options", CASES, ids=IDS)
-def test_closed_loop(options):
-    contract.check_closed_loop(OURS, THEIRS, options)
-
-
-@pytest.mark.parametrize("options", CASES, ids=IDS)
-def test_replay(options):
-    contract.check_replay(OURS, THEIRS, options)
 
 
 ROUND_TRIP = [c for c in CASES[::4] + CASES[-5:] if c.get("momentum_decay") != 1e4]
-
-
-@pytest.mark.parametrize("options", ROUND_TRIP, ids=str)
-def test_state_dict_round_trip(options):
-    contract.check_state_dict_round_trip(OURS, THEIRS, options)
 
 
 def test_loading_casts_mu_product_like_torch():
@@ -77,24 +57,6 @@ def test_loading_casts_mu_product_like_torch():
         contract._train(m, o, X, y, 10)
         resumed.append(m)
     assert max_abs_diff(resumed[0].parameters(), resumed[1].parameters()) < 1e-12
-
-
-@pytest.mark.parametrize("options", [dict(lr=0.1), dict(lr=0.1, weight_decay=0.1)], ids=str)
-def test_missing_grad_is_noop(options):
-    contract.check_missing_grad_is_noop(OURS, options)
-
-
-@pytest.mark.parametrize("options", CASES, ids=IDS)
-def test_loss_falls_or_rises_with_maximize(options):
-    contract.check_loss_falls(OURS, options)
-
-
-def test_lr_scheduler():
-    contract.check_lr_scheduler(OURS, THEIRS, dict(lr=0.01, weight_decay=0.01))
-
-
-def test_tensor_lr():
-    contract.check_closed_loop(OURS, THEIRS, dict(lr=torch.tensor(0.01), weight_decay=0.1, decoupled_weight_decay=True))
 
 
 @pytest.mark.parametrize("default_dtype", [torch.float32, torch.float64])
@@ -129,21 +91,19 @@ def test_momentum_schedule(t, beta1, psi, expected):
     assert momentum_schedule(t, beta1, psi) == pytest.approx(expected, abs=1e-12)
 
 
-@pytest.mark.parametrize(
-    "bad",
-    [dict(lr=-0.1), dict(eps=-1e-8), dict(betas=(1.0, 0.999)), dict(betas=(-0.1, 0.999)),
-     dict(betas=(0.9, 1.0)), dict(weight_decay=-1.0), dict(momentum_decay=-1e-3),
-     dict(lr=torch.tensor([0.1, 0.2]))],
-    ids=str,
-)
-def test_invalid(bad):
-    contract.check_invalid(OURS, THEIRS, bad)
-
-
-def test_refuses_implementation_switches():
-    contract.check_refuses_switches(OURS, ["foreach", "capturable", "differentiable"])
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda():
-    contract.check_cuda(OURS, THEIRS, dict(lr=0.01, weight_decay=0.01, decoupled_weight_decay=True))
+class TestNAdam(contract.OptimizerContract):
+    """The shared contract, filled with NAdam's tables."""
+    ours, theirs = OURS, THEIRS
+    cases = CASES
+    round_trip = ROUND_TRIP
+    # torch's load_state_dict casts the float32 Π to float64 (in ours as in torch's), so the resumed run
+    # multiplies a Π that differs by up to 2⁻²⁴ relative: ~1e-12 in the parameters after 10 steps
+    round_trip_ulps = 2**20
+    missing_grad = [dict(lr=0.1), dict(lr=0.1, weight_decay=0.1)]
+    invalid = [dict(lr=-0.1), dict(eps=-1e-8), dict(betas=(1.0, 0.999)), dict(betas=(-0.1, 0.999)),
+        dict(betas=(0.9, 1.0)), dict(weight_decay=-1.0), dict(momentum_decay=-1e-3),
+        dict(lr=torch.tensor([0.1, 0.2]))]
+    switches = ["foreach", "capturable", "differentiable"]
+    scheduled = [dict(lr=0.01, weight_decay=0.01)]
+    tensor_lr = [dict(lr=torch.tensor(0.01), weight_decay=0.1, decoupled_weight_decay=True)]
+    cuda = [dict(lr=0.01, weight_decay=0.01, decoupled_weight_decay=True)]

@@ -26,44 +26,6 @@ def _cases():
 
 
 CASES = _cases()
-IDS = ["-".join(f"{k}={v}" for k, v in c.items() if k != "lr") for c in CASES]
-
-
-def test_signature():
-    contract.check_signature(OURS, THEIRS)
-
-
-@pytest.mark.parametrize("options", CASES, ids=IDS)
-def test_closed_loop(options):
-    contract.check_closed_loop(OURS, THEIRS, options)
-
-
-@pytest.mark.parametrize("options", CASES, ids=IDS)
-def test_replay(options):
-    contract.check_replay(OURS, THEIRS, options)
-
-
-@pytest.mark.parametrize("options", CASES[::3] + CASES[-1:], ids=str)
-def test_state_dict_round_trip(options):
-    contract.check_state_dict_round_trip(OURS, THEIRS, options)
-
-
-@pytest.mark.parametrize("options", [dict(), dict(momentum=0.9, centered=True, weight_decay=0.1)], ids=str)
-def test_missing_grad_is_noop(options):
-    contract.check_missing_grad_is_noop(OURS, options)
-
-
-@pytest.mark.parametrize("options", CASES, ids=IDS)
-def test_loss_falls_or_rises_with_maximize(options):
-    contract.check_loss_falls(OURS, options)
-
-
-def test_lr_scheduler():
-    contract.check_lr_scheduler(OURS, THEIRS, dict(lr=0.01, momentum=0.9, centered=True))
-
-
-def test_tensor_lr():
-    contract.check_closed_loop(OURS, THEIRS, dict(lr=torch.tensor(0.01), momentum=0.9))
 
 
 @pytest.mark.parametrize(
@@ -104,37 +66,15 @@ def test_sparse_gradients_are_refused_like_torch():
             opt.step()
 
 
-@pytest.mark.parametrize(
-    "bad",
-    [dict(lr=-0.1), dict(eps=-1e-8), dict(momentum=-0.5), dict(weight_decay=-1.0), dict(alpha=-0.1),
-     dict(lr=torch.tensor([0.1, 0.2]))],
-    ids=str,
-)
-def test_invalid(bad):
-    contract.check_invalid(OURS, THEIRS, bad)
-
-
-def test_refuses_implementation_switches():
-    contract.check_refuses_switches(OURS, ["capturable", "foreach", "differentiable"])
-
-
-def test_closure_returns_loss():
-    """One step from p = (1, 2) on f = |p|² (g = 2p, alpha = 0.99): θ ← θ − lr · g / (√(0.01 g²) + eps)."""
-    p = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
-    opt = OURS([p], lr=0.01)
-
-    def closure():
-        opt.zero_grad()
-        loss = (p**2).sum()
-        loss.backward()
-        return loss
-
-    assert opt.step(closure).item() == pytest.approx(5.0, abs=1e-12)
-    g = torch.tensor([2.0, 4.0], dtype=torch.float64)
-    expected = torch.tensor([1.0, 2.0], dtype=torch.float64) - 0.01 * g / ((0.01 * g**2).sqrt() + 1e-8)
-    assert max_abs_diff(p, expected) < 1e-15
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda():
-    contract.check_cuda(OURS, THEIRS, dict(lr=0.01, momentum=0.9, centered=True, weight_decay=0.01))
+class TestRMSprop(contract.OptimizerContract):
+    """The shared contract, filled with RMSprop's tables."""
+    ours, theirs = OURS, THEIRS
+    cases = CASES
+    round_trip = CASES[::3] + CASES[-1:]
+    missing_grad = [dict(), dict(momentum=0.9, centered=True, weight_decay=0.1)]
+    invalid = [dict(lr=-0.1), dict(eps=-1e-8), dict(momentum=-0.5), dict(weight_decay=-1.0), dict(alpha=-0.1),
+        dict(lr=torch.tensor([0.1, 0.2]))]
+    switches = ["capturable", "foreach", "differentiable"]
+    scheduled = [dict(lr=0.01, momentum=0.9, centered=True)]
+    tensor_lr = [dict(lr=torch.tensor(0.01), momentum=0.9)]
+    cuda = [dict(lr=0.01, momentum=0.9, centered=True, weight_decay=0.01)]

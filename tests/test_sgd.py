@@ -25,58 +25,6 @@ def _cases():
 
 
 CASES = _cases()
-IDS = ["-".join(f"{k}={v}" for k, v in c.items() if k != "lr") for c in CASES]
-
-
-def test_signature():
-    contract.check_signature(OURS, THEIRS)
-
-
-@pytest.mark.parametrize("options", CASES, ids=IDS)
-def test_closed_loop(options):
-    contract.check_closed_loop(OURS, THEIRS, options)
-
-
-@pytest.mark.parametrize("options", CASES, ids=IDS)
-def test_replay(options):
-    contract.check_replay(OURS, THEIRS, options)
-
-
-@pytest.mark.parametrize("options", [c for c in CASES if c["momentum"]] + [dict(lr=0.1)], ids=str)
-def test_state_dict_round_trip(options):
-    contract.check_state_dict_round_trip(OURS, THEIRS, options)
-
-
-@pytest.mark.parametrize("options", [dict(lr=0.1), dict(lr=0.1, momentum=0.9, weight_decay=0.1)], ids=str)
-def test_missing_grad_is_noop(options):
-    contract.check_missing_grad_is_noop(OURS, options)
-
-
-@pytest.mark.parametrize("options", CASES, ids=IDS)
-def test_loss_falls_or_rises_with_maximize(options):
-    contract.check_loss_falls(OURS, options)
-
-
-def test_lr_scheduler():
-    contract.check_lr_scheduler(OURS, THEIRS, dict(lr=0.1, momentum=0.9))
-
-
-def test_tensor_lr():
-    contract.check_closed_loop(OURS, THEIRS, dict(lr=torch.tensor(0.05), momentum=0.9))
-
-
-@pytest.mark.parametrize(
-    "bad",
-    [dict(lr=-0.1), dict(momentum=-0.5), dict(weight_decay=-1.0), dict(nesterov=True),
-     dict(momentum=0.9, dampening=0.1, nesterov=True), dict(lr=torch.tensor([0.1, 0.2]))],
-    ids=str,
-)
-def test_invalid(bad):
-    contract.check_invalid(OURS, THEIRS, bad)
-
-
-def test_refuses_implementation_switches():
-    contract.check_refuses_switches(OURS, ["foreach", "differentiable", "fused"])
 
 
 def test_no_state_without_momentum():
@@ -88,20 +36,15 @@ def test_no_state_without_momentum():
     assert opt.state_dict()["state"] == {}
 
 
-def test_closure_returns_loss():
-    p = torch.tensor([1.0, 2.0], requires_grad=True)
-    opt = OURS([p], lr=0.1)
-
-    def closure():
-        opt.zero_grad()
-        loss = (p**2).sum()
-        loss.backward()
-        return loss
-
-    assert opt.step(closure).item() == pytest.approx(5.0)
-    assert torch.allclose(p.detach(), torch.tensor([0.8, 1.6]))
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda():
-    contract.check_cuda(OURS, THEIRS, dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01))
+class TestSGD(contract.OptimizerContract):
+    """The shared contract, filled with SGD's tables."""
+    ours, theirs = OURS, THEIRS
+    cases = CASES
+    round_trip = [c for c in CASES if c["momentum"]] + [dict(lr=0.1)]
+    missing_grad = [dict(lr=0.1), dict(lr=0.1, momentum=0.9, weight_decay=0.1)]
+    invalid = [dict(lr=-0.1), dict(momentum=-0.5), dict(weight_decay=-1.0), dict(nesterov=True),
+        dict(momentum=0.9, dampening=0.1, nesterov=True), dict(lr=torch.tensor([0.1, 0.2]))]
+    switches = ["foreach", "differentiable", "fused"]
+    scheduled = [dict(lr=0.1, momentum=0.9)]
+    tensor_lr = [dict(lr=torch.tensor(0.05), momentum=0.9)]
+    cuda = [dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01)]

@@ -1,6 +1,6 @@
 """From-scratch layers with the contract of ``torch.nn``: same names, arguments, defaults,
 parameter and buffer names, and errors."""
-from companion.nn.normalization import BatchNorm1d, BatchNorm2d, LayerNorm, InstanceNorm1d, InstanceNorm2d, GroupNorm
-from companion.nn.activations import Sigmoid, Tanh, ReLU, LeakyReLU, PReLU, ELU, GELU, SiLU, Softmax, LogSoftmax, Maxout
+from companion.nn.norm_layers import BatchNorm1d, BatchNorm2d, LayerNorm, InstanceNorm1d, InstanceNorm2d, GroupNorm
+from companion.nn.activation_layers import Sigmoid, Tanh, ReLU, LeakyReLU, PReLU, ELU, GELU, SiLU, Softmax, LogSoftmax, Maxout
 from companion.nn.dropout import Dropout
 

@@ -3,7 +3,7 @@
 import torch
 from torch import Tensor
 
-from companion.optim._common import check_lr, refuse_implementation_switches, scalar, step_counter
+from companion.optim._base import PerTensorOptimizer, check, check_lr, init_state, refuse_implementation_switches, scalar
 
 
 def adadelta_step(
@@ -31,6 +31,9 @@ def adadelta_step(
     squared gradients v under ``square_avg`` and that of squared updates u under ``acc_delta``
     (torch's keys), all starting at zero.
     """
+    if not state:
+        # t = 0, v_0 = u_0 = 0   (created at the first gradient, as in torch)
+        init_state(state, param, "square_avg", "acc_delta")
     # t ← t + 1
     state["step"] += 1
     # g_t = ∇f(θ), or −∇f(θ) to maximize f
@@ -53,8 +56,7 @@ def adadelta_step(
     param.add_(delta, alpha=-lr)
 
 
-
-class Adadelta(torch.optim.Optimizer):
+class Adadelta(PerTensorOptimizer):
     """AdaDelta, like ``torch.optim.Adadelta``.
 
     Same arguments, defaults, ValueErrors, parameter-group keys and state keys as torch's class, so
@@ -76,12 +78,9 @@ class Adadelta(torch.optim.Optimizer):
         differentiable: bool = False,
     ) -> None:
         check_lr(lr)
-        if not 0.0 <= rho <= 1.0:
-            raise ValueError(f"Invalid rho value: {rho}")
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
-        if not 0.0 <= weight_decay:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        check(0.0 <= rho <= 1.0, f"Invalid rho value: {rho}")
+        check(0.0 <= eps, f"Invalid epsilon value: {eps}")
+        check(0.0 <= weight_decay, f"Invalid weight_decay value: {weight_decay}")
         refuse_implementation_switches(foreach=foreach, capturable=capturable, differentiable=differentiable)
         defaults = dict(
             lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize,
@@ -89,32 +88,8 @@ class Adadelta(torch.optim.Optimizer):
         )
         super().__init__(params, defaults)
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        """Take one step for every parameter that has a gradient; returns ``closure()``'s loss if given."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue  # no gradient: the parameter and its state are left alone
-                if p.grad.is_sparse:
-                    raise RuntimeError("Adadelta does not support sparse gradients")
-                state = self.state[p]
-                if len(state) == 0:  # created at the first gradient, as in torch
-                    state["step"] = step_counter()
-                    state["square_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["acc_delta"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                adadelta_step(
-                    p,
-                    p.grad,
-                    state,
-                    lr=scalar(group["lr"]),
-                    rho=group["rho"],
-                    eps=group["eps"],
-                    weight_decay=group["weight_decay"],
-                    maximize=group["maximize"],
-                )
-        return loss
+    def update(self, param, grad, state, group):
+        adadelta_step(
+            param, grad, state, lr=scalar(group["lr"]), rho=group["rho"], eps=group["eps"],
+            weight_decay=group["weight_decay"], maximize=group["maximize"],
+        )

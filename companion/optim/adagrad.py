@@ -3,7 +3,7 @@
 import torch
 from torch import Tensor
 
-from companion.optim._common import check_lr, refuse_implementation_switches, scalar, step_counter
+from companion.optim._base import PerTensorOptimizer, check, check_lr, init_state, refuse_implementation_switches, scalar
 
 
 def adagrad_step(
@@ -52,8 +52,7 @@ def adagrad_step(
     param.addcdiv_(g, G.sqrt().add_(eps), value=-eta)
 
 
-
-class Adagrad(torch.optim.Optimizer):
+class Adagrad(PerTensorOptimizer):
     """Adagrad, like ``torch.optim.Adagrad``.
 
     Same arguments, defaults, ValueErrors, parameter-group keys and state keys as torch's class, so
@@ -63,6 +62,8 @@ class Adagrad(torch.optim.Optimizer):
     ``foreach``, ``differentiable`` and ``fused`` are pure implementation switches and must stay off.
     The update itself is :func:`adagrad_step`.
     """
+
+    sparse_gradients = True  # like torch's, Adagrad takes sparse gradients
 
     def __init__(
         self,
@@ -79,14 +80,10 @@ class Adagrad(torch.optim.Optimizer):
         fused: bool | None = None,
     ) -> None:
         check_lr(lr)
-        if not 0.0 <= lr_decay:
-            raise ValueError(f"Invalid lr_decay value: {lr_decay}")
-        if not 0.0 <= weight_decay:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
-        if not 0.0 <= initial_accumulator_value:
-            raise ValueError(f"Invalid initial_accumulator_value value: {initial_accumulator_value}")
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
+        check(0.0 <= lr_decay, f"Invalid lr_decay value: {lr_decay}")
+        check(0.0 <= weight_decay, f"Invalid weight_decay value: {weight_decay}")
+        check(0.0 <= initial_accumulator_value, f"Invalid initial_accumulator_value value: {initial_accumulator_value}")
+        check(0.0 <= eps, f"Invalid epsilon value: {eps}")
         refuse_implementation_switches(foreach=foreach, differentiable=differentiable, fused=fused)
         defaults = dict(
             lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
@@ -96,35 +93,18 @@ class Adagrad(torch.optim.Optimizer):
         super().__init__(params, defaults)
         for group in self.param_groups:
             for p in group["params"]:
-                self._init_state(p)  # eagerly, as torch does
+                self.state_of(p, group)  # eagerly, as torch does
 
-    def _init_state(self, p: Tensor) -> None:
-        """t = 0 and G_0 = initial_accumulator_value (the constructor's, as in torch)."""
-        state = self.state[p]
-        state["step"] = step_counter()
-        state["sum"] = torch.full_like(p, self.defaults["initial_accumulator_value"], memory_format=torch.preserve_format)
+    def state_of(self, param, group):
+        state = self.state[param]
+        if not state:
+            # t = 0 and G_0 = initial_accumulator_value (the constructor's, as in torch); also for a
+            # parameter added later with add_param_group
+            init_state(state, param, "sum", fill=self.defaults["initial_accumulator_value"])
+        return state
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        """Take one step for every parameter that has a gradient; returns ``closure()``'s loss if given."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue  # no gradient: the parameter and its state are left alone
-                if len(self.state[p]) == 0:
-                    self._init_state(p)  # a parameter added later with add_param_group
-                adagrad_step(
-                    p,
-                    p.grad,
-                    self.state[p],
-                    lr=group["lr"],
-                    lr_decay=group["lr_decay"],
-                    weight_decay=group["weight_decay"],
-                    eps=group["eps"],
-                    maximize=group["maximize"],
-                )
-        return loss
+    def update(self, param, grad, state, group):
+        adagrad_step(
+            param, grad, state, lr=group["lr"], lr_decay=group["lr_decay"],
+            weight_decay=group["weight_decay"], eps=group["eps"], maximize=group["maximize"],
+        )

@@ -3,25 +3,18 @@
 import torch
 from torch import Tensor
 
-from companion.optim._common import check_lr, refuse_implementation_switches, scalar, step_counter
-
-
+from companion.optim._base import PerTensorOptimizer, check, check_lr, init_state, refuse_implementation_switches, scalar
 
 def check_adam_hyperparameters(lr, betas, eps, weight_decay) -> tuple:
     """torch's checks (and messages) for Adam's and AdamW's arguments; returns the betas as torch stores them."""
     check_lr(lr)
-    if not 0.0 <= eps:
-        raise ValueError(f"Invalid epsilon value: {eps}")
-    if not 0.0 <= betas[0] < 1.0:
-        raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
-    if not 0.0 <= betas[1] < 1.0:
-        raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
-    if not 0.0 <= weight_decay:
-        raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+    check(0.0 <= eps, f"Invalid epsilon value: {eps}")
+    check(0.0 <= betas[0] < 1.0, f"Invalid beta parameter at index 0: {betas[0]}")
+    check(0.0 <= betas[1] < 1.0, f"Invalid beta parameter at index 1: {betas[1]}")
+    check(0.0 <= weight_decay, f"Invalid weight_decay value: {weight_decay}")
     floats = isinstance(betas[0], float) and isinstance(betas[1], float)
     tensors = isinstance(betas[0], Tensor) and isinstance(betas[1], Tensor)
-    if not (floats or tensors):
-        raise ValueError("betas must be either both floats or both Tensors")
+    check(floats or tensors, "betas must be either both floats or both Tensors")
     # like torch, a 1-element tensor is kept as a 0-dimensional one
     return tuple(b.squeeze() if isinstance(b, Tensor) and b.dim() != 0 else b for b in betas)
 
@@ -68,12 +61,8 @@ def adam_step(
     ``max_exp_avg_sq`` (v^max); they are created on the first call.
     """
     if not state:
-        # m_0 = v_0 = 0 (and v^max_0 = 0), t = 0
-        state["step"] = step_counter()
-        state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-        state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-        if amsgrad:
-            state["max_exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        # t = 0, m_0 = v_0 = 0 (and v^max_0 = 0)
+        init_state(state, param, "exp_avg", "exp_avg_sq", *(["max_exp_avg_sq"] if amsgrad else []))
     m, v = state["exp_avg"], state["exp_avg_sq"]
     # t ← t + 1
     state["step"] += 1
@@ -102,7 +91,7 @@ def adam_step(
     param.addcdiv_(m, denom, value=-step_size)
 
 
-class Adam(torch.optim.Optimizer):
+class Adam(PerTensorOptimizer):
     """Adam, like ``torch.optim.Adam``: the same arguments, defaults, ValueErrors, parameter-group keys
     and state keys, so state_dicts move between the two.
 
@@ -110,6 +99,8 @@ class Adam(torch.optim.Optimizer):
     ``capturable``, ``differentiable`` and ``fused`` are pure implementation switches and must stay
     off. The update itself is :func:`adam_step`.
     """
+
+    sparse_message = "Adam does not support sparse gradients, please consider SparseAdam instead"
 
     def __init__(
         self,
@@ -138,31 +129,12 @@ class Adam(torch.optim.Optimizer):
         )
         super().__init__(params, defaults)
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        """Take one step for every parameter that has a gradient; returns ``closure()``'s loss if given."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue  # no gradient: the parameter and its state are left alone
-                if p.grad.is_sparse:
-                    raise RuntimeError("Adam does not support sparse gradients, please consider SparseAdam instead")
-                adam_step(
-                    p,
-                    p.grad,
-                    self.state[p],
-                    lr=group["lr"],  # a float or, like torch allows, a 1-element tensor
-                    beta1=beta1,
-                    beta2=beta2,
-                    eps=group["eps"],
-                    weight_decay=scalar(group["weight_decay"]),
-                    amsgrad=group["amsgrad"],
-                    maximize=group["maximize"],
-                    decoupled_weight_decay=group.get("decoupled_weight_decay", False),
-                )
-        return loss
+    def update(self, param, grad, state, group):
+        beta1, beta2 = group["betas"]
+        adam_step(
+            param, grad, state,
+            lr=group["lr"],  # a float or, like torch allows, a 1-element tensor
+            beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=scalar(group["weight_decay"]),
+            amsgrad=group["amsgrad"], maximize=group["maximize"],
+            decoupled_weight_decay=group.get("decoupled_weight_decay", False),
+        )

@@ -10,7 +10,7 @@ choices change. They are not torch mirrors: only the hyper-parameters the compar
 import torch
 from torch import Tensor
 
-from companion.optim._common import step_counter
+from companion.optim._base import PerTensorOptimizer, init_state, step_counter
 from companion.optim.nadam import momentum_schedule
 
 
@@ -40,13 +40,11 @@ def adam_variant_step(
     The efficient form equals Algorithm 1 with a time-varying :math:`\epsilon_t = \hat\epsilon / \sqrt{1 - \beta_2^t}`.
     """
     if not state:
-        state["step"] = 0
-        state["exp_avg"] = torch.zeros_like(param)
-        state["exp_avg_sq"] = torch.zeros_like(param)
+        init_state(state, param, "exp_avg", "exp_avg_sq")
     m, v = state["exp_avg"], state["exp_avg_sq"]
     # t ← t + 1
     state["step"] += 1
-    t = state["step"]
+    t = state["step"].item()
     # m_t = β₁ m_{t−1} + (1 − β₁) g_t ;  v_t = β₂ v_{t−1} + (1 − β₂) g_t²
     m.mul_(beta1).add_(grad, alpha=1 - beta1)
     v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
@@ -60,28 +58,19 @@ def adam_variant_step(
         param.addcdiv_(m, (v.sqrt() / c2).add_(eps), value=-lr / c1)
 
 
-class AdamVariant(torch.optim.Optimizer):
+class AdamVariant(PerTensorOptimizer):
     """Adam without L2/decay options, in one of the paper's forms (see :func:`adam_variant_step`)."""
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, *, bias_correction=True, eps_hat=False):
         defaults = dict(lr=lr, betas=betas, eps=eps, bias_correction=bias_correction, eps_hat=eps_hat)
         super().__init__(params, defaults)
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    adam_variant_step(
-                        p, p.grad, self.state[p], lr=group["lr"], beta1=group["betas"][0],
-                        beta2=group["betas"][1], eps=group["eps"],
-                        bias_correction=group["bias_correction"], eps_hat=group["eps_hat"],
-                    )
-        return loss
+    def update(self, param, grad, state, group):
+        adam_variant_step(
+            param, grad, state, lr=group["lr"], beta1=group["betas"][0],
+            beta2=group["betas"][1], eps=group["eps"],
+            bias_correction=group["bias_correction"], eps_hat=group["eps_hat"],
+        )
 
 
 def dozat_nadam_step(
@@ -107,14 +96,12 @@ def dozat_nadam_step(
     With a constant schedule (μ_t = β₁, e.g. a huge ``momentum_decay``) it is torch's NAdam exactly.
     """
     if not state:
-        state["step"] = 0
+        init_state(state, param, "exp_avg", "exp_avg_sq")
         state["mu_product"] = step_counter().add_(1)  # Π in torch's precision, so only m_t differs
-        state["exp_avg"] = torch.zeros_like(param)
-        state["exp_avg_sq"] = torch.zeros_like(param)
     m, v = state["exp_avg"], state["exp_avg_sq"]
     # t ← t + 1 ;  μ_t, μ_{t+1} ;  Π_t = Π_{t−1} μ_t
     state["step"] += 1
-    t = state["step"]
+    t = state["step"].item()
     mu, mu_next = momentum_schedule(t, beta1, momentum_decay), momentum_schedule(t + 1, beta1, momentum_decay)
     state["mu_product"] *= mu
     prod = state["mu_product"].item()
@@ -129,24 +116,15 @@ def dozat_nadam_step(
     param.addcdiv_(m, denom, value=-lr * mu_next / (1 - prod * mu_next))
 
 
-class DozatNAdam(torch.optim.Optimizer):
+class DozatNAdam(PerTensorOptimizer):
     """NAdam as in Dozat (2016), without weight decay (see :func:`dozat_nadam_step`)."""
 
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, momentum_decay=4e-3):
         defaults = dict(lr=lr, betas=betas, eps=eps, momentum_decay=momentum_decay)
         super().__init__(params, defaults)
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    dozat_nadam_step(
-                        p, p.grad, self.state[p], lr=group["lr"], beta1=group["betas"][0],
-                        beta2=group["betas"][1], eps=group["eps"], momentum_decay=group["momentum_decay"],
-                    )
-        return loss
+    def update(self, param, grad, state, group):
+        dozat_nadam_step(
+            param, grad, state, lr=group["lr"], beta1=group["betas"][0],
+            beta2=group["betas"][1], eps=group["eps"], momentum_decay=group["momentum_decay"],
+        )

@@ -8,8 +8,7 @@ L2 term.
 import torch
 from torch import Tensor
 
-from companion.optim._common import refuse_implementation_switches, scalar
-from companion.optim.adam import adam_step, check_adam_hyperparameters, decay_weights
+from companion.optim.adam import Adam, adam_step, decay_weights
 
 
 def adamw_step(
@@ -44,12 +43,12 @@ def adamw_step(
     )
 
 
-class AdamW(torch.optim.Optimizer):
-    """AdamW, like ``torch.optim.AdamW``: the same arguments, defaults, ValueErrors, parameter-group keys
-    (including ``decoupled_weight_decay=True``) and state keys, so state_dicts move between the two.
+class AdamW(Adam):
+    """AdamW, like ``torch.optim.AdamW``: Adam with ``decoupled_weight_decay=True`` and a default decay of
+    10⁻², as torch defines it, so the two share every argument check, state key and the update
+    :func:`~companion.optim.adam.adam_step` (whose decoupled branch is :func:`adamw_step`'s chain).
 
-    ``foreach``, ``capturable``, ``differentiable`` and ``fused`` must stay off. The update itself is
-    :func:`adamw_step`.
+    ``foreach``, ``capturable``, ``differentiable`` and ``fused`` must stay off.
     """
 
     def __init__(
@@ -67,41 +66,13 @@ class AdamW(torch.optim.Optimizer):
         differentiable: bool = False,
         fused: bool | None = None,
     ) -> None:
-        betas = check_adam_hyperparameters(lr, betas, eps, weight_decay)
-        refuse_implementation_switches(
-            foreach=foreach, capturable=capturable, differentiable=differentiable, fused=fused
+        super().__init__(
+            params, lr, betas, eps, weight_decay, amsgrad, foreach=foreach, maximize=maximize,
+            capturable=capturable, differentiable=differentiable, fused=fused, decoupled_weight_decay=True,
         )
-        defaults = dict(
-            lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-            maximize=maximize, foreach=foreach, capturable=capturable,
-            differentiable=differentiable, fused=fused, decoupled_weight_decay=True,
-        )
-        super().__init__(params, defaults)
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        """Take one step for every parameter that has a gradient; returns ``closure()``'s loss if given."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+    def __setstate__(self, state):
+        # like torch: a state loaded into AdamW is always decoupled
+        super().__setstate__(state)
         for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue  # no gradient: the parameter and its state are left alone
-                if p.grad.is_sparse:
-                    raise RuntimeError("Adam does not support sparse gradients, please consider SparseAdam instead")
-                adamw_step(
-                    p,
-                    p.grad,
-                    self.state[p],
-                    lr=group["lr"],  # a float or, like torch allows, a 1-element tensor
-                    beta1=beta1,
-                    beta2=beta2,
-                    eps=group["eps"],
-                    weight_decay=scalar(group["weight_decay"]),
-                    amsgrad=group["amsgrad"],
-                    maximize=group["maximize"],
-                )
-        return loss
+            group["decoupled_weight_decay"] = True

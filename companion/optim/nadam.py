@@ -3,7 +3,7 @@
 import torch
 from torch import Tensor
 
-from companion.optim._common import check_lr, refuse_implementation_switches, step_counter
+from companion.optim._base import PerTensorOptimizer, check, check_lr, init_state, refuse_implementation_switches, step_counter
 from companion.optim.adam import decay_weights
 
 
@@ -50,10 +50,8 @@ def nadam_step(
     """
     if not state:
         # t = 0, Π_0 = 1, m_0 = v_0 = 0
-        state["step"] = step_counter()
+        init_state(state, param, "exp_avg", "exp_avg_sq")
         state["mu_product"] = step_counter().add_(1)
-        state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-        state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
     m, v = state["exp_avg"], state["exp_avg_sq"]
     # t ← t + 1
     state["step"] += 1
@@ -84,7 +82,7 @@ def nadam_step(
     param.addcdiv_(m, denom, value=-lr * mu_next / (1 - prod * mu_next))
 
 
-class NAdam(torch.optim.Optimizer):
+class NAdam(PerTensorOptimizer):
     """NAdam, like ``torch.optim.NAdam``: the same arguments, defaults, ValueErrors, parameter-group keys
     and state keys, so state_dicts move between the two.
 
@@ -108,16 +106,11 @@ class NAdam(torch.optim.Optimizer):
         differentiable: bool = False,
     ) -> None:
         check_lr(lr)
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
-        if not 0.0 <= betas[0] < 1.0:
-            raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
-        if not 0.0 <= betas[1] < 1.0:
-            raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
-        if not 0.0 <= weight_decay:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
-        if not 0.0 <= momentum_decay:
-            raise ValueError(f"Invalid momentum_decay value: {momentum_decay}")
+        check(0.0 <= eps, f"Invalid epsilon value: {eps}")
+        check(0.0 <= betas[0] < 1.0, f"Invalid beta parameter at index 0: {betas[0]}")
+        check(0.0 <= betas[1] < 1.0, f"Invalid beta parameter at index 1: {betas[1]}")
+        check(0.0 <= weight_decay, f"Invalid weight_decay value: {weight_decay}")
+        check(0.0 <= momentum_decay, f"Invalid momentum_decay value: {momentum_decay}")
         refuse_implementation_switches(foreach=foreach, capturable=capturable, differentiable=differentiable)
         defaults = dict(
             lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay,
@@ -126,31 +119,12 @@ class NAdam(torch.optim.Optimizer):
         )
         super().__init__(params, defaults)
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        """Take one step for every parameter that has a gradient; returns ``closure()``'s loss if given."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue  # no gradient: the parameter and its state are left alone
-                if p.grad.is_sparse:
-                    raise RuntimeError("NAdam does not support sparse gradients")
-                nadam_step(
-                    p,
-                    p.grad,
-                    self.state[p],
-                    lr=group["lr"],  # a float or, like torch allows, a 1-element tensor
-                    beta1=beta1,
-                    beta2=beta2,
-                    eps=group["eps"],
-                    weight_decay=group["weight_decay"],
-                    momentum_decay=group["momentum_decay"],
-                    decoupled_weight_decay=group["decoupled_weight_decay"],
-                    maximize=group["maximize"],
-                )
-        return loss
+    def update(self, param, grad, state, group):
+        beta1, beta2 = group["betas"]
+        nadam_step(
+            param, grad, state,
+            lr=group["lr"],  # a float or, like torch allows, a 1-element tensor
+            beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
+            momentum_decay=group["momentum_decay"], decoupled_weight_decay=group["decoupled_weight_decay"],
+            maximize=group["maximize"],
+        )

@@ -3,7 +3,7 @@
 import torch
 from torch import Tensor
 
-from companion.optim._common import check_lr, refuse_implementation_switches, scalar, step_counter
+from companion.optim._base import PerTensorOptimizer, check, check_lr, init_state, refuse_implementation_switches, scalar
 
 
 def rmsprop_step(
@@ -34,6 +34,10 @@ def rmsprop_step(
     ``square_avg``, ḡ under ``grad_avg`` (centered only) and b under ``momentum_buffer`` (μ > 0
     only): torch's keys, all starting at zero.
     """
+    if not state:
+        # t = 0, v_0 = 0 (and ḡ_0 = 0, b_0 = 0 where used)   (created at the first gradient, as in torch)
+        init_state(state, param, "square_avg", *(["momentum_buffer"] if momentum > 0 else []),
+                   *(["grad_avg"] if centered else []))
     # t ← t + 1
     state["step"] += 1
     # g_t = ∇f(θ), or −∇f(θ) to maximize f
@@ -66,8 +70,7 @@ def rmsprop_step(
         param.addcdiv_(g, s, value=-lr)
 
 
-
-class RMSprop(torch.optim.Optimizer):
+class RMSprop(PerTensorOptimizer):
     """RMSprop, optionally centered and with momentum, like ``torch.optim.RMSprop``.
 
     Same arguments, defaults, ValueErrors, parameter-group keys and state keys as torch's class, so
@@ -90,14 +93,10 @@ class RMSprop(torch.optim.Optimizer):
         differentiable: bool = False,
     ) -> None:
         check_lr(lr)
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
-        if not 0.0 <= momentum:
-            raise ValueError(f"Invalid momentum value: {momentum}")
-        if not 0.0 <= weight_decay:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
-        if not 0.0 <= alpha:
-            raise ValueError(f"Invalid alpha value: {alpha}")
+        check(0.0 <= eps, f"Invalid epsilon value: {eps}")
+        check(0.0 <= momentum, f"Invalid momentum value: {momentum}")
+        check(0.0 <= weight_decay, f"Invalid weight_decay value: {weight_decay}")
+        check(0.0 <= alpha, f"Invalid alpha value: {alpha}")
         refuse_implementation_switches(capturable=capturable, foreach=foreach, differentiable=differentiable)
         defaults = dict(
             lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered, weight_decay=weight_decay,
@@ -105,37 +104,9 @@ class RMSprop(torch.optim.Optimizer):
         )
         super().__init__(params, defaults)
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        """Take one step for every parameter that has a gradient; returns ``closure()``'s loss if given."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue  # no gradient: the parameter and its state are left alone
-                if p.grad.is_sparse:
-                    raise RuntimeError("RMSprop does not support sparse gradients")
-                state = self.state[p]
-                if len(state) == 0:  # created at the first gradient, as in torch
-                    state["step"] = step_counter()
-                    state["square_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    if group["momentum"] > 0:
-                        state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    if group["centered"]:
-                        state["grad_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                rmsprop_step(
-                    p,
-                    p.grad,
-                    state,
-                    lr=scalar(group["lr"]),
-                    alpha=group["alpha"],
-                    eps=group["eps"],
-                    weight_decay=group["weight_decay"],
-                    momentum=group["momentum"],
-                    centered=group["centered"],
-                    maximize=group["maximize"],
-                )
-        return loss
+    def update(self, param, grad, state, group):
+        rmsprop_step(
+            param, grad, state, lr=scalar(group["lr"]), alpha=group["alpha"], eps=group["eps"],
+            weight_decay=group["weight_decay"], momentum=group["momentum"], centered=group["centered"],
+            maximize=group["maximize"],
+        )

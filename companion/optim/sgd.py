@@ -3,7 +3,7 @@
 import torch
 from torch import Tensor
 
-from companion.optim._common import check_lr, refuse_implementation_switches, scalar
+from companion.optim._base import PerTensorOptimizer, check, check_lr, refuse_implementation_switches, scalar
 
 
 def sgd_step(
@@ -49,13 +49,15 @@ def sgd_step(
     param.add_(g, alpha=-lr)
 
 
-class SGD(torch.optim.Optimizer):
+class SGD(PerTensorOptimizer):
     """Stochastic gradient descent (optionally with momentum), like ``torch.optim.SGD``.
 
     Same arguments, defaults, ValueErrors, parameter-group keys and state keys as torch's class, so
     state_dicts move between the two. ``foreach``, ``differentiable`` and ``fused`` are pure
     implementation switches and must stay off. The update itself is :func:`sgd_step`.
     """
+
+    sparse_gradients = True  # like torch's, the update works on a sparse gradient as it is
 
     def __init__(
         self,
@@ -72,12 +74,9 @@ class SGD(torch.optim.Optimizer):
         fused: bool | None = None,
     ) -> None:
         check_lr(lr)
-        if momentum < 0.0:
-            raise ValueError(f"Invalid momentum value: {momentum}")
-        if weight_decay < 0.0:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
-        if nesterov and (momentum <= 0 or dampening != 0):
-            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        check(momentum >= 0.0, f"Invalid momentum value: {momentum}")
+        check(weight_decay >= 0.0, f"Invalid weight_decay value: {weight_decay}")
+        check(not nesterov or (momentum > 0 and dampening == 0), "Nesterov momentum requires a momentum and zero dampening")
         refuse_implementation_switches(foreach=foreach, differentiable=differentiable, fused=fused)
         defaults = dict(
             lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
@@ -86,27 +85,13 @@ class SGD(torch.optim.Optimizer):
         )
         super().__init__(params, defaults)
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        """Take one step for every parameter that has a gradient; returns ``closure()``'s loss if given."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue  # no gradient: the parameter and its state are left alone
-                sgd_step(
-                    p,
-                    p.grad,
-                    # torch keeps no state at all for plain SGD (μ = 0)
-                    self.state[p] if group["momentum"] != 0 else {},
-                    lr=scalar(group["lr"]),
-                    momentum=group["momentum"],
-                    dampening=group["dampening"],
-                    weight_decay=scalar(group["weight_decay"]),
-                    nesterov=group["nesterov"],
-                    maximize=group["maximize"],
-                )
-        return loss
+    def state_of(self, param, group):
+        # torch keeps no state at all for plain SGD (μ = 0)
+        return self.state[param] if group["momentum"] != 0 else {}
+
+    def update(self, param, grad, state, group):
+        sgd_step(
+            param, grad, state,
+            lr=scalar(group["lr"]), momentum=group["momentum"], dampening=group["dampening"],
+            weight_decay=scalar(group["weight_decay"]), nesterov=group["nesterov"], maximize=group["maximize"],
+        )

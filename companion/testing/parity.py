@@ -11,14 +11,27 @@ from torch import nn
 OptimizerClass = Callable[..., torch.optim.Optimizer]
 
 
-def max_abs_diff(a, b) -> float:
-    """The largest absolute difference between two tensors, or two equal-length sequences of tensors."""
+def max_abs_diff(a, b, relative: bool = False) -> float:
+    """The largest absolute difference between two tensors, or two equal-length sequences of tensors.
+
+    With ``relative=True`` each pair's difference is divided by the pair's scale, the largest magnitude
+    in either tensor (a pair of all-zero tensors differs by 0), so tensors of very different sizes
+    (a parameter and its squared-gradient average) are each measured against their own magnitude."""
     if isinstance(a, torch.Tensor):
         a, b = [a], [b]
     a, b = list(a), list(b)
     if len(a) != len(b):
         raise ValueError(f"cannot compare {len(a)} tensors with {len(b)}")
-    return max(((x.detach() - y.detach()).abs().max().item() if x.numel() else 0.0) for x, y in zip(a, b))
+    worst = 0.0
+    for x, y in zip(a, b):
+        if not x.numel():
+            continue
+        x, y = x.detach(), y.detach()
+        diff = (x - y).abs().max().item()
+        if relative and diff > 0:
+            diff /= max(x.abs().max().item(), y.abs().max().item())
+        worst = max(worst, diff)
+    return worst
 
 
 def _parity_mlp(dtype, device, seed: int) -> nn.Module:
@@ -42,6 +55,7 @@ def compare_optimizers(
     device=None,
     seed: int = 0,
     scheduler: Callable | None = None,
+    relative: bool = False,
 ) -> float:
     """Train two identical small MLPs in a closed loop, one with each optimizer; return the largest
     parameter difference seen over all ``steps`` steps.
@@ -49,6 +63,7 @@ def compare_optimizers(
     Each model computes its gradients from its own parameters, so differences compound. With
     ``group_options`` the first layer is a separate parameter group with those options.
     ``scheduler(optimizer)`` builds an lr scheduler that steps after every optimizer step.
+    ``relative=True`` measures each parameter's difference against its magnitude (see :func:`max_abs_diff`).
     """
     options = options or {}
     device = device or "cpu"
@@ -71,7 +86,7 @@ def compare_optimizers(
             opt.step()
             if sched is not None:
                 sched.step()
-        worst = max(worst, max_abs_diff(models[0].parameters(), models[1].parameters()))
+        worst = max(worst, max_abs_diff(models[0].parameters(), models[1].parameters(), relative))
     return worst
 
 
@@ -85,11 +100,13 @@ def replay_gradients(
     device=None,
     seed: int = 0,
     missing_every: int = 0,
+    relative: bool = False,
 ) -> tuple[float, float]:
     """Feed both optimizers the same fixed sequence of random gradients for ``steps`` steps.
 
     Returns the largest difference of (parameters, optimizer state tensors) over the run. With
     ``missing_every`` = k > 0 the second parameter has no gradient on every k-th step.
+    ``relative=True`` measures each tensor's difference against its magnitude (see :func:`max_abs_diff`).
     """
     options = options or {}
     device = device or "cpu"
@@ -105,13 +122,14 @@ def replay_gradients(
                 skip = missing_every and i == 1 and t % missing_every == 0
                 p.grad = None if skip else g.to(device).clone()
             opt.step()
-        worst_param = max(worst_param, max_abs_diff(params[0], params[1]))
-        worst_state = max(worst_state, state_diff(opts[0], opts[1]))
+        worst_param = max(worst_param, max_abs_diff(params[0], params[1], relative))
+        worst_state = max(worst_state, state_diff(opts[0], opts[1], relative))
     return worst_param, worst_state
 
 
-def state_diff(a: torch.optim.Optimizer, b: torch.optim.Optimizer) -> float:
-    """The largest difference between two optimizers' per-parameter state, which must have the same keys."""
+def state_diff(a: torch.optim.Optimizer, b: torch.optim.Optimizer, relative: bool = False) -> float:
+    """The largest difference between two optimizers' per-parameter state, which must have the same keys
+    (``relative``: each tensor against its own magnitude, see :func:`max_abs_diff`)."""
     worst = 0.0
     pa = [p for g in a.param_groups for p in g["params"]]
     pb = [p for g in b.param_groups for p in g["params"]]
@@ -121,7 +139,7 @@ def state_diff(a: torch.optim.Optimizer, b: torch.optim.Optimizer) -> float:
             raise AssertionError(f"state keys differ: {sorted(sa)} vs {sorted(sb)}")
         for key in sa:
             va, vb = torch.as_tensor(sa[key]), torch.as_tensor(sb[key])
-            worst = max(worst, max_abs_diff(va.to(vb), vb))
+            worst = max(worst, max_abs_diff(va.to(vb), vb, relative))
     return worst
 
 
