@@ -9,6 +9,7 @@ from torch import nn
 from companion.testing import optim_contract as contract
 from companion.optim.adadelta import Adadelta
 from companion.testing.parity import max_abs_diff
+from companion.testing.tolerances import assert_close
 
 OURS, THEIRS = Adadelta, torch.optim.Adadelta
 
@@ -45,7 +46,9 @@ def test_state_keys_and_step_dtype_like_torch(default_dtype):
         ours, theirs = states
         assert set(ours) == set(theirs) == {"step", "square_avg", "acc_delta"}
         assert ours["step"].dtype == theirs["step"].dtype == default_dtype and ours["step"].dim() == 0
-        assert max(max_abs_diff(ours[k], theirs[k]) for k in ours) < 1e-15
+        # one step of the same elementwise formula: a few ε (the sqrt and division round per kernel)
+        for k in ours:
+            assert_close(ours[k], theirs[k], ulps=8, what=k)
     finally:
         torch.set_default_dtype(old)
 

@@ -8,6 +8,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from companion.testing.tolerances import Mismatch, mismatch
+
 OptimizerClass = Callable[..., torch.optim.Optimizer]
 
 
@@ -143,14 +145,9 @@ def state_diff(a: torch.optim.Optimizer, b: torch.optim.Optimizer, relative: boo
     return worst
 
 
-def compare_modules(
-    ours: nn.Module, theirs: nn.Module, *inputs: torch.Tensor, seed: int = 0
-) -> dict[str, float]:
-    """Run two modules on the same inputs and compare outputs, input gradients and parameter gradients.
-
-    Returns the largest differences as ``{"output", "input_grad", "param_grad"}`` (the gradients
-    of the sum of the output times a fixed random weighting).
-    """
+def _run_modules(ours: nn.Module, theirs: nn.Module, *inputs: torch.Tensor, seed: int = 0) -> dict:
+    """Each module's output, input gradients and parameter gradients, for the gradient of the sum of the
+    output times a fixed random weighting; ``{"output": (ours, theirs), ...}``, gradients flattened into one tensor."""
     gen = torch.Generator().manual_seed(seed)
     results = []
     for module in (ours, theirs):
@@ -159,13 +156,50 @@ def compare_modules(
         w = torch.randn(out.shape, generator=gen, dtype=out.dtype).to(out.device)
         gen.manual_seed(seed)
         (out * w).sum().backward()
-        results.append((out, [x.grad for x in xs if x.grad is not None], [p.grad for p in module.parameters()]))
+        grads_in = [x.grad.reshape(-1) for x in xs if x.grad is not None]
+        grads_p = [(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in module.parameters()]
+        results.append({"output": out.detach(), "input_grad": grads_in, "param_grad": grads_p,
+                        "upstream": w.abs().max().item() if w.numel() else 0.0})
         module.zero_grad()
-    (oa, ia, pa), (ob, ib, pb) = results
-    pa = [g if g is not None else torch.zeros(()) for g in pa]
-    pb = [g if g is not None else torch.zeros(()) for g in pb]
-    return {
-        "output": max_abs_diff(oa, ob),
-        "input_grad": max_abs_diff(ia, ib) if ia else 0.0,
-        "param_grad": max_abs_diff(pa, pb) if pa else 0.0,
-    }
+    a, b = results
+    if len(a["param_grad"]) != len(b["param_grad"]):
+        raise AssertionError(f"{len(a['param_grad'])} parameters against torch's {len(b['param_grad'])}")
+    pairs = {"output": (a["output"], b["output"]), "upstream": a["upstream"]}
+    for key in ("input_grad", "param_grad"):
+        if a[key] or b[key]:
+            pairs[key] = (torch.cat(a[key]) if a[key] else torch.zeros(0), torch.cat(b[key]) if b[key] else torch.zeros(0))
+    return pairs
+
+
+def compare_modules(
+    ours: nn.Module, theirs: nn.Module, *inputs: torch.Tensor, seed: int = 0
+) -> dict[str, float]:
+    """Run two modules on the same inputs and compare outputs, input gradients and parameter gradients.
+
+    Returns the largest absolute differences as ``{"output", "input_grad", "param_grad"}`` (the
+    gradients of the sum of the output times a fixed random weighting).
+    """
+    pairs = _run_modules(ours, theirs, *inputs, seed=seed)
+    return {key: (max_abs_diff(*pairs[key]) if key in pairs and pairs[key][0].numel() else 0.0)
+            for key in ("output", "input_grad", "param_grad")}
+
+
+def module_mismatches(ours: nn.Module, theirs: nn.Module, *inputs: torch.Tensor, seed: int = 0) -> dict[str, Mismatch]:
+    """Like :func:`compare_modules`, but each difference as a :class:`~companion.testing.tolerances.Mismatch`:
+    in units of ε times a scale, with where it appeared.
+
+    The output's scale is the largest magnitude of torch's output. A gradient is the upstream weighting
+    times a derivative computed from O(1) terms (1 − y² for tanh, σ(1 − σ), ...), whose rounding error
+    is ε times those terms however small their difference is; so a gradient's scale is the larger of
+    its own largest magnitude and the upstream weighting's."""
+    pairs = _run_modules(ours, theirs, *inputs, seed=seed)
+    upstream = pairs.pop("upstream")
+    return {key: mismatch(a, b, None if key == "output" else max(b.abs().max().item() if b.numel() else 0.0, upstream))
+            for key, (a, b) in pairs.items()}
+
+
+def assert_modules_close(ours: nn.Module, theirs: nn.Module, *inputs: torch.Tensor, ulps: float, seed: int = 0) -> None:
+    """Assert that outputs, input gradients and parameter gradients agree within ``ulps`` · ε · scale."""
+    for key, m in module_mismatches(ours, theirs, *inputs, seed=seed).items():
+        if not m.ulps <= ulps:
+            raise AssertionError(f"{key}: {m} (allowed {ulps} ε·scale)")
