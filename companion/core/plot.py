@@ -22,8 +22,24 @@ STYLE = {
 
 
 def use_style() -> None:
-    """Apply the book's matplotlib style (every notebook calls this once)."""
+    """Apply the book's matplotlib style (every notebook calls this once); in a notebook, draw inline."""
+    _draw_inline_in_notebooks()
     plt.rcParams.update(STYLE)
+
+
+def _draw_inline_in_notebooks() -> None:
+    """In a Jupyter kernel, use the inline backend whatever ``MPLBACKEND`` says.
+
+    A kernel started with ``MPLBACKEND=Agg`` in its environment (many servers and CI images set it)
+    renders every figure off screen and sends none to the notebook, so the book would have no
+    figures. Outside a kernel (scripts, tests) the backend is left alone."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None and getattr(shell, "kernel", None) is not None:
+        shell.run_line_magic("matplotlib", "inline")
 
 
 def _axes(ax):
