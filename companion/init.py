@@ -119,17 +119,29 @@ def zeros_(tensor: Tensor) -> Tensor:
         return tensor.zero_()
 
 
+def xavier_std(tensor: Tensor, gain: float = 1.0) -> float:
+    r"""Glorot & Bengio's standard deviation :math:`\text{gain}\,\sqrt{2 / (n_\text{in} + n_\text{out})}`."""
+    fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
+    # Var(W) = gain² · 2 / (n_in + n_out): the compromise between keeping forward (1/n_in) and backward (1/n_out) variance
+    return gain * math.sqrt(2.0 / float(fan_in + fan_out))
+
+
+def kaiming_std(tensor: Tensor, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu") -> float:
+    r"""He et al.'s standard deviation :math:`\text{gain} / \sqrt{n_\text{mode}}`."""
+    fan = _calculate_correct_fan(tensor, mode)
+    gain = calculate_gain(nonlinearity, a)
+    # Var(W) = gain² / n: each of the n inputs adds Var(W)·E[x²] to the output's variance
+    return gain / math.sqrt(fan)
+
+
 def xavier_uniform_(tensor: Tensor, gain: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
     r"""Glorot & Bengio's initialization, uniform version: :math:`W \sim \mathcal{U}(-a, a)` with
 
     .. math::
         \text{std} = \text{gain}\,\sqrt{\frac{2}{n_\text{in} + n_\text{out}}}, \qquad a = \sqrt{3}\,\text{std}.
     """
-    fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
-    # Var(W) = gain² · 2 / (n_in + n_out): the compromise between keeping forward (1/n_in) and backward (1/n_out) variance
-    std = gain * math.sqrt(2.0 / float(fan_in + fan_out))
     # Var(U(−a, a)) = a²/3  ⇒  a = √3 · std
-    a = math.sqrt(3.0) * std
+    a = math.sqrt(3.0) * xavier_std(tensor, gain)
     return uniform_(tensor, -a, a, generator)
 
 
@@ -139,10 +151,7 @@ def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator: torch.Generator
     .. math::
         \text{std} = \text{gain}\,\sqrt{\frac{2}{n_\text{in} + n_\text{out}}}.
     """
-    fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
-    # std = gain · √(2 / (n_in + n_out))
-    std = gain * math.sqrt(2.0 / float(fan_in + fan_out))
-    return normal_(tensor, 0.0, std, generator)
+    return normal_(tensor, 0.0, xavier_std(tensor, gain), generator)
 
 
 def kaiming_uniform_(
@@ -163,12 +172,8 @@ def kaiming_uniform_(
     if 0 in tensor.shape:
         warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=2)
         return tensor
-    fan = _calculate_correct_fan(tensor, mode)
-    gain = calculate_gain(nonlinearity, a)
-    # Var(W) = gain² / n: each of the n inputs adds Var(W)·E[x²] to the output's variance
-    std = gain / math.sqrt(fan)
     # Var(U(−b, b)) = b²/3  ⇒  b = √3 · std
-    bound = math.sqrt(3.0) * std
+    bound = math.sqrt(3.0) * kaiming_std(tensor, a, mode, nonlinearity)
     return uniform_(tensor, -bound, bound, generator)
 
 
@@ -187,11 +192,7 @@ def kaiming_normal_(
     if 0 in tensor.shape:
         warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=2)
         return tensor
-    fan = _calculate_correct_fan(tensor, mode)
-    gain = calculate_gain(nonlinearity, a)
-    # std = gain / √n
-    std = gain / math.sqrt(fan)
-    return normal_(tensor, 0, std, generator)
+    return normal_(tensor, 0, kaiming_std(tensor, a, mode, nonlinearity), generator)
 
 
 __all__ = [

@@ -2,7 +2,6 @@
 
 import itertools
 
-import pytest
 import torch
 
 from companion.testing import optim_contract as contract
@@ -48,3 +47,4 @@ class TestSGD(contract.OptimizerContract):
     scheduled = [dict(lr=0.1, momentum=0.9)]
     tensor_lr = [dict(lr=torch.tensor(0.05), momentum=0.9)]
     cuda = [dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01)]
+    sparse = [dict(lr=0.1), dict(lr=0.1, momentum=0.9), dict(lr=0.1, weight_decay=0.1)]

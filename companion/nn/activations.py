@@ -15,7 +15,7 @@ import math
 import warnings
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.autograd import Function
 
 

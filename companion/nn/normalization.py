@@ -10,7 +10,7 @@ and handle the running statistics; the modules add torch's parameters, buffers a
 import math
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 
 class Normalize(torch.autograd.Function):

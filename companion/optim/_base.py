@@ -67,6 +67,13 @@ def check(valid: bool, message: str) -> None:
         raise ValueError(message)
 
 
+def check_non_negative(**values) -> None:
+    """torch's ``Invalid <name> value: <value>`` check for each hyper-parameter that must be ≥ 0, in the
+    order given (torch reports the first that fails; ``eps`` is reported as ``epsilon``)."""
+    for name, value in values.items():
+        check(0.0 <= value, f"Invalid {'epsilon' if name == 'eps' else name} value: {value}")
+
+
 def check_lr(lr) -> None:
     """torch's learning-rate checks: a tensor must have one element, and the rate must be ≥ 0."""
     check(not (isinstance(lr, Tensor) and lr.numel() != 1), "Tensor lr must be 1-element")

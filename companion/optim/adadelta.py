@@ -1,9 +1,8 @@
 """AdaDelta (Zeiler, 2012), written from scratch with the contract of ``torch.optim.Adadelta``."""
 
-import torch
 from torch import Tensor
 
-from companion.optim._base import PerTensorOptimizer, check, check_lr, init_state, refuse_implementation_switches, scalar
+from companion.optim._base import PerTensorOptimizer, check, check_non_negative, check_lr, init_state, refuse_implementation_switches, scalar
 
 
 def adadelta_step(
@@ -79,8 +78,7 @@ class Adadelta(PerTensorOptimizer):
     ) -> None:
         check_lr(lr)
         check(0.0 <= rho <= 1.0, f"Invalid rho value: {rho}")
-        check(0.0 <= eps, f"Invalid epsilon value: {eps}")
-        check(0.0 <= weight_decay, f"Invalid weight_decay value: {weight_decay}")
+        check_non_negative(eps=eps, weight_decay=weight_decay)
         refuse_implementation_switches(foreach=foreach, capturable=capturable, differentiable=differentiable)
         defaults = dict(
             lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize,

@@ -1,9 +1,8 @@
 """Adagrad (Duchi, Hazan & Singer, 2011), written from scratch with the contract of ``torch.optim.Adagrad``."""
 
-import torch
 from torch import Tensor
 
-from companion.optim._base import PerTensorOptimizer, check, check_lr, init_state, refuse_implementation_switches, scalar
+from companion.optim._base import PerTensorOptimizer, check_non_negative, check_lr, init_state, refuse_implementation_switches, scalar
 
 
 def adagrad_step(
@@ -80,10 +79,7 @@ class Adagrad(PerTensorOptimizer):
         fused: bool | None = None,
     ) -> None:
         check_lr(lr)
-        check(0.0 <= lr_decay, f"Invalid lr_decay value: {lr_decay}")
-        check(0.0 <= weight_decay, f"Invalid weight_decay value: {weight_decay}")
-        check(0.0 <= initial_accumulator_value, f"Invalid initial_accumulator_value value: {initial_accumulator_value}")
-        check(0.0 <= eps, f"Invalid epsilon value: {eps}")
+        check_non_negative(lr_decay=lr_decay, weight_decay=weight_decay, initial_accumulator_value=initial_accumulator_value, eps=eps)
         refuse_implementation_switches(foreach=foreach, differentiable=differentiable, fused=fused)
         defaults = dict(
             lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,

@@ -3,15 +3,15 @@
 import torch
 from torch import Tensor
 
-from companion.optim._base import PerTensorOptimizer, check, check_lr, init_state, refuse_implementation_switches, scalar
+from companion.optim._base import PerTensorOptimizer, check, check_non_negative, check_lr, init_state, refuse_implementation_switches, scalar
 
 def check_adam_hyperparameters(lr, betas, eps, weight_decay) -> tuple:
     """torch's checks (and messages) for Adam's and AdamW's arguments; returns the betas as torch stores them."""
     check_lr(lr)
-    check(0.0 <= eps, f"Invalid epsilon value: {eps}")
+    check_non_negative(eps=eps)
     check(0.0 <= betas[0] < 1.0, f"Invalid beta parameter at index 0: {betas[0]}")
     check(0.0 <= betas[1] < 1.0, f"Invalid beta parameter at index 1: {betas[1]}")
-    check(0.0 <= weight_decay, f"Invalid weight_decay value: {weight_decay}")
+    check_non_negative(weight_decay=weight_decay)
     floats = isinstance(betas[0], float) and isinstance(betas[1], float)
     tensors = isinstance(betas[0], Tensor) and isinstance(betas[1], Tensor)
     check(floats or tensors, "betas must be either both floats or both Tensors")
@@ -27,6 +27,24 @@ def decay_weights(param: Tensor, *, lr: float | Tensor, weight_decay: float) -> 
     """
     # θ ← (1 − γλ) θ
     param.mul_(1 - lr * weight_decay)
+
+
+def apply_weight_decay(param: Tensor, grad: Tensor, *, lr, weight_decay: float, decoupled: bool) -> Tensor:
+    r"""Weight decay as an L2 penalty's gradient or, decoupled, as a step of its own; returns the gradient
+    that the moments then see.
+
+    .. math::
+        g_t \leftarrow g_t + \lambda\,\theta_{t-1} \quad\text{(L2)} \qquad\text{or}\qquad
+        \theta_{t-1} \leftarrow (1 - \gamma\lambda)\,\theta_{t-1} \quad\text{(decoupled)}
+    """
+    if weight_decay == 0:
+        return grad
+    if decoupled:
+        # θ ← (1 − γλ) θ, and g_t is left as it is
+        decay_weights(param, lr=lr, weight_decay=weight_decay)
+        return grad
+    # g_t ← g_t + λ θ_{t−1}
+    return grad.add(param, alpha=weight_decay)
 
 
 def adam_step(
@@ -69,13 +87,8 @@ def adam_step(
     t = state["step"].item()
     # g_t = ∇f(θ), or −∇f(θ) to maximize f
     g = -grad if maximize else grad
-    if weight_decay != 0:
-        if decoupled_weight_decay:
-            # θ ← (1 − γλ) θ   (decoupled: the decay never enters m or v)
-            decay_weights(param, lr=lr, weight_decay=weight_decay)
-        else:
-            # g_t ← g_t + λ θ_{t−1}   (an L2 penalty's gradient, which m and v then see)
-            g = g.add(param, alpha=weight_decay)
+    # g_t ← g_t + λ θ_{t−1} (L2), or θ ← (1 − γλ) θ (decoupled: the decay never enters m or v)
+    g = apply_weight_decay(param, g, lr=lr, weight_decay=weight_decay, decoupled=decoupled_weight_decay)
     # m_t = β₁ m_{t−1} + (1 − β₁) g_t
     m.mul_(beta1).add_(g, alpha=1 - beta1)
     # v_t = β₂ v_{t−1} + (1 − β₂) g_t²

@@ -7,7 +7,6 @@ choices change. They are not torch mirrors: only the hyper-parameters the compar
   scheduled μ_t, where torch averages with the constant β₁.
 """
 
-import torch
 from torch import Tensor
 
 from companion.optim._base import PerTensorOptimizer, init_state, step_counter
@@ -93,6 +92,10 @@ def dozat_nadam_step(
         \theta_t &= \theta_{t-1} - \gamma\, \frac{1}{\sqrt{v_t / (1 - \beta_2^t)} + \epsilon}
             \left[\frac{(1 - \mu_t)\, g_t}{1 - \Pi_t} + \frac{\mu_{t+1}\, m_t}{1 - \Pi_{t+1}}\right]
 
+    The bias of :math:`m_t` is exactly :math:`1 - \Pi_t`, but the look-ahead term divides it by
+    :math:`1 - \Pi_{t+1} = 1 - \Pi_t \mu_{t+1}`, so the correction is not exact: on a constant gradient the first
+    step is :math:`\gamma\,[1 + \mu_2(1-\mu_1)/(1-\mu_1\mu_2)] \approx 1.31\gamma` with the default schedule, and
+    the mismatch fades as :math:`\Pi_t \to 0`. The schedule is Dozat's, as in torch's NAdam (and Keras's).
     With a constant schedule (μ_t = β₁, e.g. a huge ``momentum_decay``) it is torch's NAdam exactly.
     """
     if not state:

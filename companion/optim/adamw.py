@@ -5,7 +5,6 @@ Written as a chain of two named steps (the way optax composes transformations): 
 L2 term.
 """
 
-import torch
 from torch import Tensor
 
 from companion.optim.adam import Adam, adam_step, decay_weights

@@ -1,10 +1,9 @@
 """NAdam (Dozat, 2016): Nesterov momentum inside Adam, written from scratch with the contract of ``torch.optim.NAdam``."""
 
-import torch
 from torch import Tensor
 
-from companion.optim._base import PerTensorOptimizer, check, check_lr, init_state, refuse_implementation_switches, step_counter
-from companion.optim.adam import decay_weights
+from companion.optim._base import PerTensorOptimizer, check, check_non_negative, check_lr, init_state, refuse_implementation_switches, step_counter
+from companion.optim.adam import apply_weight_decay
 
 
 def momentum_schedule(t, beta1: float, momentum_decay: float):
@@ -58,13 +57,8 @@ def nadam_step(
     t = state["step"].item()
     # g_t = ∇f(θ), or −∇f(θ) to maximize f
     g = -grad if maximize else grad
-    if weight_decay != 0:
-        if decoupled_weight_decay:
-            # θ ← (1 − γλ) θ   (NAdamW: the decay never enters m or v)
-            decay_weights(param, lr=lr, weight_decay=weight_decay)
-        else:
-            # g_t ← g_t + λ θ_{t−1}
-            g = g.add(param, alpha=weight_decay)
+    # g_t ← g_t + λ θ_{t−1} (L2), or θ ← (1 − γλ) θ (NAdamW: the decay never enters m or v)
+    g = apply_weight_decay(param, g, lr=lr, weight_decay=weight_decay, decoupled=decoupled_weight_decay)
     # μ_t and μ_{t+1} from the warming schedule
     mu, mu_next = momentum_schedule(t, beta1, momentum_decay), momentum_schedule(t + 1, beta1, momentum_decay)
     # Π_t = Π_{t−1} μ_t   (kept, like torch, in the step counter's precision)
@@ -106,11 +100,10 @@ class NAdam(PerTensorOptimizer):
         differentiable: bool = False,
     ) -> None:
         check_lr(lr)
-        check(0.0 <= eps, f"Invalid epsilon value: {eps}")
+        check_non_negative(eps=eps)
         check(0.0 <= betas[0] < 1.0, f"Invalid beta parameter at index 0: {betas[0]}")
         check(0.0 <= betas[1] < 1.0, f"Invalid beta parameter at index 1: {betas[1]}")
-        check(0.0 <= weight_decay, f"Invalid weight_decay value: {weight_decay}")
-        check(0.0 <= momentum_decay, f"Invalid momentum_decay value: {momentum_decay}")
+        check_non_negative(weight_decay=weight_decay, momentum_decay=momentum_decay)
         refuse_implementation_switches(foreach=foreach, capturable=capturable, differentiable=differentiable)
         defaults = dict(
             lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay,

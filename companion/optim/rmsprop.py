@@ -1,9 +1,8 @@
 """RMSprop (Tieleman & Hinton, 2012), written from scratch with the contract of ``torch.optim.RMSprop``."""
 
-import torch
 from torch import Tensor
 
-from companion.optim._base import PerTensorOptimizer, check, check_lr, init_state, refuse_implementation_switches, scalar
+from companion.optim._base import PerTensorOptimizer, check_non_negative, check_lr, init_state, refuse_implementation_switches, scalar
 
 
 def rmsprop_step(
@@ -93,10 +92,7 @@ class RMSprop(PerTensorOptimizer):
         differentiable: bool = False,
     ) -> None:
         check_lr(lr)
-        check(0.0 <= eps, f"Invalid epsilon value: {eps}")
-        check(0.0 <= momentum, f"Invalid momentum value: {momentum}")
-        check(0.0 <= weight_decay, f"Invalid weight_decay value: {weight_decay}")
-        check(0.0 <= alpha, f"Invalid alpha value: {alpha}")
+        check_non_negative(eps=eps, momentum=momentum, weight_decay=weight_decay, alpha=alpha)
         refuse_implementation_switches(capturable=capturable, foreach=foreach, differentiable=differentiable)
         defaults = dict(
             lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered, weight_decay=weight_decay,

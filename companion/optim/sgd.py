@@ -1,9 +1,8 @@
 """Stochastic gradient descent with momentum, written from scratch with the contract of ``torch.optim.SGD``."""
 
-import torch
 from torch import Tensor
 
-from companion.optim._base import PerTensorOptimizer, check, check_lr, refuse_implementation_switches, scalar
+from companion.optim._base import PerTensorOptimizer, check, check_non_negative, check_lr, refuse_implementation_switches, scalar
 
 
 def sgd_step(
@@ -74,8 +73,7 @@ class SGD(PerTensorOptimizer):
         fused: bool | None = None,
     ) -> None:
         check_lr(lr)
-        check(momentum >= 0.0, f"Invalid momentum value: {momentum}")
-        check(weight_decay >= 0.0, f"Invalid weight_decay value: {weight_decay}")
+        check_non_negative(momentum=momentum, weight_decay=weight_decay)
         check(not nesterov or (momentum > 0 and dampening == 0), "Nesterov momentum requires a momentum and zero dampening")
         refuse_implementation_switches(foreach=foreach, differentiable=differentiable, fused=fused)
         defaults = dict(

@@ -19,7 +19,7 @@ import inspect
 import torch
 from torch import nn
 
-from companion.testing.parity import compare_optimizers, max_abs_diff, replay_gradients
+from companion.testing.parity import compare_optimizers, max_abs_diff, replay_gradients, state_diff
 from companion.testing.tolerances import eps
 
 REPLAY_ULPS = 2**12  # ≈ 9e-13 relative
@@ -167,6 +167,63 @@ def check_closure(ours, theirs, options) -> None:
     assert diff <= _bound(REPLAY_ULPS), f"the step taken with a closure differs from torch's by {diff:.3g}"
 
 
+def check_state_like_torch(ours, theirs, options, steps=3) -> None:
+    """After a few steps, under either default dtype: torch's state keys, ``step``-like scalars of torch's
+    dtype and shape (float32, float64 when that is the default) and equal to torch's, and the same
+    buffers (a few steps of the same elementwise formulas: within ``REPLAY_ULPS``)."""
+    previous = torch.get_default_dtype()
+    try:
+        for default_dtype in (torch.float32, torch.float64):
+            torch.set_default_dtype(default_dtype)
+            states = []
+            for cls in (ours, theirs):
+                p = torch.ones(3, dtype=torch.float64, requires_grad=True)
+                opt = cls([p], **options)
+                for k in range(steps):
+                    p.grad = torch.full_like(p, 1.0 - 0.4 * k)
+                    opt.step()
+                states.append(opt.state[p])
+            a, b = states
+            assert set(a) == set(b), f"state keys {sorted(a)} differ from torch's {sorted(b)}"
+            for key in b:
+                x, y = torch.as_tensor(a[key]), torch.as_tensor(b[key])
+                assert (x.dtype, x.shape, x.device) == (y.dtype, y.shape, y.device), (
+                    f"state[{key!r}] is {x.dtype} {tuple(x.shape)}, torch's {y.dtype} {tuple(y.shape)} "
+                    f"(default dtype {default_dtype})")
+                if x.dim() == 0:  # step counts and products of scalars: the same rounded scalar arithmetic
+                    assert x.item() == y.item(), f"state[{key!r}] is {x.item()!r}, torch's {y.item()!r}"
+                diff = max_abs_diff(x, y, relative=True)
+                assert diff <= _bound(REPLAY_ULPS), f"state[{key!r}] differs from torch's by {diff:.3g}"
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def check_sparse_gradients(ours, theirs, options, steps=6) -> None:
+    """Sparse gradients (an embedding's, rows repeated and absent) as torch treats them: refused with
+    torch's error, or applied like torch's (parameters and state within ``REPLAY_ULPS``)."""
+    runs = []
+    for cls in (ours, theirs):
+        torch.manual_seed(0)
+        emb = nn.Embedding(10, 3, sparse=True).double()
+        opt = cls(emb.parameters(), **options)
+        try:
+            for k in range(steps):
+                opt.zero_grad()
+                emb(torch.tensor([k % 4, 7, 7, (3 * k) % 10])).pow(2).sum().backward()
+                opt.step()
+        except RuntimeError as error:
+            runs.append(str(error))
+        else:
+            runs.append((emb, opt))
+    a, b = runs
+    if isinstance(b, str):
+        assert a == b, f"torch refuses sparse gradients with {b!r}; ours: {a if isinstance(a, str) else 'accepted them'!r}"
+        return
+    assert not isinstance(a, str), f"torch takes sparse gradients; ours raised {a!r}"
+    diff = max(max_abs_diff(a[0].weight, b[0].weight, relative=True), state_diff(a[1], b[1], relative=True))
+    assert diff <= _bound(REPLAY_ULPS), f"with sparse gradients: relative difference {diff:.3g}"
+
+
 def check_cuda(ours, theirs, options, steps=20) -> None:
     """On CUDA in float32 the two stay within a loose tolerance."""
     diff = compare_optimizers(ours, theirs, options, steps=steps, dtype=torch.float32, device="cuda", relative=True)
@@ -191,7 +248,8 @@ class OptimizerContract:
     and the loss check), ``round_trip`` (for the state_dict checks), ``missing_grad``, ``invalid`` (bad
     options), ``switches`` (implementation switches to refuse), ``scheduled`` (options run under an
     lr scheduler), ``tensor_lr`` (options holding 1-element tensors), ``closure`` (options for the
-    closure check) and ``cuda`` (options for the GPU check). An empty table skips its test.
+    closure check), ``state`` (options whose state is compared after a few steps), ``sparse`` (options
+    run on sparse gradients) and ``cuda`` (options for the GPU check). An empty table skips its test.
     """
 
     ours = theirs = None
@@ -204,6 +262,8 @@ class OptimizerContract:
     scheduled: list = []
     tensor_lr: list = []
     closure: list = [{}]
+    state: list = [{}]
+    sparse: list = [{}]
     cuda: list = []
 
     # which table parametrizes which test's argument
@@ -211,7 +271,8 @@ class OptimizerContract:
         "test_closed_loop": "cases", "test_replay": "cases", "test_loss_falls_or_rises_with_maximize": "cases",
         "test_state_dict_round_trip": "round_trip", "test_missing_grad_is_noop": "missing_grad",
         "test_invalid": "invalid", "test_lr_scheduler": "scheduled", "test_tensor_lr": "tensor_lr",
-        "test_closure_returns_loss": "closure", "test_cuda": "cuda",
+        "test_closure_returns_loss": "closure", "test_state_like_torch": "state",
+        "test_sparse_gradients_like_torch": "sparse", "test_cuda": "cuda",
     }
 
     def pytest_generate_tests(self, metafunc):
@@ -257,6 +318,12 @@ class OptimizerContract:
 
     def test_closure_returns_loss(self, options):
         check_closure(self.ours, self.theirs, options)
+
+    def test_state_like_torch(self, options):
+        check_state_like_torch(self.ours, self.theirs, options)
+
+    def test_sparse_gradients_like_torch(self, options):
+        check_sparse_gradients(self.ours, self.theirs, options)
 
     def test_cuda(self, options):
         if not torch.cuda.is_available():

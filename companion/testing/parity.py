@@ -28,7 +28,7 @@ def max_abs_diff(a, b, relative: bool = False) -> float:
     for x, y in zip(a, b):
         if not x.numel():
             continue
-        x, y = x.detach(), y.detach()
+        x, y = (t.detach().to_dense() if t.is_sparse else t.detach() for t in (x, y))
         diff = (x - y).abs().max().item()
         if relative and diff > 0:
             diff /= max(x.abs().max().item(), y.abs().max().item())
