@@ -7,7 +7,7 @@ batch), ``callbacks`` (e.g. early stopping) and ``scheduler`` (any ``torch.optim
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Protocol
+from typing import Callable, Iterable, Iterator, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -69,6 +69,33 @@ def evaluate(
     return total_loss / n, correct / n
 
 
+def minibatch_steps(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    train: Split,
+    batch_size: int = 64,
+    loss_fn: Callable = F.cross_entropy,
+    generator: torch.Generator | None = None,
+    penalty: Callable[[nn.Module], torch.Tensor] | None = None,
+    transform: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
+) -> Iterator[torch.Tensor]:
+    """One epoch of training, the course's one mini-batch loop: for each shuffled batch of ``train``,
+    the loss (plus ``penalty(model)``, on the batch as ``transform(X, y)`` returns it) is back-propagated
+    and the optimizer steps; yields each batch's loss (detached) after its step. Callers count steps,
+    evaluate or stop between batches."""
+    model.train()
+    for X, y in batches(train, batch_size, shuffle=True, generator=generator):
+        if transform is not None:
+            X, y = transform(X, y)
+        loss = loss_fn(model(X), y)
+        if penalty is not None:
+            loss = loss + penalty(model)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        yield loss.detach()
+
+
 def fit(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -97,16 +124,7 @@ def fit(
     bar = tqdm(range(epochs), disable=not progress, leave=False)
     for epoch in bar:
         start = time.perf_counter()
-        model.train()
-        for X, y in batches(train, batch_size, shuffle=True, generator=generator):
-            if transform is not None:
-                X, y = transform(X, y)
-            loss = loss_fn(model(X), y)
-            if penalty is not None:
-                loss = loss + penalty(model)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+        for _ in minibatch_steps(model, optimizer, train, batch_size, loss_fn, generator, penalty, transform):
             steps += 1
         if scheduler is not None:
             scheduler.step()

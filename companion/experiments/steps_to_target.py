@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from companion.core.data import Split, batches
-from companion.core.train import evaluate
+from companion.core.data import Split
+from companion.core.train import evaluate, minibatch_steps
 
 
 def first_reaching(steps: Sequence[int], values: Sequence[float], target: float) -> int | None:
@@ -59,15 +59,10 @@ def steps_to_accuracy(
     result = StepsToTarget(None)
     step = 0
     while step < max_steps:
-        model.train()
-        for X, y in batches(train, batch_size, shuffle=True, generator=generator):
-            loss = loss_fn(model(X), y)
+        for loss in minibatch_steps(model, optimizer, train, batch_size, loss_fn, generator):
             if not math.isfinite(loss.item()):
                 result.diverged = True
                 return result
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
             step += 1
             if step % eval_every == 0:
                 _, acc = evaluate(model, val, loss_fn)
