@@ -254,7 +254,7 @@ def test_moment_matching_forward():
 
 @pytest.mark.parametrize("p", [-0.1, 1.0, 1.5, float("nan")])
 def test_invalid_p(p):
-    with pytest.raises(ValueError, match=r"dropconnect probability has to be in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"dropconnect probability must be in \[0, 1\)"):
         DropConnectLinear(3, 2, p=p)
 
 

@@ -4,11 +4,12 @@
 import torch
 from torch import Tensor, nn
 
+from companion.core.checks import check
+
 
 def check_p(p: float) -> None:
     """torch's check and message for a dropout probability."""
-    if p < 0 or p > 1:
-        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    check(0 <= p <= 1, f"dropout probability has to be between 0 and 1, but got {p}")
 
 
 def keep_mask(input: Tensor, keep: float) -> Tensor:

@@ -10,6 +10,8 @@ refusing sparse gradients) is written once, here.
 import torch
 from torch import Tensor
 
+from companion.core.checks import check
+
 IMPLEMENTATION_SWITCHES = ("foreach", "fused", "capturable", "differentiable")
 
 
@@ -61,13 +63,7 @@ def init_state(state: dict, param: Tensor, *buffers: str, fill: float = 0.0) -> 
         state[name] = torch.full_like(param, fill, memory_format=torch.preserve_format)
 
 
-def check(valid: bool, message: str) -> None:
-    """torch's argument check: raise ``ValueError(message)`` unless ``valid``."""
-    if not valid:
-        raise ValueError(message)
-
-
-def check_non_negative(**values) -> None:
+def check_hyperparameters(**values) -> None:
     """torch's ``Invalid <name> value: <value>`` check for each hyper-parameter that must be ≥ 0, in the
     order given (torch reports the first that fails; ``eps`` is reported as ``epsilon``)."""
     for name, value in values.items():

@@ -2,7 +2,8 @@
 
 from torch import Tensor
 
-from companion.optim._base import PerTensorOptimizer, check, check_non_negative, check_lr, init_state, refuse_implementation_switches, scalar
+from companion.core.checks import check
+from companion.optim._base import PerTensorOptimizer, check_hyperparameters, check_lr, init_state, refuse_implementation_switches, scalar
 
 
 def adadelta_step(
@@ -78,7 +79,7 @@ class Adadelta(PerTensorOptimizer):
     ) -> None:
         check_lr(lr)
         check(0.0 <= rho <= 1.0, f"Invalid rho value: {rho}")
-        check_non_negative(eps=eps, weight_decay=weight_decay)
+        check_hyperparameters(eps=eps, weight_decay=weight_decay)
         refuse_implementation_switches(foreach=foreach, capturable=capturable, differentiable=differentiable)
         defaults = dict(
             lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize,

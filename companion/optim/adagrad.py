@@ -2,7 +2,7 @@
 
 from torch import Tensor
 
-from companion.optim._base import PerTensorOptimizer, check_non_negative, check_lr, init_state, refuse_implementation_switches, scalar
+from companion.optim._base import PerTensorOptimizer, check_hyperparameters, check_lr, init_state, refuse_implementation_switches, scalar
 
 
 def adagrad_step(
@@ -79,7 +79,7 @@ class Adagrad(PerTensorOptimizer):
         fused: bool | None = None,
     ) -> None:
         check_lr(lr)
-        check_non_negative(lr_decay=lr_decay, weight_decay=weight_decay, initial_accumulator_value=initial_accumulator_value, eps=eps)
+        check_hyperparameters(lr_decay=lr_decay, weight_decay=weight_decay, initial_accumulator_value=initial_accumulator_value, eps=eps)
         refuse_implementation_switches(foreach=foreach, differentiable=differentiable, fused=fused)
         defaults = dict(
             lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,

@@ -3,15 +3,16 @@
 import torch
 from torch import Tensor
 
-from companion.optim._base import PerTensorOptimizer, check, check_non_negative, check_lr, init_state, refuse_implementation_switches, scalar
+from companion.core.checks import check
+from companion.optim._base import PerTensorOptimizer, check_hyperparameters, check_lr, init_state, refuse_implementation_switches, scalar
 
 def check_adam_hyperparameters(lr, betas, eps, weight_decay) -> tuple:
     """torch's checks (and messages) for Adam's and AdamW's arguments; returns the betas as torch stores them."""
     check_lr(lr)
-    check_non_negative(eps=eps)
+    check_hyperparameters(eps=eps)
     check(0.0 <= betas[0] < 1.0, f"Invalid beta parameter at index 0: {betas[0]}")
     check(0.0 <= betas[1] < 1.0, f"Invalid beta parameter at index 1: {betas[1]}")
-    check_non_negative(weight_decay=weight_decay)
+    check_hyperparameters(weight_decay=weight_decay)
     floats = isinstance(betas[0], float) and isinstance(betas[1], float)
     tensors = isinstance(betas[0], Tensor) and isinstance(betas[1], Tensor)
     check(floats or tensors, "betas must be either both floats or both Tensors")

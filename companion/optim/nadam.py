@@ -2,7 +2,8 @@
 
 from torch import Tensor
 
-from companion.optim._base import PerTensorOptimizer, check, check_non_negative, check_lr, init_state, refuse_implementation_switches, step_counter
+from companion.core.checks import check
+from companion.optim._base import PerTensorOptimizer, check_hyperparameters, check_lr, init_state, refuse_implementation_switches, step_counter
 from companion.optim.adam import apply_weight_decay
 
 
@@ -100,10 +101,10 @@ class NAdam(PerTensorOptimizer):
         differentiable: bool = False,
     ) -> None:
         check_lr(lr)
-        check_non_negative(eps=eps)
+        check_hyperparameters(eps=eps)
         check(0.0 <= betas[0] < 1.0, f"Invalid beta parameter at index 0: {betas[0]}")
         check(0.0 <= betas[1] < 1.0, f"Invalid beta parameter at index 1: {betas[1]}")
-        check_non_negative(weight_decay=weight_decay, momentum_decay=momentum_decay)
+        check_hyperparameters(weight_decay=weight_decay, momentum_decay=momentum_decay)
         refuse_implementation_switches(foreach=foreach, capturable=capturable, differentiable=differentiable)
         defaults = dict(
             lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay,

@@ -2,7 +2,7 @@
 
 from torch import Tensor
 
-from companion.optim._base import PerTensorOptimizer, check_non_negative, check_lr, init_state, refuse_implementation_switches, scalar
+from companion.optim._base import PerTensorOptimizer, check_hyperparameters, check_lr, init_state, refuse_implementation_switches, scalar
 
 
 def rmsprop_step(
@@ -92,7 +92,7 @@ class RMSprop(PerTensorOptimizer):
         differentiable: bool = False,
     ) -> None:
         check_lr(lr)
-        check_non_negative(eps=eps, momentum=momentum, weight_decay=weight_decay, alpha=alpha)
+        check_hyperparameters(eps=eps, momentum=momentum, weight_decay=weight_decay, alpha=alpha)
         refuse_implementation_switches(capturable=capturable, foreach=foreach, differentiable=differentiable)
         defaults = dict(
             lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered, weight_decay=weight_decay,

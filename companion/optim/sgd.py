@@ -2,7 +2,8 @@
 
 from torch import Tensor
 
-from companion.optim._base import PerTensorOptimizer, check, check_non_negative, check_lr, refuse_implementation_switches, scalar
+from companion.core.checks import check
+from companion.optim._base import PerTensorOptimizer, check_hyperparameters, check_lr, refuse_implementation_switches, scalar
 
 
 def sgd_step(
@@ -73,7 +74,7 @@ class SGD(PerTensorOptimizer):
         fused: bool | None = None,
     ) -> None:
         check_lr(lr)
-        check_non_negative(momentum=momentum, weight_decay=weight_decay)
+        check_hyperparameters(momentum=momentum, weight_decay=weight_decay)
         check(not nesterov or (momentum > 0 and dampening == 0), "Nesterov momentum requires a momentum and zero dampening")
         refuse_implementation_switches(foreach=foreach, differentiable=differentiable, fused=fused)
         defaults = dict(

@@ -17,20 +17,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from companion.core.checks import check_non_negative, check_probability
+
 
 def _check_images(x: Tensor) -> None:
     if x.dim() != 4:
         raise ValueError(f"expected a batch of images shaped (N, C, H, W), got shape {tuple(x.shape)}")
-
-
-def _check_probability(p: float) -> None:
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"p must be in [0, 1], got {p}")
-
-
-def _check_non_negative(name: str, value: float) -> None:
-    if value < 0:
-        raise ValueError(f"{name} must be non-negative, got {value}")
 
 
 def _rand(n: int, generator: torch.Generator | None, like: Tensor) -> Tensor:
@@ -59,7 +51,7 @@ def _per_image(values: Tensor) -> Tensor:
 def hflip(x: Tensor, p: float = 0.5, generator: torch.Generator | None = None) -> Tensor:
     """Mirror each image left ↔ right with probability ``p`` (``p=1`` flips them all)."""
     _check_images(x)
-    _check_probability(p)
+    check_probability("p", p)
     # x'[..., i, j] = x[..., i, W − 1 − j]
     mirrored = x[..., torch.arange(x.shape[-1] - 1, -1, -1, device=x.device)]
     chosen = _rand(len(x), generator, x) < p
@@ -69,7 +61,7 @@ def hflip(x: Tensor, p: float = 0.5, generator: torch.Generator | None = None) -
 def vflip(x: Tensor, p: float = 0.5, generator: torch.Generator | None = None) -> Tensor:
     """Mirror each image top ↔ bottom with probability ``p`` (``p=1`` flips them all)."""
     _check_images(x)
-    _check_probability(p)
+    check_probability("p", p)
     # x'[..., i, j] = x[..., H − 1 − i, j]
     mirrored = x[..., torch.arange(x.shape[-2] - 1, -1, -1, device=x.device), :]
     chosen = _rand(len(x), generator, x) < p
@@ -97,7 +89,7 @@ def random_crop(x: Tensor, padding: int = 1, generator: torch.Generator | None =
     """Pad each image with ``padding`` zero pixels on every side and crop a random window of the
     original size: a random shift by (dy, dx), each uniform in {−padding, ..., padding}."""
     _check_images(x)
-    _check_non_negative("padding", padding)
+    check_non_negative("padding", padding)
     dy = _randint(len(x), -padding, padding, generator, x)
     dx = _randint(len(x), -padding, padding, generator, x)
     return shift(x, dy, dx)
@@ -157,8 +149,8 @@ def random_affine(
     """Rotate each image by an angle uniform in [−degrees, degrees] and move it by (tx, ty), each
     uniform in [−translate, translate] pixels (see :func:`affine`)."""
     _check_images(x)
-    _check_non_negative("degrees", degrees)
-    _check_non_negative("translate", translate)
+    check_non_negative("degrees", degrees)
+    check_non_negative("translate", translate)
     angle = _uniform(len(x), -degrees, degrees, generator, x)
     tx = _uniform(len(x), -translate, translate, generator, x)
     ty = _uniform(len(x), -translate, translate, generator, x)
@@ -177,8 +169,8 @@ def jitter(
     [max(0, 1 − contrast), 1 + contrast] and x̄' the mean of each image, drawn per image.
     """
     _check_images(x)
-    _check_non_negative("brightness", brightness)
-    _check_non_negative("contrast", contrast)
+    check_non_negative("brightness", brightness)
+    check_non_negative("contrast", contrast)
     b = _per_image(_uniform(len(x), max(0.0, 1 - brightness), 1 + brightness, generator, x))
     c = _per_image(_uniform(len(x), max(0.0, 1 - contrast), 1 + contrast, generator, x))
     # x' = b x   (brightness scales every pixel)
@@ -191,7 +183,7 @@ def jitter(
 def gaussian_noise(x: Tensor, std: float = 0.1, generator: torch.Generator | None = None) -> Tensor:
     """Add independent noise N(0, std²) to every pixel (no clamping)."""
     _check_images(x)
-    _check_non_negative("std", std)
+    check_non_negative("std", std)
     device = generator.device if generator is not None else "cpu"
     noise = torch.randn(x.shape, generator=generator, dtype=torch.float64, device=device)
     # x' = x + σ ε,  ε ~ N(0, 1)
@@ -203,7 +195,7 @@ def cutout(x: Tensor, size: int = 4, generator: torch.Generator | None = None) -
     uniformly from each image, clipped where it crosses the border: rows cy − size//2 to
     cy − size//2 + size − 1 (for an even size exactly the paper's code), and the same for columns."""
     _check_images(x)
-    _check_non_negative("size", size)
+    check_non_negative("size", size)
     n, _, h, w = x.shape
     cy = _randint(n, 0, h - 1, generator, x).view(n, 1)
     cx = _randint(n, 0, w - 1, generator, x).view(n, 1)
@@ -234,7 +226,7 @@ def mixup(
     (turned into one-hot rows of ``num_classes``) or already soft labels (N, K). Returns soft labels,
     which ``F.cross_entropy`` accepts as targets. ``alpha=0`` means no mixing (λ = 1).
     """
-    _check_non_negative("alpha", alpha)
+    check_non_negative("alpha", alpha)
     if len(y) != len(x):
         raise ValueError(f"x and y must hold the same number of examples, got {len(x)} and {len(y)}")
     if y.is_floating_point():
@@ -279,7 +271,7 @@ class Augmentation:
         num_classes: int = 10,
         generator: torch.Generator | None = None,
     ) -> None:
-        _check_non_negative("mixup_alpha", mixup_alpha)
+        check_non_negative("mixup_alpha", mixup_alpha)
         self.ops = list(ops)
         self.mixup_alpha = mixup_alpha
         self.num_classes = num_classes

@@ -12,10 +12,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-
-def _check_p(p: float) -> None:
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"dropconnect probability has to be in [0, 1), but got {p}")
+from companion.core.checks import check_probability
 
 
 def dropconnect_linear(
@@ -88,7 +85,7 @@ class DropConnectLinear(nn.Module):
         *,
         per_example: bool = True,
     ) -> None:
-        _check_p(p)
+        check_probability("dropconnect probability", p, below_one=True)
         factory_kwargs = {"device": device, "dtype": dtype}
         super().__init__()
         self.in_features = in_features

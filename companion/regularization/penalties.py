@@ -13,18 +13,18 @@ output towards zero. ``include_bias=True`` penalizes every parameter, which is w
 
 from typing import Iterable
 
-import torch
 from torch import Tensor, nn
+
+from companion.core.checks import check
 
 Params = nn.Module | Tensor | Iterable[Tensor]
 
 
 def check_lambda(lam: float, name: str = "lam") -> None:
     """A regularization strength must be a number ≥ 0."""
-    if isinstance(lam, Tensor) and lam.numel() != 1:
-        raise ValueError(f"{name} must be a number or a 1-element tensor, got shape {tuple(lam.shape)}")
-    if lam < 0:
-        raise ValueError(f"Invalid regularization strength {name}: {float(lam)} (it must be >= 0)")
+    check(not (isinstance(lam, Tensor) and lam.numel() != 1),
+          f"{name} must be a number or a 1-element tensor, got shape {tuple(getattr(lam, 'shape', ()))}")
+    check(lam >= 0, f"Invalid regularization strength {name}: {float(lam)} (it must be >= 0)")
 
 
 def penalized_parameters(params: Params, include_bias: bool = False) -> list[Tensor]:
