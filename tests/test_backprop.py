@@ -1,4 +1,4 @@
-"""companion.core.backprop (the two-layer MLP's forward and backward written by hand) against torch's
+"""companion.experiments.backprop (the two-layer MLP's forward and backward written by hand) against torch's
 autograd through nn.Linear / activation / nn.Linear / nn.MSELoss, against finite differences
 (gradcheck, gradgradcheck and our own central differences), and its SGD step against companion.optim.SGD
 and torch.optim.SGD, in float64 over a table of shapes and activations."""
@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from companion.core.backprop import Parameters, TwoLayerMSE, backward, central_differences, forward, sgd_update
+from companion.experiments.backprop import Parameters, TwoLayerMSE, backward, central_differences, forward, sgd_update
 from companion.optim import SGD
 from companion.testing.tolerances import assert_close
 
