@@ -25,6 +25,8 @@ import random
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
+from companion.core.stats import mean_interval  # noqa: F401  (re-exported for the search chapter's tables)
+
 Objective = Callable[[dict[str, float], float], float]
 
 
@@ -205,23 +207,6 @@ def best(trials: list[Trial]) -> Trial:
 def total_budget(trials: list[Trial]) -> float:
     """The budget spent by all the trials together (e.g. the total number of epochs)."""
     return sum(t.budget for t in trials)
-
-
-def mean_interval(values, level: float = 0.95) -> tuple[float, float, float]:
-    r"""The mean of ``values`` and its Student-t interval, :math:`\bar x \pm t_{n-1}\, s/\sqrt n`
-    (for comparing searches over seeds); returns (mean, low, high)."""
-    xs = [float(v) for v in values]
-    if len(xs) < 2 or not 0 < level < 1:
-        raise ValueError(f"need at least 2 values and 0 < level < 1, got {len(xs)} values and level={level}")
-    from scipy.stats import t
-
-    n = len(xs)
-    mean = sum(xs) / n
-    # s² = Σ (x − x̄)² / (n − 1)
-    s = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1))
-    # half-width t_{n−1, (1+level)/2} · s / √n
-    half = float(t.ppf((1 + level) / 2, n - 1)) * s / math.sqrt(n)
-    return mean, mean - half, mean + half
 
 
 def zoom(space: Mapping[str, Axis], trials: list[Trial], keep: int) -> dict[str, Axis]:

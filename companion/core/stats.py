@@ -12,15 +12,13 @@ a difference beyond seed noise; one that contains 0 is "no measurable difference
 """
 
 import math
-from dataclasses import dataclass
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 from companion.core.checks import check
 
 
-@dataclass(frozen=True)
-class Interval:
-    """A mean over seeds and its interval ``[lo, hi]``; formats as ``mean [lo, hi]``."""
+class Interval(NamedTuple):
+    """A mean over seeds and its interval ``[lo, hi]``; unpacks as ``mean, lo, hi`` and formats as ``mean [lo, hi]``."""
 
     mean: float
     lo: float
