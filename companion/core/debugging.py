@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from companion.core.diagnostics import dead_fraction, linear_layers
+from companion.core.diagnostics import dead_fraction, hidden_preactivations
 from companion.core.lr_range import RangeTest
 
 
@@ -78,6 +78,21 @@ def overfit_batch(step: Callable[[Tensor, Tensor], float], X: Tensor, y: Tensor,
                  f"loss {losses[0]:.3f} → {final:.3g} after {steps} steps (target ≤ {target})", {"losses": losses})
 
 
+@torch.no_grad()
+def central_difference(f: Callable[[], Tensor], flat: Tensor, i: int, h: float = 1e-6) -> float:
+    r"""The partial derivative of the scalar ``f()`` along entry ``i`` of ``flat`` (a flat view of a
+    parameter), by central differences :math:`(f(\theta + h e_i) - f(\theta - h e_i)) / 2h`; the entry is
+    nudged in place and restored."""
+    old = flat[i].item()
+    flat[i] = old + h
+    f_plus = f().item()
+    flat[i] = old - h
+    f_minus = f().item()
+    flat[i] = old
+    # (f(θ + h eᵢ) − f(θ − h eᵢ)) / 2h
+    return (f_plus - f_minus) / (2 * h)
+
+
 def gradient_check(loss_fn: Callable[[], Tensor], params: Sequence[Tensor], grads: Sequence[Tensor] | None = None,
                    eps: float = 1e-6, rtol: float = 1e-6, entries: int = 50, seed: int = 0) -> Check:
     r"""Gradients against central finite differences, in float64:
@@ -103,14 +118,7 @@ def gradient_check(loss_fn: Callable[[], Tensor], params: Sequence[Tensor], grad
         for p, grad in zip(params, grads):
             flat = p.view(-1)
             for i in torch.randperm(flat.numel(), generator=g)[:entries].tolist():
-                old = flat[i].item()
-                flat[i] = old + eps
-                up = loss_fn().item()
-                flat[i] = old - eps
-                down = loss_fn().item()
-                flat[i] = old
-                # ĝ_i = (L(θ + ε eᵢ) − L(θ − ε eᵢ)) / 2ε
-                numeric.append((up - down) / (2 * eps))
+                numeric.append(central_difference(loss_fn, flat, i, eps))
                 ours.append(grad.reshape(-1)[i].item())
     error = max(abs(a - b) for a, b in zip(ours, numeric))
     scale = max(abs(b) for b in numeric) or 1.0
@@ -144,21 +152,10 @@ def unit_activity(model: nn.Module, X: Tensor, threshold: float = 3.0, share: fl
     Saturated: :math:`|z| >` ``threshold`` on at least ``share`` of the rows (tanh'(3) < 0.01; for tanh
     and sigmoid networks; checked only when ``max_saturated`` is given). Non-finite values fail."""
     dead = dead_fraction(model, X)
-    saturated, finite = [], []
-
-    def record(module, inputs, z):
-        saturated.append(((z.abs() > threshold).float().mean(dim=0) >= share).float().mean().item())
-        finite.append(bool(torch.isfinite(z).all()))
-
-    was_training = model.training
-    model.eval()
-    handles = [layer.register_forward_hook(record) for layer in linear_layers(model)[:-1]]
-    try:
-        model(X)
-    finally:
-        for handle in handles:
-            handle.remove()
-        model.train(was_training)
+    zs = hidden_preactivations(model, X)
+    # saturated: |z| > threshold on at least ``share`` of the rows
+    saturated = [((z.abs() > threshold).float().mean(dim=0) >= share).float().mean().item() for z in zs]
+    finite = [bool(torch.isfinite(z).all()) for z in zs]
     worst = max(dead)
     passed = all(finite) and worst <= max_dead and (max_saturated is None or max(saturated) <= max_saturated)
     message = f"dead {[f'{d:.0%}' for d in dead]}, saturated {[f'{s:.0%}' for s in saturated]}"

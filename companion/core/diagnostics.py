@@ -86,6 +86,23 @@ def signal_statistics(
 
 
 @torch.no_grad()
+def hidden_preactivations(model: nn.Module, X: Tensor) -> list[Tensor]:
+    """The outputs of each hidden linear layer (all but the last) of ``model`` on ``X``, in eval mode:
+    the pre-activations z of its hidden units, recorded by forward hooks (the model's mode is restored)."""
+    outputs: list[Tensor] = []
+    was_training = model.training
+    model.eval()
+    handles = [layer.register_forward_hook(lambda m, i, z: outputs.append(z)) for layer in linear_layers(model)[:-1]]
+    try:
+        model(X)
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    return outputs
+
+
+@torch.no_grad()
 def dead_fraction(model: nn.Module, X: Tensor) -> list[float]:
     """For each hidden linear layer (all but the last), the fraction of its units whose output (the
     pre-activation) is ≤ 0 on every row of ``X``.
@@ -93,23 +110,8 @@ def dead_fraction(model: nn.Module, X: Tensor) -> list[float]:
     A ReLU after such a unit outputs 0 and passes no gradient on this data: the unit is *dead*. (After
     a leaky ReLU, PReLU or ELU the same unit still passes a gradient.)
     """
-    layers = linear_layers(model)[:-1]
-    fractions: list[float] = []
-
-    def record(module, inputs, output):
-        never_positive = (output <= 0).all(dim=0)
-        fractions.append(never_positive.float().mean().item())
-
-    was_training = model.training
-    model.eval()
-    handles = [layer.register_forward_hook(record) for layer in layers]
-    try:
-        model(X)
-    finally:
-        for handle in handles:
-            handle.remove()
-        model.train(was_training)
-    return fractions
+    # a unit is dead if its pre-activation is ≤ 0 on every row
+    return [(z <= 0).all(dim=0).float().mean().item() for z in hidden_preactivations(model, X)]
 
 
 def unit_spread(weight: Tensor) -> float:

@@ -28,6 +28,8 @@ from typing import Callable, NamedTuple
 import torch
 from torch import Tensor
 
+from companion.core.debugging import central_difference
+
 
 class Parameters(NamedTuple):
     """The four parameter tensors (or their gradients): ``W1`` (m, d), ``b1`` (m,), ``W2`` (k, m), ``b2`` (k,)."""
@@ -185,13 +187,7 @@ def central_differences(f: Callable[[], Tensor], tensors: list[Tensor], h: float
             g = torch.empty_like(t)
             flat, gflat = t.view(-1), g.view(-1)
             for i in range(flat.numel()):
-                old = flat[i].item()
-                flat[i] = old + h
-                f_plus = f().item()
-                flat[i] = old - h
-                f_minus = f().item()
-                flat[i] = old
                 # (f(θ + h eᵢ) − f(θ − h eᵢ)) / 2h
-                gflat[i] = (f_plus - f_minus) / (2 * h)
+                gflat[i] = central_difference(f, flat, i, h)
             grads.append(g)
     return grads
