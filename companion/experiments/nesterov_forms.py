@@ -11,6 +11,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from companion.experiments.gradient_sequences import run_on_gradients
+
 Gradient = Callable[[Tensor], Tensor]
 """A gradient oracle: a point x ↦ ∇f(x) (exact, or with noise added)."""
 
@@ -78,14 +80,10 @@ def run_optimizer(
     ``optimizer([x], **hyperparameters)`` is built on a copy of ``x``; each step sets its gradient
     to ``grad(x)``. Works with ours (``companion.optim``) and torch's classes alike.
     """
-    param = x.detach().clone().requires_grad_(True)
-    opt = optimizer([param], **hyperparameters)
-    xs = [param.detach().clone()]
-    for _ in range(steps):
-        param.grad = grad(param.detach())
-        opt.step()
-        xs.append(param.detach().clone())
-    return torch.stack(xs)
+    # the course's one gradient-sequence driver, with the gradient read off the current iterate
+    run = run_on_gradients(optimizer, lambda t, theta: grad(theta), steps=steps, start=x, state_keys=(),
+                           **hyperparameters)
+    return run["param"]
 
 
 @dataclass(frozen=True)
