@@ -1,10 +1,18 @@
-"""The chapters' experiment harnesses: each module's docstring names the chapters that use it.
+"""The chapters' experiment harnesses; each module's docstring names the chapters that use it.
 
-- :mod:`~companion.experiments.testbed`: the overfitting testbed of the regularization part;
-- :mod:`~companion.experiments.regularizer_race`: regularizers run on the testbed under one budget;
-- :mod:`~companion.experiments.optimizer_race`: optimizers raced on 2-D functions and on the digits MLP;
-- :mod:`~companion.experiments.steps_to_target`: how many steps until a target is reached;
-- :mod:`~companion.experiments.gradient_sequences`: an optimizer fed a prescribed gradient sequence;
-- :mod:`~companion.experiments.nesterov_forms`: Nesterov's method in the papers' forms;
-- :mod:`~companion.experiments.sparse_features`: a problem with rare features.
+- Foundations: :mod:`~companion.experiments.perceptron` (Rosenblatt's rule, XOR, linear stacks),
+  :mod:`~companion.experiments.shallow_networks` (one-hidden-layer networks per seed),
+  :mod:`~companion.experiments.bias_variance` (the bias–variance–noise decomposition),
+  :mod:`~companion.experiments.backprop` (backpropagation by hand), :mod:`~companion.experiments.logit_growth`
+  (logits and confidence under label smoothing), :mod:`~companion.experiments.depth_gradients` (gradients
+  through depth, clipping, residual connections);
+- Regularization: :mod:`~companion.experiments.testbed` (the overfitting testbed),
+  :mod:`~companion.experiments.regularizer_race` (regularizers under one budget, over seeds);
+- Optimization: :mod:`~companion.experiments.optimizer_race` (optimizers raced on 2-D functions and the
+  digits MLP), :mod:`~companion.experiments.gradient_sequences` (an optimizer fed a prescribed gradient
+  sequence), :mod:`~companion.experiments.nesterov_forms` (Nesterov's method in the papers' forms),
+  :mod:`~companion.experiments.sparse_features` (a problem with rare features),
+  :mod:`~companion.experiments.steps_to_target` (steps until a target accuracy);
+- Training in practice: :mod:`~companion.experiments.batch_size` (time, gradient noise and learning rate
+  against the batch size).
 """
