@@ -32,7 +32,7 @@ class Reliability:
 
     @property
     def ece(self) -> float:
-        """The expected calibration error: Σ_b (|I_b| / n) |acc(I_b) − conf(I_b)| over non-empty bins."""
+        r"""The expected calibration error :math:`\sum_b \frac{|I_b|}{n} \lvert \mathrm{acc}(I_b) - \mathrm{conf}(I_b) \rvert` over non-empty bins."""
         full = self.count > 0
         gaps = (self.accuracy[full] - self.confidence[full]).abs()
         return (self.count[full].to(gaps.dtype) * gaps).sum().item() / self.count.sum().item()

@@ -39,6 +39,8 @@ class History:
 
 
 class Callback(Protocol):
+    """What ``fit`` calls after every epoch, e.g. :class:`~companion.regularization.early_stopping.EarlyStopping`."""
+
     def on_epoch_end(self, epoch: int, history: History, model: nn.Module) -> bool:
         """Called after each epoch's evaluation; return True to stop training."""
 

@@ -92,8 +92,8 @@ def train_clipped(
     loss: Callable = cross_entropy,
 ) -> ClippedRun:
     """Full-batch gradient descent on ``data`` for ``steps`` steps, clipping each gradient by
-    ``clip`` = ``"none"``, ``"norm"`` (:func:`~companion.nn.utils.clip_grad_norm_` to ``threshold``)
-    or ``"value"`` (:func:`~companion.nn.utils.clip_grad_value_` at ``threshold``). Stops early once
+    ``clip`` = ``"none"``, ``"norm"`` (:func:`~companion.nn.utils.clip_grad.clip_grad_norm_` to ``threshold``)
+    or ``"value"`` (:func:`~companion.nn.utils.clip_grad.clip_grad_value_` at ``threshold``). Stops early once
     the loss is not finite."""
     if clip not in ("none", "norm", "value"):
         raise ValueError(f"clip must be 'none', 'norm' or 'value', got {clip!r}")

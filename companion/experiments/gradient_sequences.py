@@ -22,14 +22,14 @@ def run_on_gradients(
 ) -> dict[str, Tensor]:
     """Run ``optimizer([θ], **options)`` on a gradient sequence and record every step.
 
-    ``grads`` is either a tensor of shape (T, *shape), the gradient at each step, or a function
+    ``grads`` is either a tensor of shape ``(T, *shape)``, the gradient at each step, or a function
     ``grads(t, θ)`` returning the gradient at step t = 1, 2, ... (then ``steps`` is required and
     ``start`` gives θ₀'s shape). θ₀ is ``start`` (default zeros), in float64 unless ``start`` says
     otherwise. ``project(θ)``, if given, edits θ in place after each step (e.g. a clamp onto a feasible
     set); ``scheduler(optimizer)`` builds an lr scheduler that steps after every optimizer step.
 
-    Returns ``"param"`` (T + 1, *shape), ``"update"`` (T, *shape, the change θ_t − θ_{t−1} including the
-    projection) and, for each of ``state_keys`` found in the state, its value after every step (T, *shape).
+    Returns ``"param"`` ``(T + 1, *shape)``, ``"update"`` (``(T, *shape)``, the change θ_t − θ_{t−1} including the
+    projection) and, for each of ``state_keys`` found in the state, its value after every step ``(T, *shape)``.
     """
     if callable(grads):
         if steps is None or start is None:

@@ -23,8 +23,8 @@ def dropconnect_linear(
     .. math::
         u_n = \frac{1}{1 - p}\,(M_n \odot W)\, x_n + b, \qquad M_{n,oi} \sim \text{Bernoulli}(1 - p)
 
-    ``input`` is (*, in_features) and the output (*, out_features). ``mask`` is either
-    (*, out_features, in_features), one mask per example as in the paper, or (out_features,
+    ``input`` is ``(*, in_features)`` and the output ``(*, out_features)``. ``mask`` is either
+    ``(*, out_features, in_features)``, one mask per example as in the paper, or (out_features,
     in_features), one mask shared by every example. Dividing by 1 − p keeps the expected output
     equal to the plain layer's, E[u_n] = W x_n + b. The bias is never dropped.
     """
@@ -59,12 +59,14 @@ def sample_mask(shape: tuple[int, ...], p: float, device=None, dtype=None) -> Te
 class DropConnectLinear(nn.Module):
     r"""A linear layer with DropConnect: ``nn.Linear``'s parameters, each weight dropped at random in training.
 
-    Args:
-        in_features, out_features, bias: as in ``torch.nn.Linear`` (same parameter names, shapes and
-            initialization, so a state_dict loads into either class).
-        p: the probability that a weight is dropped, in [0, 1). Default 0.5.
-        per_example: one mask per example, as in the paper (default), or one mask shared by the
-            whole mini-batch (``False``: as cheap as ``nn.Linear``, noisier gradients).
+    ``in_features``, ``out_features``, ``bias``
+        as in ``torch.nn.Linear`` (same parameter names, shapes and initialization, so a state_dict
+        loads into either class).
+    ``p``
+        the probability that a weight is dropped, in [0, 1). Default 0.5.
+    ``per_example``
+        one mask per example, as in the paper (default), or one mask shared by the whole mini-batch
+        (``False``: as cheap as ``nn.Linear``, noisier gradients).
 
     Training: example n gets the mask :math:`M_n` (or all share one),
     :math:`u_n = (M_n \odot W) x_n / (1 - p) + b` (:func:`dropconnect_linear`). Evaluation: the mean-weight rule :math:`u = W x + b`, i.e. exactly

@@ -43,7 +43,7 @@ class Mismatch:
 
 
 def mismatch(actual: Tensor, expected: Tensor, scale: float | None = None) -> Mismatch:
-    """Where and by how much ``actual`` differs most from ``expected`` (scale: max |expected| unless given).
+    """Where and by how much ``actual`` differs most from ``expected`` (scale: ``max |expected|`` unless given).
 
     NaNs must sit in the same places (a NaN against a number is an infinite difference); equal
     infinities count as equal."""
