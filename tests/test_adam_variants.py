@@ -61,3 +61,47 @@ def test_no_bias_correction_first_step():
     opt.step()
     expected = -0.1 * 0.1 / 0.001**0.5 * torch.tensor([1.0, -1.0, 1.0], dtype=torch.float64)
     assert torch.allclose(p.detach(), expected, rtol=0, atol=TOL)
+
+
+def _dozat_by_hand(grads, lr, beta1, beta2, eps, psi):
+    """Dozat's Algorithm 2 for one scalar, written out with Python floats; Π is rounded to float32 after every
+    product, as the optimizer keeps it (torch's precision for ``mu_product``)."""
+    import math
+
+    import numpy as np
+
+    theta, m, v, prod, path = 0.0, 0.0, 0.0, np.float32(1.0), []
+    for t, g in enumerate(grads, start=1):
+        mu = beta1 * (1 - 0.5 * 0.96 ** (t * psi))
+        mu_next = beta1 * (1 - 0.5 * 0.96 ** ((t + 1) * psi))
+        prod = np.float32(prod * np.float32(mu))  # a float32 tensor times a Python float: float32 arithmetic
+        m = mu * m + (1 - mu) * g
+        v = beta2 * v + (1 - beta2) * g * g
+        denom = math.sqrt(v / (1 - beta2**t)) + eps
+        theta -= lr * (1 - mu) / (1 - float(prod)) * g / denom
+        theta -= lr * mu_next / (1 - float(prod) * mu_next) * m / denom
+        path.append(theta)
+    return path
+
+
+@pytest.mark.parametrize("psi", [4e-3, 0.5])
+def test_dozat_nadam_three_steps_by_hand(psi):
+    """The scheduled-μ path against a hand-computed three-step reference (not only "differs from torch")."""
+    from companion.testing.tolerances import assert_close
+
+    grads = [0.3, -1.2, 0.7]
+    lr, beta1, beta2, eps = 0.01, 0.9, 0.999, 1e-8
+    p = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    opt = DozatNAdam([p], lr=lr, betas=(beta1, beta2), eps=eps, momentum_decay=psi)
+    ours = []
+    for g in grads:
+        p.grad = torch.tensor([g], dtype=torch.float64)
+        opt.step()
+        ours.append(p.item())
+    expected = torch.tensor(_dozat_by_hand(grads, lr, beta1, beta2, eps, psi), dtype=torch.float64)
+    # three steps of a dozen elementwise operations each, the two sides ordering their products differently
+    # (addcdiv vs a product of Python floats): a few ε per operation, compounding over three steps
+    assert_close(torch.tensor(ours, dtype=torch.float64), expected, ulps=64, what="θ after steps 1, 2, 3")
+    # and the first step is not γ: 1 + μ₂(1 − μ₁)/(1 − μ₁μ₂) times γ·sign(g) (ε negligible)
+    mu1, mu2 = (beta1 * (1 - 0.5 * 0.96 ** (k * psi)) for k in (1, 2))
+    assert abs(abs(ours[0]) / lr - (1 + mu2 * (1 - mu1) / (1 - mu1 * mu2))) < 1e-6

@@ -170,3 +170,30 @@ def test_cuda():
     assert all(p.is_cuda for p in runs["a"].model.parameters())
     assert math.isclose(runs["a"].history.train_loss[-1], runs["b"].history.train_loss[-1], abs_tol=1e-6)
     assert summarize(runs["a"], data, target_loss=10.0)["steps_to_target"] == 4
+
+
+def test_train_seeds_and_summarize_seeds(small_digits):
+    """train_seeds is train_each per seed; summarize_seeds gives mean [95 % interval] per column, None for a
+    target some seed missed, and keeps the per-seed rows (tolerance 0 where the same runs are compared)."""
+    from companion.experiments.optimizer_race import plot_seed_curves, summarize_seeds, train_seeds
+
+    specs = {"sgd": (SGD, dict(lr=0.1)), "momentum": (SGD, dict(lr=0.1, momentum=0.9))}
+    make_model = lambda: mlp(hidden=(8,))
+    runs = train_seeds(specs, make_model, small_digits, epochs=2, seeds=(0, 1), batch_size=64)
+    single = train_each(specs, make_model, small_digits, epochs=2, batch_size=64, seed=1)
+    for name in specs:
+        assert runs[name][1].history.train_loss == single[name].history.train_loss
+    row = summarize_seeds(runs["momentum"], small_digits, target_loss=1e9)
+    losses = [r.history.train_loss[-1] for r in runs["momentum"]]
+    assert_close(torch.tensor(row["train_loss"].mean, dtype=torch.float64),
+                 torch.tensor(sum(losses) / 2, dtype=torch.float64), ulps=2, what="mean of two")
+    assert row["train_loss"].lo <= row["train_loss"].mean <= row["train_loss"].hi
+    assert summarize_seeds(runs["sgd"], small_digits, target_loss=-1.0)["steps_to_target"] is None
+    assert len(row["per_seed"]) == 2 and "ms_per_step" not in row
+
+    import matplotlib.pyplot as plt
+
+    _, ax = plt.subplots()
+    plot_seed_curves(runs, "train_loss", ax)
+    assert len(ax.get_lines()) == 2 and len(ax.collections) == 2  # a mean line and a band per optimizer
+    plt.close("all")

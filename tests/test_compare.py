@@ -168,3 +168,41 @@ def test_cuda():
     data = testbed.testbed_data(device="cuda")
     r = run_method(METHODS["dropconnect"], data, seed=0, device="cuda", epochs=2)
     assert 0.0 <= r.val_acc <= 1.0 and r.epochs == 2
+
+
+def test_compare_seeds_is_compare_for_each_seed(data):
+    """compare_seeds repeats compare: the same numbers, seed by seed (tolerance 0: the same runs)."""
+    from companion.experiments.regularizer_race import compare_seeds
+
+    methods = {k: METHODS[k] for k in ("baseline", "dropout")}
+    runs = compare_seeds(methods, data, seeds=(0, 2), epochs=1)
+    for i, seed in enumerate((0, 2)):
+        single = compare(methods, data, seed=seed, epochs=1)
+        for name in methods:
+            a, b = runs[name][i], single[name]
+            assert (a.train_acc, a.val_acc, a.test_acc, a.train_loss, a.val_loss) == (
+                b.train_acc, b.val_acc, b.test_acc, b.train_loss, b.val_loss), (name, seed)
+
+
+def test_skipping_validation_during_training_changes_no_number(data):
+    """run_method evaluates the validation split per epoch only for callbacks; the training is the same."""
+    model_a, model_b = testbed.testbed_model(seed=1), testbed.testbed_model(seed=1)
+    ha = testbed.train_testbed(model_a, data, epochs=EPOCHS, seed=1, validate=True)
+    hb = testbed.train_testbed(model_b, data, epochs=EPOCHS, seed=1, validate=False)
+    assert ha.train_loss == hb.train_loss and hb.val_loss == []
+    for a, b in zip(model_a.parameters(), model_b.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_plot_seed_results():
+    import matplotlib.pyplot as plt
+
+    from companion.experiments.regularizer_race import plot_seed_results
+
+    runs = {"x": [Result(1.0, 0.9, 0.9, 0.01, v, 60, 1.0) for v in (0.3, 0.35, 0.32)],
+            "y": [Result(0.95, 0.92, 0.91, 0.1, v, 30, 1.0) for v in (0.25, 0.2, 0.22)]}
+    axes = plot_seed_results(runs, baseline="x")
+    assert len(axes) == 2 and [t.get_text() for t in axes[0].get_yticklabels()] == ["y", "x"]
+    with pytest.raises(ValueError, match="baseline"):
+        plot_seed_results(runs, baseline="z")
+    plt.close("all")

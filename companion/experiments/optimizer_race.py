@@ -149,10 +149,43 @@ def summarize(run: Run, data: Digits, target_loss: float) -> dict[str, float | i
     }
 
 
+def train_seeds(
+    optimizers: Mapping[str, OptimizerSpec],
+    make_model: Callable[[], nn.Module],
+    data: Digits,
+    epochs: int,
+    seeds: Sequence[int],
+    batch_size: int = 64,
+) -> dict[str, list[Run]]:
+    """:func:`train_each` for every seed: ``{name: [Run for each seed, in the order of seeds]}``."""
+    runs = {name: [] for name in optimizers}
+    for seed in seeds:
+        for name, run in train_each(optimizers, make_model, data, epochs, batch_size=batch_size, seed=seed).items():
+            runs[name].append(run)
+    return runs
+
+
+def summarize_seeds(runs: Sequence[Run], data: Digits, target_loss: float) -> dict[str, object]:
+    """One row of the comparison table over seeds: each column of :func:`summarize` (except the time per
+    step, which is not a function of the seeds) as a mean with its 95 % interval
+    (:func:`companion.experiments.regularizer_race.mean_interval`); ``steps_to_target`` is None if any
+    seed missed the target. ``per_seed`` keeps the per-seed rows for paired comparisons."""
+    from companion.experiments.regularizer_race import mean_interval
+
+    rows = [summarize(run, data, target_loss) for run in runs]
+    out: dict[str, object] = {}
+    for column in ("train_loss", "val_acc", "test_acc", "steps_to_target"):
+        values = [row[column] for row in rows]
+        out[column] = None if any(v is None for v in values) else mean_interval([float(v) for v in values])
+    out["per_seed"] = rows
+    return out
+
+
 def markdown_table(rows: Mapping[str, Mapping[str, object]], formats: Mapping[str, str]) -> str:
     """A Markdown table: one row per ``rows`` entry, one column per ``formats`` key.
 
-    ``formats`` maps a column to a ``format`` spec (``".3f"``, ``"d"``, ...); None prints as "—".
+    ``formats`` maps a column to a ``format`` spec (``".3f"``, ``"d"``, ...); None prints as "—". A value
+    may be an :class:`companion.experiments.regularizer_race.Interval` (printed as mean [lo, hi]).
     """
     columns = list(formats)
     lines = ["| | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
@@ -160,3 +193,19 @@ def markdown_table(rows: Mapping[str, Mapping[str, object]], formats: Mapping[st
         cells = ["—" if row[c] is None else format(row[c], formats[c]) for c in columns]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def plot_seed_curves(runs: Mapping[str, Sequence[Run]], metric: str, ax, colors: Mapping[str, str] | None = None):
+    """The per-epoch ``metric`` (a :class:`companion.core.train.History` field) of each optimizer: the mean
+    over seeds as a line and its 95 % interval as a band (runs of equal length); returns ``ax``."""
+    from companion.experiments.regularizer_race import mean_interval
+
+    for name, rs in runs.items():
+        curves = list(zip(*(getattr(r.history, metric) for r in rs)))  # one tuple of seeds per epoch
+        ci = [mean_interval(values) for values in curves]
+        epochs = range(1, len(ci) + 1)
+        color = None if colors is None else colors.get(name)
+        ax.plot(epochs, [c.mean for c in ci], label=name, color=color)
+        ax.fill_between(epochs, [c.lo for c in ci], [c.hi for c in ci], alpha=0.2, color=ax.get_lines()[-1].get_color())
+    ax.set(xlabel="epoch", ylabel=metric.replace("_", " "))
+    return ax

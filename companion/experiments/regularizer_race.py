@@ -5,12 +5,22 @@ A :class:`Method` says how to build the testbed model (``model_kwargs`` for
 (``fit_kwargs(model)`` returns fresh keyword arguments for :func:`companion.experiments.testbed.train_testbed`:
 ``penalty=``, ``transform=``, ``callbacks=``, ``optimizer=``...). :func:`compare` runs each one from the
 same seed (same initial weights and batch order) and measures the final model in eval mode.
+:func:`compare_seeds` repeats that for several seeds, and :func:`mean_interval` / :func:`paired_interval`
+summarize a metric over the seeds as a mean with a 95 % Student-t interval.
+
+Every number a run produces is a function of its seed: the model is built right after
+``seed_everything(seed)`` (weights, and the global stream that dropout and DropConnect masks draw from), the
+batch order comes from a generator seeded with ``seed``, and a method that needs its own generator (an
+augmentation) takes it from :func:`run_generator`. Only ``Result.seconds`` is not, which is why the tables
+never print it.
 """
 
+import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
+import torch
 from torch import nn
 
 from companion.core.data import Digits
@@ -52,9 +62,19 @@ class Result:
         return self.train_acc - self.val_acc
 
 
+def run_generator() -> torch.Generator:
+    """A fresh CPU generator seeded with the current run's seed, for use inside ``Method.fit_kwargs``.
+
+    :func:`run_method` builds the model right after ``seed_everything(seed)``, so the default generator's
+    initial seed is the run's seed; an augmentation built on this generator draws differently for every
+    seed and identically for a repeated seed.
+    """
+    return torch.Generator().manual_seed(torch.initial_seed())
+
+
 def on_images(transform: Callable, shape: tuple[int, ...] = (1, 8, 8)) -> Callable:
     """Adapt an image ``transform(X, y) -> (X, y)`` (such as :class:`companion.regularization.augment.Augmentation`) to
-    the testbed's flat inputs: each batch is reshaped to (N, *shape), transformed, and flattened back."""
+    the testbed's flat inputs: each batch is reshaped to ``(N, *shape)``, transformed, and flattened back."""
 
     def flat_transform(X, y):
         images, y = transform(X.reshape(len(X), *shape), y)
@@ -68,11 +88,15 @@ def run_method(method: Method, data: Digits, seed: int = 0, device=None, epochs:
     (batch order from ``seed`` too) and evaluate the model it ends with on every split.
 
     The final model is measured, not the last History entry: with early stopping that restores the
-    best weights, the two differ.
+    best weights, the two differ. The validation split is evaluated during training only when the method
+    has callbacks (which may read it); the numbers do not depend on it, the run time does.
     """
     start = time.perf_counter()
     model = testbed_model(seed=seed, device=device, **method.model_kwargs)
-    history = train_testbed(model, data, epochs=epochs, seed=seed, **method.fit_kwargs(model))
+    fit_kwargs = method.fit_kwargs(model)
+    # the validation split is evaluated every epoch only for callbacks (early stopping) that read it
+    validate = bool(fit_kwargs.get("callbacks"))
+    history = train_testbed(model, data, epochs=epochs, seed=seed, validate=validate, **fit_kwargs)
     train_loss, train_acc = evaluate(model, data.train)
     val_loss, val_acc = evaluate(model, data.val)
     _, test_acc = evaluate(model, data.test)
@@ -128,4 +152,95 @@ def plot_results(results: Mapping[str, Result], baseline: str | None = None, axe
         lo = min(values)
         if title.startswith("validation"):
             ax.set_xlim(max(0.0, lo - 0.05), min(1.0, max(values) + 0.02))
+    return axes
+
+
+def compare_seeds(
+    methods: Mapping[str, Method], data: Digits, seeds: Sequence[int], device=None, epochs: int = EPOCHS
+) -> dict[str, list[Result]]:
+    """:func:`compare` for every seed: ``{name: [Result for each seed, in the order of seeds]}``."""
+    runs = {name: [] for name in methods}
+    for seed in seeds:
+        for name, result in compare(methods, data, seed=seed, device=device, epochs=epochs).items():
+            runs[name].append(result)
+    return runs
+
+
+# two-sided 95 % quantiles t_{0.975, n−1} of Student's t for n − 1 = 1, ..., 10 degrees of freedom
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A mean over seeds and its 95 % interval ``[lo, hi]``."""
+
+    mean: float
+    lo: float
+    hi: float
+
+    def __format__(self, spec: str) -> str:
+        spec = spec or ".3f"
+        return f"{self.mean:{spec}} [{self.lo:{spec}}, {self.hi:{spec}}]"
+
+
+def mean_interval(values: Sequence[float]) -> Interval:
+    r"""The mean of ``values`` (one per seed, n ≥ 2) with the Student-t 95 % interval
+    :math:`\bar x \pm t_{0.975,\,n-1}\, s/\sqrt n` (s: the sample standard deviation), for n ≤ 11."""
+    n = len(values)
+    if not 2 <= n <= len(_T975) + 1:
+        raise ValueError(f"need between 2 and {len(_T975) + 1} values, got {n}")
+    mean = math.fsum(values) / n
+    # s = √(Σ (x − x̄)² / (n − 1))
+    s = math.sqrt(math.fsum((x - mean) ** 2 for x in values) / (n - 1))
+    half = _T975[n - 2] * s / math.sqrt(n)
+    return Interval(mean, mean - half, mean + half)
+
+
+def paired_interval(results: Sequence[Result], baseline: Sequence[Result], metric: str) -> Interval:
+    """The 95 % interval of the per-seed difference ``metric(method) − metric(baseline)``.
+
+    Runs with the same seed share their initial weights and batch order, so the paired differences vary
+    less than either method alone; an interval that excludes 0 is a difference beyond seed noise.
+    """
+    if len(results) != len(baseline):
+        raise ValueError(f"{len(results)} results against {len(baseline)} baseline results")
+    return mean_interval([getattr(r, metric) - getattr(b, metric) for r, b in zip(results, baseline)])
+
+
+def seed_table(runs: Mapping[str, Sequence[Result]], baseline: str) -> str:
+    """A fixed-width table over seeds: mean [95 % interval] of the validation loss, validation accuracy and
+    gap, and the paired difference of the validation loss and gap to ``baseline``."""
+    if baseline not in runs:
+        raise ValueError(f"baseline {baseline!r} is not one of the results: {list(runs)}")
+    width = max(len("method"), *(len(str(name)) for name in runs))
+    cols = ("val loss", "val acc", "gap", "Δ val loss", "Δ gap")
+    header = f"{'method':<{width}}  " + "  ".join(f"{c:<22}" for c in cols)
+    lines = [header.rstrip(), "-" * len(header.rstrip())]
+    base = runs[baseline]
+    for name, rs in runs.items():
+        cells = [mean_interval([getattr(r, m) for r in rs]) for m in ("val_loss", "val_acc", "gap")]
+        cells += [paired_interval(rs, base, m) for m in ("val_loss", "gap")]
+        lines.append(f"{str(name):<{width}}  " + "  ".join(f"{format(c, '.3f'):<22}" for c in cells).rstrip())
+    return "\n".join(lines)
+
+
+def plot_seed_results(runs: Mapping[str, Sequence[Result]], baseline: str | None = None, axes=None):
+    """Validation loss and train − validation gap per method: the mean over seeds with its 95 % interval as
+    an error bar, each seed as a dot, and a dashed line at the ``baseline`` mean; returns the axes."""
+    import matplotlib.pyplot as plt
+
+    if baseline is not None and baseline not in runs:
+        raise ValueError(f"baseline {baseline!r} is not one of the results: {list(runs)}")
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(10, 0.4 * len(runs) + 1.2), sharey=True)
+    names = list(runs)[::-1]  # the first method on top
+    for ax, metric, title in ((axes[0], "val_loss", "validation loss"), (axes[1], "gap", "train − validation accuracy")):
+        for row, name in enumerate(names):
+            values = [getattr(r, metric) for r in runs[name]]
+            ci = mean_interval(values)
+            ax.errorbar(ci.mean, row, xerr=[[ci.mean - ci.lo], [ci.hi - ci.mean]], fmt="o", color="C0", capsize=3)
+            ax.plot(values, [row] * len(values), ".", color="C1", alpha=0.6)
+        ax.set(title=title, yticks=range(len(names)), yticklabels=names)
+        if baseline is not None:
+            ax.axvline(mean_interval([getattr(r, metric) for r in runs[baseline]]).mean, color="k", linestyle="--", linewidth=1)
     return axes

@@ -1,4 +1,6 @@
-"""NAdam (Dozat, 2016): Nesterov momentum inside Adam, written from scratch with the contract of ``torch.optim.NAdam``."""
+"""NAdam (Dozat, 2016): Nesterov momentum inside Adam, with the momentum schedule of Dozat's report (as in
+Keras's Nadam, ``schedule_decay=0.004``, which torch.optim.NAdam took over as ``momentum_decay``), written from
+scratch with the contract of ``torch.optim.NAdam``."""
 
 from torch import Tensor
 
@@ -8,7 +10,7 @@ from companion.optim.adam import apply_weight_decay
 
 
 def momentum_schedule(t, beta1: float, momentum_decay: float):
-    r"""torch's (and Dozat's) warming momentum :math:`\mu_t = \beta_1\,(1 - \tfrac12\, 0.96^{t\psi})`, with ψ = ``momentum_decay``.
+    r"""Dozat's warming momentum :math:`\mu_t = \beta_1\,(1 - \tfrac12\, 0.96^{t\psi})` (his report's ψ = 1/250 = 0.004, as in Keras's Nadam; torch.optim.NAdam's ``momentum_decay``).
 
     It starts at about β₁/2 and creeps towards β₁: with the default ψ = 0.004 it is still below
     0.6 β₁ after 1000 steps. ``t`` may be a number or a tensor of steps.

@@ -3,7 +3,7 @@
 | regularizer | module | how it enters training |
 |---|---|---|
 | L1, L2, elastic-net penalties | :mod:`~companion.regularization.penalties` | ``fit(..., penalty=partial(l2_penalty, lam=...))``: added to the loss |
-| the L1 proximal step | :mod:`~companion.regularization.proximal` | ``fit(..., optimizer=ProximalL1(opt, lam))``: after every step |
+| the L1, L0 and nuclear-norm proximal steps | :mod:`~companion.regularization.proximal` | ``fit(..., optimizer=ProximalL1(opt, lam))`` (or ``ProximalL0``, ``ProximalNuclear``): after every step |
 | data augmentation, mixup | :mod:`~companion.regularization.augment` | ``fit(..., transform=Augmentation(...))``: applied to each batch |
 | DropConnect | :mod:`~companion.regularization.dropconnect` | a layer of the model (``DropConnectLinear``) |
 | early stopping | :mod:`~companion.regularization.early_stopping` | ``fit(..., callbacks=[EarlyStopping(...)])``: ends the run |
@@ -14,7 +14,10 @@ Dropout is a torch mirror and lives with the other layers, in :mod:`companion.nn
 from companion.regularization.penalties import (
     check_lambda, elastic_net_penalty, l1_penalty, l2_penalty, penalized_parameters, sparsity,
 )
-from companion.regularization.proximal import ProximalL1, l1_proximal_step, soft_threshold
+from companion.regularization.proximal import (
+    ProximalL0, ProximalL1, ProximalNuclear, hard_threshold, l0_proximal_step, l1_proximal_step, nuclear_norm,
+    nuclear_proximal_step, singular_value_threshold, soft_threshold,
+)
 from companion.regularization.augment import Augmentation
 from companion.regularization.dropconnect import DropConnectLinear
 from companion.regularization.early_stopping import EarlyStopping
