@@ -7,7 +7,7 @@ standard deviation s, the interval
     \bar x \pm t_{(1+\text{level})/2,\; n-1}\; \frac{s}{\sqrt n}
 
 covers the expected value with probability ``level`` if the runs are independent and roughly normal.
-Applied to paired differences (method − baseline with the same seed), an interval that excludes 0 is
+:func:`loglog_slope` reads the exponent of a power law off measured points. Applied to paired differences (method − baseline with the same seed), an interval that excludes 0 is
 a difference beyond seed noise; one that contains 0 is "no measurable difference".
 """
 
@@ -64,3 +64,14 @@ def paired_interval(values: Sequence[float], baseline: Sequence[float], level: f
     together, so their differences vary less than either alone)."""
     check(len(values) == len(baseline), f"{len(values)} values against {len(baseline)} baseline values")
     return mean_interval([v - b for v, b in zip(values, baseline)], level)
+
+
+def loglog_slope(x: Sequence[float], y: Sequence[float]) -> float:
+    """The least-squares slope of log y against log x: the exponent p of a power law y ∝ x^p."""
+    import torch
+
+    lx = torch.log(torch.as_tensor(x, dtype=torch.float64))
+    ly = torch.log(torch.as_tensor(y, dtype=torch.float64))
+    # p = cov(log x, log y) / var(log x)
+    lx, ly = lx - lx.mean(), ly - ly.mean()
+    return ((lx * ly).sum() / (lx * lx).sum()).item()

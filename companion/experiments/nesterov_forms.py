@@ -11,6 +11,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from companion.core import stats
 from companion.experiments.gradient_sequences import run_on_gradients
 
 Gradient = Callable[[Tensor], Tensor]
@@ -152,8 +153,4 @@ def loglog_slope(values: Tensor, k_min: int, k_max: int) -> float:
     if not 1 <= k_min < k_max < len(values):
         raise ValueError(f"need 1 <= k_min < k_max < {len(values)}, got k_min={k_min}, k_max={k_max}")
     k = torch.arange(k_min, k_max + 1, dtype=torch.float64)
-    log_k = k.log()
-    log_v = values[k_min : k_max + 1].detach().to(torch.float64).cpu().log()
-    # slope = cov(log k, log v) / var(log k)
-    log_k, log_v = log_k - log_k.mean(), log_v - log_v.mean()
-    return ((log_k * log_v).sum() / (log_k * log_k).sum()).item()
+    return stats.loglog_slope(k, values[k_min : k_max + 1].detach().to(torch.float64).cpu())
