@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from companion.experiments import testbed  # a module: its testbed_* functions are not tests
-from companion.experiments.regularizer_race import Interval, Result, mean_interval, paired_interval, seed_table
+from companion.core.stats import Interval, mean_interval
+from companion.experiments.regularizer_race import Result, paired_interval, seed_table
 from companion.testing.tolerances import assert_close
 
 
@@ -34,18 +35,6 @@ def test_noisy_testbed_keeps_validation_and_test_clean():
 def test_noisy_labels_invalid_fraction():
     with pytest.raises(ValueError, match="fraction"):
         testbed.noisy_labels(torch.zeros(3, dtype=torch.long), 1.5)
-
-
-def test_mean_interval_against_hand_computation():
-    values = [1.0, 2.0, 4.0, 7.0, 6.0]                    # mean 4, s² = (9 + 4 + 0 + 9 + 4)/4 = 6.5
-    ci = mean_interval(values)
-    half = 2.776 * math.sqrt(6.5) / math.sqrt(5)          # t_{0.975, 4} = 2.776
-    # a sum of five, a square root and a product: a few ε of the values' scale
-    assert_close(torch.tensor([ci.mean, ci.lo, ci.hi], dtype=torch.float64),
-                 torch.tensor([4.0, 4.0 - half, 4.0 + half], dtype=torch.float64), ulps=8, what="mean and 95 % interval")
-    assert format(ci, ".2f") == f"4.00 [{4 - half:.2f}, {4 + half:.2f}]"
-    with pytest.raises(ValueError, match="between 2 and"):
-        mean_interval([1.0])
 
 
 def _result(val_loss, gap=0.1):

@@ -168,9 +168,9 @@ def train_seeds(
 def summarize_seeds(runs: Sequence[Run], data: Digits, target_loss: float) -> dict[str, object]:
     """One row of the comparison table over seeds: each column of :func:`summarize` (except the time per
     step, which is not a function of the seeds) as a mean with its 95 % interval
-    (:func:`companion.experiments.regularizer_race.mean_interval`); ``steps_to_target`` is None if any
+    (:func:`companion.core.stats.mean_interval`); ``steps_to_target`` is None if any
     seed missed the target. ``per_seed`` keeps the per-seed rows for paired comparisons."""
-    from companion.experiments.regularizer_race import mean_interval
+    from companion.core.stats import mean_interval
 
     rows = [summarize(run, data, target_loss) for run in runs]
     out: dict[str, object] = {}
@@ -185,7 +185,7 @@ def markdown_table(rows: Mapping[str, Mapping[str, object]], formats: Mapping[st
     """A Markdown table: one row per ``rows`` entry, one column per ``formats`` key.
 
     ``formats`` maps a column to a ``format`` spec (``".3f"``, ``"d"``, ...); None prints as "—". A value
-    may be an :class:`companion.experiments.regularizer_race.Interval` (printed as mean [lo, hi]).
+    may be an :class:`companion.core.stats.Interval` (printed as mean [lo, hi]).
     """
     columns = list(formats)
     lines = ["| | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
@@ -198,7 +198,7 @@ def markdown_table(rows: Mapping[str, Mapping[str, object]], formats: Mapping[st
 def plot_seed_curves(runs: Mapping[str, Sequence[Run]], metric: str, ax, colors: Mapping[str, str] | None = None):
     """The per-epoch ``metric`` (a :class:`companion.core.train.History` field) of each optimizer: the mean
     over seeds as a line and its 95 % interval as a band (runs of equal length); returns ``ax``."""
-    from companion.experiments.regularizer_race import mean_interval
+    from companion.core.stats import mean_interval
 
     for name, rs in runs.items():
         curves = list(zip(*(getattr(r.history, metric) for r in rs)))  # one tuple of seeds per epoch

@@ -15,7 +15,6 @@ augmentation) takes it from :func:`run_generator`. Only ``Result.seconds`` is no
 never print it.
 """
 
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
@@ -26,6 +25,8 @@ from torch import nn
 from companion.core.data import Digits
 from companion.experiments.testbed import EPOCHS, testbed_model, train_testbed
 from companion.core.train import evaluate
+from companion.core import stats
+from companion.core.stats import Interval, mean_interval
 
 
 def _no_fit_kwargs(model: nn.Module) -> dict:
@@ -167,35 +168,6 @@ def compare_seeds(
 
 
 # two-sided 95 % quantiles t_{0.975, n−1} of Student's t for n − 1 = 1, ..., 10 degrees of freedom
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228)
-
-
-@dataclass(frozen=True)
-class Interval:
-    """A mean over seeds and its 95 % interval ``[lo, hi]``."""
-
-    mean: float
-    lo: float
-    hi: float
-
-    def __format__(self, spec: str) -> str:
-        spec = spec or ".3f"
-        return f"{self.mean:{spec}} [{self.lo:{spec}}, {self.hi:{spec}}]"
-
-
-def mean_interval(values: Sequence[float]) -> Interval:
-    r"""The mean of ``values`` (one per seed, n ≥ 2) with the Student-t 95 % interval
-    :math:`\bar x \pm t_{0.975,\,n-1}\, s/\sqrt n` (s: the sample standard deviation), for n ≤ 11."""
-    n = len(values)
-    if not 2 <= n <= len(_T975) + 1:
-        raise ValueError(f"need between 2 and {len(_T975) + 1} values, got {n}")
-    mean = math.fsum(values) / n
-    # s = √(Σ (x − x̄)² / (n − 1))
-    s = math.sqrt(math.fsum((x - mean) ** 2 for x in values) / (n - 1))
-    half = _T975[n - 2] * s / math.sqrt(n)
-    return Interval(mean, mean - half, mean + half)
-
-
 def paired_interval(results: Sequence[Result], baseline: Sequence[Result], metric: str) -> Interval:
     """The 95 % interval of the per-seed difference ``metric(method) − metric(baseline)``.
 
@@ -204,7 +176,7 @@ def paired_interval(results: Sequence[Result], baseline: Sequence[Result], metri
     """
     if len(results) != len(baseline):
         raise ValueError(f"{len(results)} results against {len(baseline)} baseline results")
-    return mean_interval([getattr(r, metric) - getattr(b, metric) for r, b in zip(results, baseline)])
+    return stats.paired_interval([getattr(r, metric) for r in results], [getattr(b, metric) for b in baseline])
 
 
 def seed_table(runs: Mapping[str, Sequence[Result]], baseline: str) -> str:
