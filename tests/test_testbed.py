@@ -9,7 +9,6 @@ import torch
 from companion.experiments import testbed  # a module: its testbed_* functions are not tests
 from companion.core.stats import Interval, mean_interval
 from companion.experiments.regularizer_race import Result, paired_interval, seed_table
-from companion.testing.tolerances import assert_close
 
 
 def test_noisy_labels_flip_the_requested_fraction_to_another_class():
