@@ -1,0 +1,167 @@
+"""The grading process for one submission: ``python -m companion.coursework.child`` (started by the sandbox).
+
+It reads its job from stdin (JSON: the assignment's spec, the answer cells, the checks file, the time per
+check, the scratch folder, the report's file descriptor), loads the hidden checks (which keep references
+to torch's originals), installs the from-scratch guards and the audit hook, runs the setup and the answer
+cells, then every check, and reports one JSON line per event on the report pipe. It writes no file: the
+grader turns the report into grades.
+"""
+
+import json
+import os
+import signal
+import sys
+import traceback
+
+
+class CheckTimeout(BaseException):
+    """A check (or the answer cells) ran past its time; BaseException so a bare ``except Exception`` in the
+    answer does not swallow it."""
+
+
+def _alarm(seconds: float) -> None:
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+
+
+def _on_alarm(signum, frame):
+    raise CheckTimeout()
+
+
+def _where(exc: BaseException) -> str:
+    """' (line 7 of answer cell 1)' for the innermost frame of the answer in the traceback, if any."""
+    from companion.coursework.guard import ANSWER_FILE
+
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith(ANSWER_FILE)]
+    if not frames:
+        return ""
+    f = frames[-1]
+    return f" (line {f.lineno} of {f.filename.strip('<>')})"
+
+
+def describe(exc: BaseException, limit: float) -> str:
+    if isinstance(exc, CheckTimeout):
+        return f"time limit: did not finish within {limit:g} s"
+    if isinstance(exc, MemoryError):
+        return "memory limit: MemoryError" + _where(exc)
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else ""
+    if isinstance(exc, AssertionError):
+        return (first or "assertion failed") + _where(exc)
+    if isinstance(exc, NotImplementedError) and not first:
+        return "NotImplementedError (not written yet)" + _where(exc)
+    return f"{type(exc).__name__}: {first}"[:500] + _where(exc)
+
+
+def _writes(mode, flags) -> bool:
+    if mode:
+        return any(c in mode for c in "wax+")
+    return bool((flags or 0) & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND))
+
+
+def _audit(scratch: str, allow_net: bool):
+    """An audit hook: no writes outside the scratch folder, no new processes, no signals to others, no sockets."""
+    me = os.getpid()
+    scratch = os.path.realpath(scratch)
+
+    def hook(event, args):
+        if event == "open" and isinstance(args[0], (str, bytes)) and _writes(args[1], args[2]):
+            path = os.path.realpath(os.fsdecode(args[0]))
+            if not (path == scratch or path.startswith(scratch + os.sep) or path == os.devnull):
+                raise PermissionError(f"the grader allows writing only in the scratch folder, not {path}")
+        elif event in ("os.remove", "os.rename", "os.rmdir", "os.truncate", "os.chmod", "os.link", "os.symlink",
+                       "shutil.rmtree", "shutil.move", "os.mkdir", "os.chown", "os.utime"):
+            path = os.path.realpath(os.fsdecode(args[0])) if isinstance(args[0], (str, bytes)) else scratch
+            if not (path == scratch or path.startswith(scratch + os.sep)):
+                raise PermissionError(f"the grader forbids {event} outside the scratch folder")
+        elif event in ("subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork",
+                       "os.forkpty", "pty.spawn", "ctypes.dlopen", "os.startfile", "resource.setrlimit",
+                       "resource.prlimit"):
+            raise PermissionError(f"the grader forbids {event}")
+        elif event in ("os.kill", "os.killpg") and args[0] not in (me, 0):
+            raise PermissionError("the grader forbids signals to other processes")
+        elif event.startswith("socket.") and not allow_net:
+            raise PermissionError("no network while grading")
+
+    return hook
+
+
+CLONE_NEWNET = 0x40000000
+
+
+def _limit(rlimits: dict, unshare_net: bool) -> None:
+    """The sandbox's limits, set by the child on itself before any answer runs (the audit hook then forbids
+    raising them)."""
+    import resource
+
+    mb = 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (rlimits["memory_mb"] * mb,) * 2)
+    resource.setrlimit(resource.RLIMIT_CPU, (rlimits["cpu_s"], rlimits["cpu_s"] + 5))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (rlimits["file_mb"] * mb,) * 2)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if unshare_net:  # without bubblewrap: a network namespace of its own where the kernel allows (root)
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWNET)
+
+
+def main() -> None:
+    job = json.loads(sys.stdin.read())
+    fd = job["report_fd"]
+    _limit(job["rlimits"], job["unshare_net"])
+
+    def report(**event):
+        os.write(fd, (json.dumps(event) + "\n").encode())
+
+    import torch
+
+    from companion.coursework import checks as registry
+    from companion.coursework import guard
+
+    torch.set_num_threads(1)
+    module = registry.load_checks(job["checks_path"])  # before the guards: the checks keep torch's originals
+    os.remove(job["checks_path"])  # a copy in the scratch folder: the answer cannot read the hidden checks
+    spec, limit = job["spec"], job["check_timeout"]
+    refused: list[str] = []
+    guard.install(spec["guard"], refused)
+    signal.signal(signal.SIGALRM, _on_alarm)
+    os.chdir(job["scratch"])
+    sys.addaudithook(_audit(job["scratch"], allow_net=False))
+
+    namespace = {"__name__": guard.ANSWER_MODULE, "__builtins__": __builtins__}
+    report(event="start")
+    try:
+        _alarm(job["answer_timeout"])
+        exec(compile(spec["setup"], "<setup>", "exec"), namespace)
+        for i, source in enumerate(job["answers"], 1):
+            exec(compile(source, f"{guard.ANSWER_FILE} {i}>", "exec"), namespace)
+        _alarm(0)
+        answer_error = None
+    except BaseException as exc:  # noqa: BLE001 — anything the answer does is reported, never raised
+        _alarm(0)
+        answer_error = ("the answer cells failed: " + describe(exc, job["answer_timeout"]))
+    report(event="answer", error=answer_error, refused=refused[:])
+    for name, fn in registry.checks_of(module):
+        if answer_error is not None:
+            report(event="check", name=name, passed=False, message=answer_error)
+            continue
+        torch.manual_seed(0)
+        before = len(refused)
+        try:
+            _alarm(limit)
+            missing = [n for n in spec["required"] if n not in namespace]
+            if missing:
+                raise NameError(f"the answer does not define {', '.join(missing)}")
+            fn(namespace)
+            _alarm(0)
+            report(event="check", name=name, passed=True, message="")
+        except BaseException as exc:  # noqa: BLE001
+            _alarm(0)
+            report(event="check", name=name, passed=False, message=describe(exc, limit), refused=refused[before:])
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    report(event="done", refused=refused[:], cpu_s=usage.ru_utime + usage.ru_stime)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+"""Grade a batch of submitted notebooks: answer cells out, sandboxed run, grades and feedback in.
+
+``grade(name, paths, out)`` writes ``out/grades.csv`` (``submission``, one column per check, ``total``,
+``possible``) and ``out/feedback/<submission>.md``. Only this process writes them, after every child has
+ended, so nothing a submission does reaches another submission's grade.
+"""
+
+import csv
+import io
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from companion.coursework import assignment as asg
+from companion.coursework import checks as registry
+from companion.coursework import guard, sandbox
+
+
+@dataclass
+class Result:
+    submission: str
+    points: dict  # check name -> points earned
+    reasons: dict  # check name -> why it failed ('' when it passed)
+    notes: list = field(default_factory=list)
+    cpu_s: float = 0.0  # CPU time of the grading process (as it reported), for the batch's timing
+    grader_error: str | None = None
+
+
+def answer_cells(path: Path, spec: dict) -> list[str]:
+    """The code cells tagged ``answer``, plus any code cell that defines a required name, in notebook order."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    cells = [c for c in nb.get("cells", []) if c.get("cell_type") == "code"]
+    picked = []
+    for cell in cells:
+        src = asg.cell_source(cell)
+        if "answer" in asg.tags(cell) or _defines(src, spec["required"]):
+            picked.append(src)
+    return picked
+
+
+def _defines(source: str, required: list[str]) -> bool:
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return any(f"class {n}" in source or f"def {n}" in source for n in required)
+    for node in tree.body:
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef)) and node.name in required:
+            return True
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id in required for t in node.targets):
+            return True
+    return False
+
+
+def _why_ended(outcome: sandbox.Outcome, limits: sandbox.Limits) -> str:
+    if outcome.timed_out:
+        return f"the submission ran past the grader's time limit of {limits.wall_s:g} s"
+    rc = outcome.returncode
+    if rc is not None and rc > 128 and outcome.sandbox == "bubblewrap":
+        rc = 128 - rc  # bubblewrap exits with 128 + the signal that ended its child
+    if rc is not None and rc < 0:
+        return f"the grading process was killed by signal {-rc} (the submission killed it or hit a limit)"
+    return f"the grading process ended early (exit code {rc}), e.g. os._exit or sys.exit in the answer"
+
+
+def grade_one(a: asg.Assignment, path: Path, limits: sandbox.Limits, out: Path, checks=None) -> Result:
+    """Grade one notebook (``checks``: the assignment's checks, loaded once per batch)."""
+    checks = checks or registry.checks_of(registry.load_checks(a.checks_path))
+    names = [n for n, _ in checks]
+    points = {n: fn.points for n, fn in checks}
+    result = Result(path.stem, {n: 0 for n in names}, {n: "" for n in names})
+    spec = a.spec()
+
+    def fail_all(reason):
+        result.reasons.update({n: reason for n in names})
+        return result
+
+    try:
+        answers = answer_cells(path, spec)
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        return fail_all(f"the notebook could not be read: {str(exc).splitlines()[0]}")
+    if not answers:
+        return fail_all(f"no answer cell found (the cell that defines {', '.join(spec['required'])})")
+    static = guard.static_violations(spec["setup"], answers, spec["forbidden"])
+    if static:
+        return fail_all("the from-scratch rule: the answer uses " + "; ".join(static))
+    job = {"spec": spec, "answers": answers, "checks_path": str(a.checks_path)}
+    outcome = sandbox.run(job, limits, hide=(a.folder.parent, out))
+    events = outcome.events
+    if not any(e.get("event") == "start" for e in events):
+        result.grader_error = f"the grading process failed before the answer ran: {outcome.stderr_tail[-800:]}"
+        return fail_all("grader error (not your fault): the instructor has been told")
+    refused = sorted({r for e in events for r in e.get("refused", [])})
+    if refused:
+        return fail_all("the from-scratch rule: the answer uses " + ", ".join(refused) + " (refused at run time)")
+    seen = {e["name"]: e for e in events if e.get("event") == "check" and e.get("name") in points}
+    for n in names:
+        if n not in seen:
+            result.reasons[n] = "not run: " + _why_ended(outcome, limits)
+        elif seen[n].get("passed") is True:
+            result.points[n] = points[n]
+        else:
+            result.reasons[n] = str(seen[n].get("message") or "failed")[:1000]
+    result.notes.append(f"sandbox: {outcome.sandbox}")
+    result.cpu_s = sum(float(e.get("cpu_s", 0)) for e in events if e.get("event") == "done")
+    return result
+
+
+def grade(name: str, paths: list, out, *, jobs: int | None = None, limits: sandbox.Limits | None = None,
+          root: Path | None = None) -> list[Result]:
+    """Grade ``paths`` for assignment ``name``; write grades.csv and feedback/ under ``out``."""
+    a = asg.load(name, root)
+    limits = limits or sandbox.Limits()
+    paths = [Path(p) for p in paths]
+    stems = [p.stem for p in paths]
+    if len(set(stems)) != len(stems):
+        raise ValueError("two submissions have the same file name (stem); rename one")
+    jobs = jobs or max(1, min(4, os.cpu_count() or 1))
+    Path(out).mkdir(parents=True, exist_ok=True)  # exists before the sandboxes start, so they can hide it
+    checks = registry.checks_of(registry.load_checks(a.checks_path))
+    with ThreadPoolExecutor(jobs) as pool:
+        results = sorted(pool.map(lambda p: grade_one(a, p, limits, Path(out), checks), paths),
+                         key=lambda r: r.submission)
+    write(a, results, Path(out), checks)
+    return results
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+def write(a: asg.Assignment, results: list[Result], out: Path, checks) -> None:
+    possible = sum(fn.points for _, fn in checks)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "feedback").mkdir(exist_ok=True)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["submission", *[n for n, _ in checks], "total", "possible"])
+    for r in results:
+        writer.writerow([r.submission, *[_fmt(r.points[n]) for n, _ in checks],
+                         _fmt(sum(r.points.values())), _fmt(possible)])
+        _replace(out / "feedback" / f"{r.submission}.md", feedback(a, r, checks, possible))
+    _replace(out / "grades.csv", buf.getvalue())
+
+
+def _replace(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def feedback(a: asg.Assignment, r: Result, checks, possible) -> str:
+    total = sum(r.points.values())
+    lines = [f"# {a.title}: {r.submission}", "", f"**{_fmt(total)} / {_fmt(possible)} points** from the "
+             "automatic checks. The written question is graded by your instructor.", "",
+             "| check | points | |", "|---|---|---|"]
+    for n, fn in checks:
+        mark = "passed" if not r.reasons[n] else "failed"
+        lines.append(f"| {registry.summary(fn)} | {_fmt(r.points[n])} / {_fmt(fn.points)} | {mark} |")
+    if r.grader_error:
+        lines += ["", "**The grader failed on this submission (not the submission's fault); grade it again.**"]
+    failed = [(n, fn) for n, fn in checks if r.reasons[n]]
+    if failed:
+        lines += ["", "## What went wrong", ""]
+        lines += [f"- **{registry.summary(fn)}** {r.reasons[n]}" for n, fn in failed]
+    return "\n".join(lines) + "\n"
+
+
+def gradescope(a: asg.Assignment, r: Result) -> dict:
+    """Gradescope's results.json for one submission."""
+    checks = registry.checks_of(registry.load_checks(a.checks_path))
+    return {
+        "score": sum(r.points.values()),
+        "output": f"{a.title}: automatic checks (the written question is graded by hand).",
+        "visibility": "visible",
+        "tests": [{"name": registry.summary(fn), "score": r.points[n], "max_score": fn.points,
+                   "output": r.reasons[n] or "passed", "visibility": "visible"} for n, fn in checks],
+    }

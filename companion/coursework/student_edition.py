@@ -1,0 +1,98 @@
+"""The student edition of the book: its configuration, and the scan that proves no solution is left in it.
+
+``.ci/student-edition`` builds the book with sphinx-exercise's ``hide_solutions``, without page sources
+(``html_copy_source: false``, no download, launch or edit buttons, which all lead to the notebooks with their
+solutions) and then runs ``python -m companion.coursework.student_edition scan HTML BOOK``, which fails if any
+sentence of any ``{solution}`` block of the book appears in any file of the built site, or if a page source
+(``_sources/``, ``.ipynb``) was copied there.
+
+The scan compares *runs of plain words*: the text between math, roles, code and punctuation, at least
+``MIN_WORDS`` words long, lower-cased, from the solution's source and from the site's files with tags removed.
+"""
+
+import html
+import json
+import re
+import sys
+from pathlib import Path
+
+MIN_WORDS = 6
+_BLOCK = re.compile(r"^(`{3,}|:{3,})\{(solution|exercise)\}[^\n]*\n(.*?)^\1\s*$", re.M | re.S)
+_MARKUP = [re.compile(p, re.S) for p in (
+    r"\$\$.*?\$\$", r"\$[^$\n]*\$", r"\{[\w:-]+\}`[^`]*`", r"`[^`]*`", r"\]\([^)]*\)", r"<[^>]+>")]
+
+
+def _markdown_of(path: Path) -> str:
+    if path.suffix == ".ipynb":
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        return "\n\n".join("".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+                           for c in nb["cells"] if c["cell_type"] == "markdown")
+    return path.read_text(encoding="utf-8")
+
+
+def _runs(text: str) -> list[str]:
+    for pattern in _MARKUP:
+        text = pattern.sub("|", text)
+    text = re.sub(r"[^A-Za-z0-9\s]+", "|", text)
+    runs = (" ".join(part.split()).lower() for part in text.split("|"))
+    return [r for r in runs if len(r.split()) >= MIN_WORDS]
+
+
+def blocks(book: Path, kind: str = "solution") -> dict[str, list[str]]:
+    """``{file: [word runs]}`` of every ``{solution}`` (or ``{exercise}``) block under ``book``."""
+    found = {}
+    for path in sorted([*book.rglob("*.ipynb"), *book.rglob("*.md")]):
+        if {"_build", ".ipynb_checkpoints"} & set(path.relative_to(book).parts):
+            continue
+        runs = []
+        for m in _BLOCK.finditer(_markdown_of(path)):
+            if m.group(2) == kind:
+                body = "\n".join(ln for ln in m.group(3).splitlines() if not ln.startswith(":"))
+                runs += _runs(body)
+        if runs:
+            found[str(path.relative_to(book))] = runs
+    return found
+
+
+def site_text(site: Path) -> dict[str, str]:
+    """Every text file of the built site, tags removed and reduced to the same word runs' alphabet."""
+    texts = {}
+    for path in sorted(p for p in site.rglob("*") if p.is_file()):
+        if path.suffix.lower() in {".png", ".jpg", ".jpeg", ".gif", ".svg", ".woff", ".woff2", ".ttf", ".ico", ".eot"}:
+            continue
+        raw = path.read_bytes().decode("utf-8", errors="ignore")
+        raw = html.unescape(re.sub(r"<[^>]+>", " ", raw)).replace("\\n", " ")
+        texts[str(path.relative_to(site))] = " | ".join(" ".join(p.split()).lower()
+                                                      for p in re.sub(r"[^A-Za-z0-9\s]+", "|", raw).split("|"))
+    return texts
+
+
+def scan(site: Path, book: Path) -> list[str]:
+    """What leaks: page sources in the site, and solution sentences found in its files."""
+    site, book = Path(site), Path(book)
+    leaks = [f"page source copied: {p.relative_to(site)}" for p in site.rglob("*")
+             if p.is_file() and ("_sources" in p.parts or p.suffix == ".ipynb")]
+    texts = site_text(site)
+    for source, runs in blocks(book).items():
+        for run in runs:
+            for name, text in texts.items():
+                if run in text:
+                    leaks.append(f"solution text from {source} in {name}: {run!r}")
+    return leaks
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 3 or argv[0] != "scan":
+        print("usage: python -m companion.coursework.student_edition scan HTML_DIR BOOK_DIR", file=sys.stderr)
+        return 2
+    leaks = scan(Path(argv[1]), Path(argv[2]))
+    for leak in leaks[:50]:
+        print(leak)
+    n = sum(len(r) for r in blocks(Path(argv[2])).values())
+    print(f"student edition: {len(leaks)} leaks ({n} solution sentences checked in {argv[1]})")
+    return 1 if leaks else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""The student edition holds no solution text: scans the full build when `.ci/student-edition` has made one
+(_build/student), otherwise builds a one-page edition quickly and scans that. The same scan must find the
+exercises' text, which the student edition keeps, so a scan that finds nothing proves something."""
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from companion.coursework import student_edition as se
+
+ROOT = Path(__file__).resolve().parents[1]
+FULL = ROOT / "_build" / "student" / "_build" / "html"
+PAGE = "book/optimization/momentum.ipynb"
+
+pytestmark = [
+    pytest.mark.skipif(os.environ.get("COMPANION_KERNEL_RERUN") == "1", reason="a build: once is enough"),
+    pytest.mark.skipif(shutil.which("jupyter-book") is None, reason="needs jupyter-book"),
+]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    if (FULL / "index.html").exists():
+        return FULL, ROOT / "_build" / "student-src" / "book"
+    out = tmp_path_factory.mktemp("student") / "edition"
+    env = {**os.environ, "STUDENT_EDITION_OUT": str(out)}
+    done = subprocess.run([str(ROOT / ".ci" / "student-edition"), PAGE], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return out / "_build" / "html", Path(f"{out}-src") / "book"
+
+
+def test_no_solution_text_and_no_page_sources(site):
+    html, book = site
+    assert sum(len(runs) for runs in se.blocks(book).values()) > 0, "no solution blocks found to look for"
+    assert se.scan(html, book) == []
+
+
+def test_the_scan_finds_what_is_there(site):
+    html, book = site
+    texts = se.site_text(html)
+    exercises = se.blocks(book, "exercise")[PAGE.removeprefix("book/")]
+    page = texts[PAGE.removesuffix(".ipynb") + ".html"]
+    assert exercises and all(run in page for run in exercises)
+
+
+def test_the_scan_reports_a_leak(tmp_path):
+    """A page that renders a solution's sentence (with markup and HTML escapes) and a copied source are caught."""
+    (tmp_path / "_sources").mkdir()
+    (tmp_path / "_sources" / "momentum.ipynb.txt").write_text("x")
+    (tmp_path / "page.html").write_text("<p>They disagree from step 31 on. PyTorch&#8217;s <em>buffer</em> "
+                                        "<span class='math'>b</span> holds raw gradients</p>")
+    leaks = se.scan(tmp_path, ROOT / "book" / "optimization")
+    assert any("page source copied" in leak for leak in leaks)
+    assert any("solution text from momentum.ipynb in page.html" in leak for leak in leaks), leaks
