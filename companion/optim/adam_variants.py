@@ -9,8 +9,8 @@ choices change. They are not torch mirrors: only the hyper-parameters the compar
 
 from torch import Tensor
 
-from companion.optim._base import PerTensorOptimizer, init_state, step_counter
-from companion.optim.nadam import momentum_schedule
+from companion.optim._base import PerTensorOptimizer, init_state
+from companion.optim.nadam import nadam_step
 
 
 def adam_variant_step(
@@ -98,25 +98,9 @@ def dozat_nadam_step(
     the mismatch fades as :math:`\Pi_t \to 0`. The schedule is Dozat's, as in torch's NAdam (and Keras's).
     With a constant schedule (μ_t = β₁, e.g. a huge ``momentum_decay``) it is torch's NAdam exactly.
     """
-    if not state:
-        init_state(state, param, "exp_avg", "exp_avg_sq")
-        state["mu_product"] = step_counter().add_(1)  # Π in torch's precision, so only m_t differs
-    m, v = state["exp_avg"], state["exp_avg_sq"]
-    # t ← t + 1 ;  μ_t, μ_{t+1} ;  Π_t = Π_{t−1} μ_t
-    state["step"] += 1
-    t = state["step"].item()
-    mu, mu_next = momentum_schedule(t, beta1, momentum_decay), momentum_schedule(t + 1, beta1, momentum_decay)
-    state["mu_product"] *= mu
-    prod = state["mu_product"].item()
-    # m_t = μ_t m_{t−1} + (1 − μ_t) g_t   (the scheduled momentum, as in the paper)
-    m.mul_(mu).add_(grad, alpha=1 - mu)
-    # v_t = β₂ v_{t−1} + (1 − β₂) g_t²
-    v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-    # √v̂_t + ε
-    denom = (v / (1 - beta2**t)).sqrt_().add_(eps)
-    # θ ← θ − γ [(1 − μ_t) g_t / (1 − Π_t) + μ_{t+1} m_t / (1 − Π_{t+1})] / (√v̂_t + ε)
-    param.addcdiv_(grad, denom, value=-lr * (1 - mu) / (1 - prod))
-    param.addcdiv_(m, denom, value=-lr * mu_next / (1 - prod * mu_next))
+    # torch's NAdam step, with m_t averaged by the scheduled μ_t: the one line where the two differ
+    nadam_step(param, grad, state, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=0,
+               momentum_decay=momentum_decay, decoupled_weight_decay=False, maximize=False, scheduled_average=True)
 
 
 class DozatNAdam(PerTensorOptimizer):

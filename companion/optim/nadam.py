@@ -31,6 +31,7 @@ def nadam_step(
     momentum_decay: float,
     decoupled_weight_decay: bool,
     maximize: bool,
+    scheduled_average: bool = False,
 ) -> None:
     r"""One NAdam step for one parameter tensor, in place (as torch computes it).
 
@@ -48,7 +49,8 @@ def nadam_step(
 
     with learning rate γ, betas β₁, β₂, ε, weight decay λ and momentum decay ψ. ``state`` holds torch's
     keys ``step`` and ``mu_product`` (Π, scalar tensors of torch's dtype), ``exp_avg`` (m) and
-    ``exp_avg_sq`` (v); they are created on the first call.
+    ``exp_avg_sq`` (v); they are created on the first call. ``scheduled_average=True`` averages m_t with
+    the scheduled μ_t instead of β₁, as Dozat's paper does (:func:`companion.optim.adam_variants.dozat_nadam_step`).
     """
     if not state:
         # t = 0, Π_0 = 1, m_0 = v_0 = 0
@@ -67,8 +69,9 @@ def nadam_step(
     # Π_t = Π_{t−1} μ_t   (kept, like torch, in the step counter's precision)
     state["mu_product"] *= mu
     prod = state["mu_product"].item()
-    # m_t = β₁ m_{t−1} + (1 − β₁) g_t   (β₁, not μ_t: torch's choice)
-    m.mul_(beta1).add_(g, alpha=1 - beta1)
+    # m_t = β₁ m_{t−1} + (1 − β₁) g_t   (β₁, not μ_t: torch's choice; μ_t with ``scheduled_average``, Dozat's)
+    b = mu if scheduled_average else beta1
+    m.mul_(b).add_(g, alpha=1 - b)
     # v_t = β₂ v_{t−1} + (1 − β₂) g_t²
     v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
     # √v̂_t + ε = √(v_t / (1 − β₂ᵗ)) + ε
