@@ -18,7 +18,7 @@ from test_augment import EXACT_TOL, RANDOM, gen, images
 N = 20000
 
 
-@pytest.mark.parametrize("flip, p", [(A.hflip, 0.3), (A.vflip, 0.7), (A.hflip, 0.5)], ids=str)
+@pytest.mark.parametrize("flip, p", [(A.hflip, 0.3), (A.vflip, 0.7), (A.hflip, 0.5)], ids=["hflip-0.3", "vflip-0.7", "hflip-0.5"])
 def test_flip_probability(flip, p):
     x = images(N, 1, 4, 4)
     out = flip(x, p=p, generator=gen(1))
