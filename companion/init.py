@@ -154,13 +154,8 @@ def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator: torch.Generator
     return normal_(tensor, 0.0, xavier_std(tensor, gain), generator)
 
 
-def kaiming_uniform_(
-    tensor: Tensor,
-    a: float = 0,
-    mode: str = "fan_in",
-    nonlinearity: str = "leaky_relu",
-    generator: torch.Generator | None = None,
-) -> Tensor:
+def kaiming_uniform_(tensor: Tensor, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
+                     generator: torch.Generator | None = None) -> Tensor:
     r"""He et al.'s initialization, uniform version: :math:`W \sim \mathcal{U}(-b, b)` with
 
     .. math::
@@ -177,13 +172,8 @@ def kaiming_uniform_(
     return uniform_(tensor, -bound, bound, generator)
 
 
-def kaiming_normal_(
-    tensor: Tensor,
-    a: float = 0,
-    mode: str = "fan_in",
-    nonlinearity: str = "leaky_relu",
-    generator: torch.Generator | None = None,
-) -> Tensor:
+def kaiming_normal_(tensor: Tensor, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
+                    generator: torch.Generator | None = None) -> Tensor:
     r"""He et al.'s initialization, normal version: :math:`W \sim \mathcal{N}(0, \text{std}^2)` with
 
     .. math::

@@ -31,12 +31,8 @@ DIGITS_SPLIT_SEED = 0
 """The seed of the one fixed permutation that splits the 1797 digits into train / val / test (60/20/20)."""
 
 
-def load_digits(
-    device=None,
-    dtype: torch.dtype = torch.float32,
-    n_train: int | None = None,
-    images: bool = False,
-) -> Digits:
+def load_digits(device=None, dtype: torch.dtype = torch.float32, n_train: int | None = None,
+                images: bool = False) -> Digits:
     """scikit-learn's 1797 handwritten 8×8 digits as tensors, with fixed train / val / test splits.
 
     Pixels are scaled to [0, 1]. The split is always the same (1078 / 359 / 360 examples), so results
@@ -61,15 +57,8 @@ def load_digits(
     return Digits(train, val, test)
 
 
-def make_regression(
-    n: int = 200,
-    d: int = 10,
-    noise: float = 0.1,
-    n_informative: int | None = None,
-    seed: int = 0,
-    dtype: torch.dtype = torch.float32,
-    device=None,
-) -> tuple[Split, torch.Tensor]:
+def make_regression(n: int = 200, d: int = 10, noise: float = 0.1, n_informative: int | None = None,
+                    seed: int = 0, dtype: torch.dtype = torch.float32, device=None) -> tuple[Split, torch.Tensor]:
     """A linear regression problem y = X w* + noise. Returns the data and the true weights w*.
 
     With ``n_informative`` < d only that many entries of w* are non-zero (a sparse ground truth).
@@ -83,15 +72,8 @@ def make_regression(
     return Split(X, y).to(device or "cpu"), w.to(device or "cpu")
 
 
-def make_classification(
-    n: int = 500,
-    d: int = 2,
-    classes: int = 3,
-    spread: float = 1.0,
-    seed: int = 0,
-    dtype: torch.dtype = torch.float32,
-    device=None,
-) -> Split:
+def make_classification(n: int = 500, d: int = 2, classes: int = 3, spread: float = 1.0, seed: int = 0,
+                        dtype: torch.dtype = torch.float32, device=None) -> Split:
     """Gaussian blobs: ``classes`` clusters with unit-normal centres scaled by 3 and standard deviation ``spread``."""
     g = torch.Generator().manual_seed(seed)
     centres = 3.0 * torch.randn(classes, d, generator=g, dtype=dtype)

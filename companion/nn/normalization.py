@@ -114,16 +114,9 @@ def _affine_with_running_stats(x, running_mean, running_var, weight, bias, eps) 
     return y if bias is None else y + bias.view(shape)
 
 
-def batch_norm(
-    input: Tensor,
-    running_mean: Tensor | None,
-    running_var: Tensor | None,
-    weight: Tensor | None = None,
-    bias: Tensor | None = None,
-    training: bool = False,
-    momentum: float = 0.1,
-    eps: float = 1e-5,
-) -> Tensor:
+def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
+               weight: Tensor | None = None, bias: Tensor | None = None, training: bool = False,
+               momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
     r"""Batch normalization of an (N, C, ...) input, with the signature of ``F.batch_norm``.
 
     In training, each channel is standardized with the mean and the *biased* variance over the batch
@@ -165,16 +158,9 @@ def _verify_spatial_size(size) -> None:
         raise ValueError(f"Expected more than 1 spatial element when training, got input size {size}")
 
 
-def instance_norm(
-    input: Tensor,
-    running_mean: Tensor | None = None,
-    running_var: Tensor | None = None,
-    weight: Tensor | None = None,
-    bias: Tensor | None = None,
-    use_input_stats: bool = True,
-    momentum: float = 0.1,
-    eps: float = 1e-5,
-) -> Tensor:
+def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var: Tensor | None = None,
+                  weight: Tensor | None = None, bias: Tensor | None = None, use_input_stats: bool = True,
+                  momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
     r"""Instance normalization of an (N, C, ...) input, with the signature of ``F.instance_norm``.
 
     Each (example, channel) pair is standardized over its spatial axes. The running buffers, when
@@ -202,13 +188,8 @@ def instance_norm(
     )
 
 
-def layer_norm(
-    input: Tensor,
-    normalized_shape: list[int],
-    weight: Tensor | None = None,
-    bias: Tensor | None = None,
-    eps: float = 1e-5,
-) -> Tensor:
+def layer_norm(input: Tensor, normalized_shape: list[int], weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
     """Layer normalization over the trailing ``normalized_shape`` axes, like ``F.layer_norm``."""
     shape = list(normalized_shape)
     k = len(shape)
@@ -220,13 +201,8 @@ def layer_norm(
     return normalize(input, tuple(range(-k, 0)), weight, bias, eps)
 
 
-def group_norm(
-    input: Tensor,
-    num_groups: int,
-    weight: Tensor | None = None,
-    bias: Tensor | None = None,
-    eps: float = 1e-5,
-) -> Tensor:
+def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bias: Tensor | None = None,
+               eps: float = 1e-5) -> Tensor:
     """Group normalization, like ``F.group_norm``: the channels of each example are split into
     ``num_groups`` groups, and each group is standardized over its channels and spatial axes."""
     if input.dim() < 2:

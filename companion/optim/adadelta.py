@@ -6,17 +6,8 @@ from companion.core.checks import check
 from companion.optim._base import PerTensorOptimizer, check_hyperparameters, check_lr, init_state, refuse_implementation_switches, scalar
 
 
-def adadelta_step(
-    param: Tensor,
-    grad: Tensor,
-    state: dict,
-    *,
-    lr: float,
-    rho: float,
-    eps: float,
-    weight_decay: float,
-    maximize: bool,
-) -> None:
+def adadelta_step(param: Tensor, grad: Tensor, state: dict, *, lr: float, rho: float, eps: float,
+                  weight_decay: float, maximize: bool) -> None:
     r"""One AdaDelta step for one parameter tensor, in place.
 
     .. math::
@@ -64,19 +55,9 @@ class Adadelta(PerTensorOptimizer):
     implementation switches and must stay off. The update itself is :func:`adadelta_step`.
     """
 
-    def __init__(
-        self,
-        params,
-        lr: float | Tensor = 1.0,
-        rho: float = 0.9,
-        eps: float = 1e-6,
-        weight_decay: float = 0,
-        foreach: bool | None = None,
-        *,
-        capturable: bool = False,
-        maximize: bool = False,
-        differentiable: bool = False,
-    ) -> None:
+    def __init__(self, params, lr: float | Tensor = 1.0, rho: float = 0.9, eps: float = 1e-6,
+                 weight_decay: float = 0, foreach: bool | None = None, *, capturable: bool = False,
+                 maximize: bool = False, differentiable: bool = False) -> None:
         check_lr(lr)
         check(0.0 <= rho <= 1.0, f"Invalid rho value: {rho}")
         check_hyperparameters(eps=eps, weight_decay=weight_decay)

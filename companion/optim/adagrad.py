@@ -5,17 +5,8 @@ from torch import Tensor
 from companion.optim._base import PerTensorOptimizer, check_hyperparameters, check_lr, init_state, refuse_implementation_switches, scalar
 
 
-def adagrad_step(
-    param: Tensor,
-    grad: Tensor,
-    state: dict,
-    *,
-    lr: float | Tensor,
-    lr_decay: float,
-    weight_decay: float,
-    eps: float,
-    maximize: bool,
-) -> None:
+def adagrad_step(param: Tensor, grad: Tensor, state: dict, *, lr: float | Tensor, lr_decay: float,
+                 weight_decay: float, eps: float, maximize: bool) -> None:
     r"""One Adagrad step for one parameter tensor, in place.
 
     .. math::
@@ -64,20 +55,9 @@ class Adagrad(PerTensorOptimizer):
 
     sparse_gradients = True  # like torch's, Adagrad takes sparse gradients
 
-    def __init__(
-        self,
-        params,
-        lr: float | Tensor = 1e-2,
-        lr_decay: float = 0,
-        weight_decay: float = 0,
-        initial_accumulator_value: float = 0,
-        eps: float = 1e-10,
-        foreach: bool | None = None,
-        *,
-        maximize: bool = False,
-        differentiable: bool = False,
-        fused: bool | None = None,
-    ) -> None:
+    def __init__(self, params, lr: float | Tensor = 1e-2, lr_decay: float = 0, weight_decay: float = 0,
+                 initial_accumulator_value: float = 0, eps: float = 1e-10, foreach: bool | None = None, *,
+                 maximize: bool = False, differentiable: bool = False, fused: bool | None = None) -> None:
         check_lr(lr)
         check_hyperparameters(lr_decay=lr_decay, weight_decay=weight_decay, initial_accumulator_value=initial_accumulator_value, eps=eps)
         refuse_implementation_switches(foreach=foreach, differentiable=differentiable, fused=fused)

@@ -48,20 +48,9 @@ def apply_weight_decay(param: Tensor, grad: Tensor, *, lr, weight_decay: float, 
     return grad.add(param, alpha=weight_decay)
 
 
-def adam_step(
-    param: Tensor,
-    grad: Tensor,
-    state: dict,
-    *,
-    lr: float | Tensor,
-    beta1: float | Tensor,
-    beta2: float | Tensor,
-    eps: float,
-    weight_decay: float,
-    amsgrad: bool,
-    maximize: bool,
-    decoupled_weight_decay: bool = False,
-) -> None:
+def adam_step(param: Tensor, grad: Tensor, state: dict, *, lr: float | Tensor, beta1: float | Tensor,
+              beta2: float | Tensor, eps: float, weight_decay: float, amsgrad: bool, maximize: bool,
+              decoupled_weight_decay: bool = False) -> None:
     r"""One Adam step for one parameter tensor, in place (Algorithm 1 of Kingma & Ba, as torch computes it).
 
     .. math::
@@ -116,22 +105,11 @@ class Adam(PerTensorOptimizer):
 
     sparse_message = "Adam does not support sparse gradients, please consider SparseAdam instead"
 
-    def __init__(
-        self,
-        params,
-        lr: float | Tensor = 1e-3,
-        betas: tuple[float | Tensor, float | Tensor] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 0,
-        amsgrad: bool = False,
-        *,
-        foreach: bool | None = None,
-        maximize: bool = False,
-        capturable: bool = False,
-        differentiable: bool = False,
-        fused: bool | None = None,
-        decoupled_weight_decay: bool = False,
-    ) -> None:
+    def __init__(self, params, lr: float | Tensor = 1e-3,
+                 betas: tuple[float | Tensor, float | Tensor] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0, amsgrad: bool = False, *, foreach: bool | None = None,
+                 maximize: bool = False, capturable: bool = False, differentiable: bool = False,
+                 fused: bool | None = None, decoupled_weight_decay: bool = False) -> None:
         betas = check_adam_hyperparameters(lr, betas, eps, weight_decay)
         refuse_implementation_switches(
             foreach=foreach, capturable=capturable, differentiable=differentiable, fused=fused

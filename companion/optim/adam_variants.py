@@ -13,18 +13,8 @@ from companion.optim._base import PerTensorOptimizer, init_state
 from companion.optim.nadam import nadam_step
 
 
-def adam_variant_step(
-    param: Tensor,
-    grad: Tensor,
-    state: dict,
-    *,
-    lr: float,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    bias_correction: bool,
-    eps_hat: bool,
-) -> None:
+def adam_variant_step(param: Tensor, grad: Tensor, state: dict, *, lr: float, beta1: float, beta2: float,
+                      eps: float, bias_correction: bool, eps_hat: bool) -> None:
     r"""One step of Adam in one of the paper's forms, in place.
 
     .. math::
@@ -72,17 +62,8 @@ class AdamVariant(PerTensorOptimizer):
         )
 
 
-def dozat_nadam_step(
-    param: Tensor,
-    grad: Tensor,
-    state: dict,
-    *,
-    lr: float,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    momentum_decay: float,
-) -> None:
+def dozat_nadam_step(param: Tensor, grad: Tensor, state: dict, *, lr: float, beta1: float, beta2: float,
+                     eps: float, momentum_decay: float) -> None:
     r"""One step of NAdam as in Dozat's paper (Algorithm 2), in place.
 
     .. math::

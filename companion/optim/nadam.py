@@ -18,21 +18,9 @@ def momentum_schedule(t, beta1: float, momentum_decay: float):
     return beta1 * (1.0 - 0.5 * 0.96 ** (t * momentum_decay))
 
 
-def nadam_step(
-    param: Tensor,
-    grad: Tensor,
-    state: dict,
-    *,
-    lr: float | Tensor,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    weight_decay: float,
-    momentum_decay: float,
-    decoupled_weight_decay: bool,
-    maximize: bool,
-    scheduled_average: bool = False,
-) -> None:
+def nadam_step(param: Tensor, grad: Tensor, state: dict, *, lr: float | Tensor, beta1: float, beta2: float,
+               eps: float, weight_decay: float, momentum_decay: float, decoupled_weight_decay: bool,
+               maximize: bool, scheduled_average: bool = False) -> None:
     r"""One NAdam step for one parameter tensor, in place (as torch computes it).
 
     .. math::
@@ -90,21 +78,10 @@ class NAdam(PerTensorOptimizer):
     must stay off. The update itself is :func:`nadam_step`.
     """
 
-    def __init__(
-        self,
-        params,
-        lr: float | Tensor = 2e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 0,
-        momentum_decay: float = 4e-3,
-        decoupled_weight_decay: bool = False,
-        *,
-        foreach: bool | None = None,
-        maximize: bool = False,
-        capturable: bool = False,
-        differentiable: bool = False,
-    ) -> None:
+    def __init__(self, params, lr: float | Tensor = 2e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0, momentum_decay: float = 4e-3,
+                 decoupled_weight_decay: bool = False, *, foreach: bool | None = None, maximize: bool = False,
+                 capturable: bool = False, differentiable: bool = False) -> None:
         check_lr(lr)
         check_hyperparameters(eps=eps)
         check(0.0 <= betas[0] < 1.0, f"Invalid beta parameter at index 0: {betas[0]}")

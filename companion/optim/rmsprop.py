@@ -5,19 +5,8 @@ from torch import Tensor
 from companion.optim._base import PerTensorOptimizer, check_hyperparameters, check_lr, init_state, refuse_implementation_switches, scalar
 
 
-def rmsprop_step(
-    param: Tensor,
-    grad: Tensor,
-    state: dict,
-    *,
-    lr: float,
-    alpha: float,
-    eps: float,
-    weight_decay: float,
-    momentum: float,
-    centered: bool,
-    maximize: bool,
-) -> None:
+def rmsprop_step(param: Tensor, grad: Tensor, state: dict, *, lr: float, alpha: float, eps: float,
+                 weight_decay: float, momentum: float, centered: bool, maximize: bool) -> None:
     r"""One RMSprop step for one parameter tensor, in place.
 
     .. math::
@@ -77,20 +66,10 @@ class RMSprop(PerTensorOptimizer):
     implementation switches and must stay off. The update itself is :func:`rmsprop_step`.
     """
 
-    def __init__(
-        self,
-        params,
-        lr: float | Tensor = 1e-2,
-        alpha: float = 0.99,
-        eps: float = 1e-8,
-        weight_decay: float = 0,
-        momentum: float = 0,
-        centered: bool = False,
-        capturable: bool = False,
-        foreach: bool | None = None,
-        maximize: bool = False,
-        differentiable: bool = False,
-    ) -> None:
+    def __init__(self, params, lr: float | Tensor = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0, momentum: float = 0, centered: bool = False,
+                 capturable: bool = False, foreach: bool | None = None, maximize: bool = False,
+                 differentiable: bool = False) -> None:
         check_lr(lr)
         check_hyperparameters(eps=eps, momentum=momentum, weight_decay=weight_decay, alpha=alpha)
         refuse_implementation_switches(capturable=capturable, foreach=foreach, differentiable=differentiable)

@@ -6,18 +6,8 @@ from companion.core.checks import check
 from companion.optim._base import PerTensorOptimizer, check_hyperparameters, check_lr, refuse_implementation_switches, scalar
 
 
-def sgd_step(
-    param: Tensor,
-    grad: Tensor,
-    state: dict,
-    *,
-    lr: float,
-    momentum: float,
-    dampening: float,
-    weight_decay: float,
-    nesterov: bool,
-    maximize: bool,
-) -> None:
+def sgd_step(param: Tensor, grad: Tensor, state: dict, *, lr: float, momentum: float, dampening: float,
+             weight_decay: float, nesterov: bool, maximize: bool) -> None:
     r"""One SGD step for one parameter tensor, in place (torch's form of the heavy-ball method).
 
     .. math::
@@ -59,20 +49,9 @@ class SGD(PerTensorOptimizer):
 
     sparse_gradients = True  # like torch's, the update works on a sparse gradient as it is
 
-    def __init__(
-        self,
-        params,
-        lr: float | Tensor = 1e-3,
-        momentum: float = 0,
-        dampening: float = 0,
-        weight_decay: float | Tensor = 0,
-        nesterov: bool = False,
-        *,
-        maximize: bool = False,
-        foreach: bool | None = None,
-        differentiable: bool = False,
-        fused: bool | None = None,
-    ) -> None:
+    def __init__(self, params, lr: float | Tensor = 1e-3, momentum: float = 0, dampening: float = 0,
+                 weight_decay: float | Tensor = 0, nesterov: bool = False, *, maximize: bool = False,
+                 foreach: bool | None = None, differentiable: bool = False, fused: bool | None = None) -> None:
         check_lr(lr)
         check_hyperparameters(momentum=momentum, weight_decay=weight_decay)
         check(not nesterov or (momentum > 0 and dampening == 0), "Nesterov momentum requires a momentum and zero dampening")

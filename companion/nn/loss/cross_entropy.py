@@ -70,14 +70,8 @@ class CrossEntropyFunction(Function):
         return grad_z, grad_a
 
 
-def cross_entropy(
-    input: Tensor,
-    target: Tensor,
-    weight: Tensor | None = None,
-    ignore_index: int = -100,
-    reduction: str = "mean",
-    label_smoothing: float = 0.0,
-) -> Tensor:
+def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, ignore_index: int = -100,
+                  reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
     r"""Softmax cross-entropy, torch's way. With ε = ``label_smoothing`` and C classes:
 
     .. math::
@@ -133,15 +127,8 @@ def _with_probabilities(input, target, weight, ignore_index, reduction, eps):
 class CrossEntropyLoss(WeightedLoss):
     """Softmax cross-entropy, like ``torch.nn.CrossEntropyLoss``; the math is :func:`cross_entropy`."""
 
-    def __init__(
-        self,
-        weight: Tensor | None = None,
-        size_average=None,
-        ignore_index: int = -100,
-        reduce=None,
-        reduction: str = "mean",
-        label_smoothing: float = 0.0,
-    ) -> None:
+    def __init__(self, weight: Tensor | None = None, size_average=None, ignore_index: int = -100, reduce=None,
+                 reduction: str = "mean", label_smoothing: float = 0.0) -> None:
         super().__init__(weight, size_average, reduce, reduction)
         self.ignore_index = ignore_index
         self.label_smoothing = label_smoothing

@@ -6,14 +6,8 @@ from torch import Tensor
 from companion.nn.loss._base import WeightedLoss, reduce
 
 
-def multi_margin_loss(
-    input: Tensor,
-    target: Tensor,
-    p: int = 1,
-    margin: float = 1.0,
-    weight: Tensor | None = None,
-    reduction: str = "mean",
-) -> Tensor:
+def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float = 1.0,
+                      weight: Tensor | None = None, reduction: str = "mean") -> Tensor:
     r"""The multi-class hinge (Weston–Watkins / Crammer–Singer style, torch's form) for scores x (N, C) or (C).
 
     .. math::
@@ -61,15 +55,8 @@ def multi_margin_loss(
 class MultiMarginLoss(WeightedLoss):
     """The multi-class hinge loss, like ``torch.nn.MultiMarginLoss``; the math is :func:`multi_margin_loss`."""
 
-    def __init__(
-        self,
-        p: int = 1,
-        margin: float = 1.0,
-        weight: Tensor | None = None,
-        size_average=None,
-        reduce=None,
-        reduction: str = "mean",
-    ) -> None:
+    def __init__(self, p: int = 1, margin: float = 1.0, weight: Tensor | None = None, size_average=None,
+                 reduce=None, reduction: str = "mean") -> None:
         super().__init__(weight, size_average, reduce, reduction)
         if p != 1 and p != 2:
             raise ValueError("only p == 1 and p == 2 supported")

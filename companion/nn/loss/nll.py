@@ -82,13 +82,8 @@ def reduce_rows(loss: Tensor, rows: ClassRows, weights: Tensor, reduction: str) 
     return loss.sum() / torch.where(nothing, 1.0, total) + torch.where(nothing, torch.nan, 0.0)
 
 
-def nll_loss(
-    input: Tensor,
-    target: Tensor,
-    weight: Tensor | None = None,
-    ignore_index: int = -100,
-    reduction: str = "mean",
-) -> Tensor:
+def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, ignore_index: int = -100,
+             reduction: str = "mean") -> Tensor:
     r"""The negative log-likelihood of the target classes, given log-probabilities ``input``.
 
     .. math::
@@ -109,14 +104,8 @@ def nll_loss(
 class NLLLoss(WeightedLoss):
     """The negative log-likelihood loss, like ``torch.nn.NLLLoss``; the math is :func:`nll_loss`."""
 
-    def __init__(
-        self,
-        weight: Tensor | None = None,
-        size_average=None,
-        ignore_index: int = -100,
-        reduce=None,
-        reduction: str = "mean",
-    ) -> None:
+    def __init__(self, weight: Tensor | None = None, size_average=None, ignore_index: int = -100, reduce=None,
+                 reduction: str = "mean") -> None:
         super().__init__(weight, size_average, reduce, reduction)
         self.ignore_index = ignore_index
 
