@@ -4,7 +4,7 @@ import itertools
 
 import torch
 
-from companion.testing import optim_contract as contract
+from companion.testing.optim_suite import OptimizerContract
 from companion.optim.adadelta import Adadelta
 
 OURS, THEIRS = Adadelta, torch.optim.Adadelta
@@ -25,7 +25,7 @@ def _cases():
 CASES = _cases()
 
 
-class TestAdadelta(contract.OptimizerContract):
+class TestAdadelta(OptimizerContract):
     """The shared contract, filled with Adadelta's tables."""
     ours, theirs = OURS, THEIRS
     cases = CASES

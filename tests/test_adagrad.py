@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from companion.testing import optim_contract as contract
+from companion.testing.optim_suite import OptimizerContract
 from companion.optim.adagrad import Adagrad
 from companion.testing.parity import max_abs_diff, state_diff
 from companion.testing.tolerances import eps
@@ -91,7 +92,7 @@ def test_add_param_group_initializes_lazily_like_torch():
     assert state_diff(*opts) < TOL
 
 
-class TestAdagrad(contract.OptimizerContract):
+class TestAdagrad(OptimizerContract):
     """The shared contract, filled with Adagrad's tables."""
     ours, theirs = OURS, THEIRS
     cases = CASES

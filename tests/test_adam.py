@@ -4,7 +4,7 @@ import itertools
 
 import torch
 
-from companion.testing import optim_contract as contract
+from companion.testing.optim_suite import OptimizerContract
 from companion.testing.tolerances import assert_close
 from companion.optim.adam import Adam
 
@@ -50,7 +50,7 @@ INVALID = [dict(lr=-0.1), dict(eps=-1e-8), dict(betas=(1.0, 0.999)), dict(betas=
     dict(betas=(0, 0.999)), dict(lr=torch.tensor([0.1, 0.2]))]
 
 
-class TestAdam(contract.OptimizerContract):
+class TestAdam(OptimizerContract):
     """The shared contract, filled with Adam's tables."""
     ours, theirs = OURS, THEIRS
     cases = CASES

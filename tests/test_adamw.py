@@ -5,7 +5,7 @@ import itertools
 import pytest
 import torch
 
-from companion.testing import optim_contract as contract
+from companion.testing.optim_suite import OptimizerContract
 from test_adam import INVALID
 from companion.optim.adam import Adam
 from companion.optim.adamw import AdamW, adamw_step
@@ -59,7 +59,7 @@ def test_decay_is_a_separate_step():
     assert torch.count_nonzero(state["exp_avg"]) == 0  # the decay never entered the moments
 
 
-class TestAdamW(contract.OptimizerContract):
+class TestAdamW(OptimizerContract):
     """The shared contract, filled with AdamW's tables."""
     ours, theirs = OURS, THEIRS
     cases = CASES

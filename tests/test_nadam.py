@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from companion.testing import optim_contract as contract
+from companion.testing.optim_suite import OptimizerContract
 from companion.optim.nadam import NAdam, momentum_schedule
 from companion.testing.parity import max_abs_diff
 
@@ -68,7 +69,7 @@ def test_momentum_schedule(t, beta1, psi, expected):
     assert momentum_schedule(t, beta1, psi) == pytest.approx(expected, abs=1e-12)
 
 
-class TestNAdam(contract.OptimizerContract):
+class TestNAdam(OptimizerContract):
     """The shared contract, filled with NAdam's tables."""
     ours, theirs = OURS, THEIRS
     cases = CASES

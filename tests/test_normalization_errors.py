@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 from companion.nn import norm_layers as ours_nn
-from companion.testing.parity import compare_modules, max_abs_diff
+from companion.testing.parity import max_abs_diff
 
 from test_normalization import TOL, make_pair, pair
 

@@ -1,11 +1,9 @@
 """companion.experiments.regularizer_race: the testbed runner behind the regularization part's closing table, driven by a
 table of methods, with a few epochs each."""
 
-import functools
 
 import pytest
 import torch
-from torch import nn
 
 from companion.experiments.regularizer_race import Method, Result, compare, format_table, on_images, plot_results, run_method
 from companion.nn import Dropout

@@ -4,7 +4,7 @@ import itertools
 
 import torch
 
-from companion.testing import optim_contract as contract
+from companion.testing.optim_suite import OptimizerContract
 from companion.optim.rmsprop import RMSprop
 
 OURS, THEIRS = RMSprop, torch.optim.RMSprop
@@ -25,7 +25,7 @@ def _cases():
 CASES = _cases()
 
 
-class TestRMSprop(contract.OptimizerContract):
+class TestRMSprop(OptimizerContract):
     """The shared contract, filled with RMSprop's tables."""
     ours, theirs = OURS, THEIRS
     cases = CASES

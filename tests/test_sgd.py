@@ -4,7 +4,7 @@ import itertools
 
 import torch
 
-from companion.testing import optim_contract as contract
+from companion.testing.optim_suite import OptimizerContract
 from companion.optim import SGD
 
 OURS, THEIRS = SGD, torch.optim.SGD
@@ -35,7 +35,7 @@ def test_no_state_without_momentum():
     assert opt.state_dict()["state"] == {}
 
 
-class TestSGD(contract.OptimizerContract):
+class TestSGD(OptimizerContract):
     """The shared contract, filled with SGD's tables."""
     ours, theirs = OURS, THEIRS
     cases = CASES

@@ -1,13 +1,13 @@
 """Hidden checks of the alpha dropout assignment: torch.nn.AlphaDropout's contract, and the layer's statistics
 (fixed seeds, so the grades are reproducible)."""
 
-import inspect
 import math
 
 import torch
 from torch import nn
 
-from companion.coursework.checks import check, close, raises_like
+from companion.coursework.checks import check, close, contract, raises_like
+from companion.testing import optim_contract as oc
 
 TorchAlphaDropout = nn.AlphaDropout  # kept before the grader guards torch's class against the answer
 ALPHA = 1.7580993408473766
@@ -37,10 +37,7 @@ def _mode(y):
 @check(points=1)
 def signature(ns):
     """AlphaDropout(p=0.5, inplace=False), its attributes, and torch's ValueError for p outside [0, 1]."""
-    a, b = inspect.signature(ns["AlphaDropout"].__init__), inspect.signature(TorchAlphaDropout.__init__)
-    ours = [(q.name, q.kind, q.default) for q in a.parameters.values()]
-    theirs = [(q.name, q.kind, q.default) for q in b.parameters.values()]
-    assert ours == theirs, f"the signature is {a}, torch's is (self, p=0.5, inplace=False)"
+    contract("the constructor's signature differs from torch's", oc.check_signature, ns["AlphaDropout"], TorchAlphaDropout)
     layer = ns["AlphaDropout"](0.3, inplace=True)
     assert layer.p == 0.3 and layer.inplace is True, "the attributes p and inplace"
     for bad in (1.5, -0.1):

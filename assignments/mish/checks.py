@@ -1,12 +1,11 @@
 """Hidden checks of the Mish assignment: parity with torch.nn.Mish, gradcheck of the hand-written backward."""
 
-import inspect
-
 import torch
 from torch import nn
 from torch.autograd.gradcheck import GradcheckError
 
-from companion.coursework.checks import check, close
+from companion.coursework.checks import check, close, contract
+from companion.testing import optim_contract as oc
 
 TorchMish = nn.Mish  # kept before the grader guards torch's class against the answer
 torch_mish = torch.nn.functional.mish
@@ -28,10 +27,7 @@ def _grads(module, x, seed=1):
 @check(points=1)
 def signature(ns):
     """Mish(inplace=False) with the attribute inplace, like torch.nn.Mish."""
-    a, b = inspect.signature(ns["Mish"].__init__), inspect.signature(TorchMish.__init__)
-    ours = [(p.name, p.kind, p.default) for p in a.parameters.values()]
-    theirs = [(p.name, p.kind, p.default) for p in b.parameters.values()]
-    assert ours == theirs, f"the signature is {a}, torch's is (self, inplace=False)"
+    contract("the constructor's signature differs from torch's", oc.check_signature, ns["Mish"], TorchMish)
     assert ns["Mish"]().inplace is False and ns["Mish"](inplace=True).inplace is True, "the attribute inplace"
 
 

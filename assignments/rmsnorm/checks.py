@@ -1,12 +1,11 @@
 """Hidden checks of the RMSNorm assignment: parity with torch.nn.RMSNorm, gradcheck of the hand-written backward."""
 
-import inspect
-
 import torch
 from torch import nn
 from torch.autograd.gradcheck import GradcheckError
 
-from companion.coursework.checks import check, close
+from companion.coursework.checks import check, close, contract
+from companion.testing import optim_contract as oc
 
 TorchRMSNorm = nn.RMSNorm  # kept before the grader guards torch's class against the answer
 F64 = torch.float64
@@ -33,10 +32,7 @@ def _input(shape, dtype=F64, seed=1):
 @check(points=1)
 def signature(ns):
     """RMSNorm(normalized_shape, eps=None, elementwise_affine=True, device=None, dtype=None), like torch's."""
-    a, b = inspect.signature(ns["RMSNorm"].__init__), inspect.signature(TorchRMSNorm.__init__)
-    ours = [(p.name, p.kind, p.default) for p in a.parameters.values()]
-    theirs = [(p.name, p.kind, p.default) for p in b.parameters.values()]
-    assert ours == theirs, f"the signature is {a}, torch's is (self, normalized_shape, eps=None, elementwise_affine=True, device=None, dtype=None)"
+    contract("the constructor's signature differs from torch's", oc.check_signature, ns["RMSNorm"], TorchRMSNorm)
     m = ns["RMSNorm"](4)
     assert m.normalized_shape == (4,), f"normalized_shape should be the tuple (4,), is {m.normalized_shape!r}"
 

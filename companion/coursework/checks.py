@@ -116,3 +116,19 @@ def raises_like(ours, theirs, *args, **kwargs) -> None:
         shown = ", ".join([*map(repr, args), *(f"{k}={v!r}" for k, v in kwargs.items())])
         raise AssertionError(f"with ({shown}) torch raises ValueError({want!r}); yours "
                              + ("raises nothing" if got is None else f"raises ValueError({got!r})"))
+
+
+def refuses_switches(cls, switches: tuple[str, ...], group_keys: tuple[str, ...]) -> None:
+    """``switches`` are accepted off and refused on with a ValueError naming them, and a parameter group
+    holds torch's ``group_keys``."""
+    p = [torch.zeros(2, requires_grad=True)]
+    opt = cls(p, **{name: None if name == "foreach" else False for name in switches})
+    for key in group_keys:
+        assert key in opt.param_groups[0], f"the parameter group has no {key!r} (torch's has)"
+    for name in switches:
+        try:
+            cls(p, **{name: True})
+        except ValueError as exc:
+            assert name in str(exc), f"the ValueError for {name}=True does not name {name!r}: {exc}"
+        else:
+            raise AssertionError(f"{name}=True is accepted; it should raise a ValueError naming it")

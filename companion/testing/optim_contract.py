@@ -1,8 +1,9 @@
 """The contract every companion optimizer meets against its torch namesake, written once.
 
 The ``check_*`` functions raise ``AssertionError`` with the measured difference when the contract is
-broken; the tests and the coursework grader call the same functions. :class:`OptimizerContract` is the
-test suite built from them: an optimizer's test file subclasses it and fills in its tables.
+broken; the tests and the coursework grader call the same functions.
+:class:`companion.testing.optim_suite.OptimizerContract` is the test suite built from them: an
+optimizer's test file subclasses it and fills in its tables.
 
 Tolerances (float64, relative to each tensor's own magnitude, in units of ε = 2.2e-16): one step of an
 update is a handful of correctly rounded operations written in torch's order, so the two runs agree to
@@ -235,99 +236,3 @@ def check_lr_scheduler(ours, theirs, options, steps=25) -> None:
     sched = lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=5, gamma=0.5)
     diff = compare_optimizers(ours, theirs, options, steps=steps, scheduler=sched, relative=True)
     assert diff <= _bound(CLOSED_LOOP_ULPS), f"under StepLR: relative difference {diff:.3g}"
-
-
-def _case_id(options) -> str:
-    return "-".join(f"{k}={v}" for k, v in options.items()) or "defaults"
-
-
-class OptimizerContract:
-    """The contract as a pytest suite. A test file writes ``class TestAdam(OptimizerContract)`` and sets:
-
-    ``ours``, ``theirs`` (the classes), ``cases`` (option combinations for the closed loop, the replay
-    and the loss check), ``round_trip`` (for the state_dict checks), ``missing_grad``, ``invalid`` (bad
-    options), ``switches`` (implementation switches to refuse), ``scheduled`` (options run under an
-    lr scheduler), ``tensor_lr`` (options holding 1-element tensors), ``closure`` (options for the
-    closure check), ``state`` (options whose state is compared after a few steps), ``sparse`` (options
-    run on sparse gradients) and ``cuda`` (options for the GPU check). An empty table skips its test.
-    """
-
-    ours = theirs = None
-    round_trip_ulps = REPLAY_ULPS
-    cases: list = []
-    round_trip: list = []
-    missing_grad: list = []
-    invalid: list = []
-    switches: list = []
-    scheduled: list = []
-    tensor_lr: list = []
-    closure: list = [{}]
-    state: list = [{}]
-    sparse: list = [{}]
-    cuda: list = []
-
-    # which table parametrizes which test's argument
-    TABLES = {
-        "test_closed_loop": "cases", "test_replay": "cases", "test_loss_falls_or_rises_with_maximize": "cases",
-        "test_state_dict_round_trip": "round_trip", "test_missing_grad_is_noop": "missing_grad",
-        "test_invalid": "invalid", "test_lr_scheduler": "scheduled", "test_tensor_lr": "tensor_lr",
-        "test_closure_returns_loss": "closure", "test_state_like_torch": "state",
-        "test_sparse_gradients_like_torch": "sparse", "test_cuda": "cuda",
-    }
-
-    def pytest_generate_tests(self, metafunc):
-        table = self.TABLES.get(metafunc.function.__name__)
-        if table is not None and "options" in metafunc.fixturenames:
-            rows = getattr(self, table)
-            import pytest  # only when pytest collects the suite: the check functions need no pytest
-
-            if rows:
-                metafunc.parametrize("options", rows, ids=[_case_id(r) for r in rows])
-            else:
-                metafunc.parametrize("options", [pytest.param(None, marks=pytest.mark.skip(reason=f"no {table} cases"))])
-
-    def test_signature(self):
-        check_signature(self.ours, self.theirs)
-
-    def test_closed_loop(self, options):
-        check_closed_loop(self.ours, self.theirs, options)
-
-    def test_replay(self, options):
-        check_replay(self.ours, self.theirs, options)
-
-    def test_loss_falls_or_rises_with_maximize(self, options):
-        check_loss_falls(self.ours, options)
-
-    def test_state_dict_round_trip(self, options):
-        check_state_dict_round_trip(self.ours, self.theirs, options, ulps=self.round_trip_ulps)
-
-    def test_missing_grad_is_noop(self, options):
-        check_missing_grad_is_noop(self.ours, options)
-
-    def test_invalid(self, options):
-        check_invalid(self.ours, self.theirs, options)
-
-    def test_refuses_implementation_switches(self):
-        check_refuses_switches(self.ours, self.switches)
-
-    def test_lr_scheduler(self, options):
-        check_lr_scheduler(self.ours, self.theirs, options)
-
-    def test_tensor_lr(self, options):
-        check_closed_loop(self.ours, self.theirs, options)
-
-    def test_closure_returns_loss(self, options):
-        check_closure(self.ours, self.theirs, options)
-
-    def test_state_like_torch(self, options):
-        check_state_like_torch(self.ours, self.theirs, options)
-
-    def test_sparse_gradients_like_torch(self, options):
-        check_sparse_gradients(self.ours, self.theirs, options)
-
-    def test_cuda(self, options):
-        if not torch.cuda.is_available():
-            import pytest
-
-            pytest.skip("needs a CUDA device")
-        check_cuda(self.ours, self.theirs, options)
