@@ -67,7 +67,13 @@ def _command(scratch: str, use_bwrap: bool, hide: list) -> list[str]:
     needed = [os.path.realpath(p) for p in (__file__, sys.executable, sys.prefix)]
     hidden = [arg for path in map(os.path.realpath, hide) if os.path.isdir(path)
               and not any(n == path or n.startswith(path + os.sep) for n in needed) for arg in ("--tmpfs", path)]
-    return ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", *hidden, "--tmpfs", "/tmp",
+    # the private /tmp would hide a checkout or a virtual environment that lives under /tmp (as CI's may):
+    # bind those back, read-only, before hiding the grader's folders and opening the scratch folder
+    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
+    under_tmp = sorted({path for path in map(os.path.realpath, [sys.prefix, package_root, *sys.path])
+                        if path.startswith("/tmp/") and os.path.exists(path)})
+    keep = [arg for path in under_tmp for arg in ("--ro-bind", path, path)]
+    return ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", *keep, *hidden,
             "--bind", scratch, scratch, "--unshare-net", "--unshare-pid", "--unshare-ipc",
             "--die-with-parent", "--new-session", "--chdir", scratch, *child]
 
