@@ -84,3 +84,14 @@ def test_grading_twice_gives_the_same_grades(tmp_path):
     for s in ("s1", "s2"):
         assert (tmp_path / "one" / "feedback" / f"{s}.md").read_text() == (tmp_path / "two" / "feedback" / f"{s}.md").read_text()
     assert [r.submission for r in first] == ["s1", "s2"]
+
+
+def test_caches_of_the_grader_do_not_leak_into_the_sandbox(tmp_path, monkeypatch):
+    """torch sets TORCHINDUCTOR_CACHE_DIR in a process that has used torch._dynamo (the grader's, in CI); a child
+    inheriting it would try to create that folder outside its scratch folder and lose every optimizer check."""
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "outside"))
+    a = asg.load("adamax")
+    sub = write(tmp_path / "solution.ipynb", a.notebook)
+    (result,) = grader.grade("adamax", [sub], tmp_path / "out", jobs=1, limits=LIMITS)
+    grades = read_grades(tmp_path / "out")
+    assert grades["solution"]["total"] == grades["solution"]["possible"], result.reasons

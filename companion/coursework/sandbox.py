@@ -92,8 +92,12 @@ def run(job: dict, limits: Limits, hide: tuple = ()) -> Outcome:
                "check_timeout": limits.check_s, "answer_timeout": limits.answer_s, "unshare_net": not use_bwrap,
                "rlimits": {"memory_mb": limits.memory_mb, "cpu_s": int(limits.wall_s) + 5, "file_mb": limits.file_mb}}
         env = {k: v for k, v in os.environ.items() if not k.startswith(("http", "HTTP", "PYTHONSTARTUP"))}
+        # every cache inside the scratch folder: torch sets TORCHINDUCTOR_CACHE_DIR in the grader's own
+        # environment once it has used torch._dynamo, and a child that inherited it would try to write there
         env.update(OMP_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg", HOME=scratch,
-                   TMPDIR=scratch, PYTHONHASHSEED="0")
+                   TMPDIR=scratch, PYTHONHASHSEED="0", XDG_CACHE_HOME=scratch,
+                   TORCHINDUCTOR_CACHE_DIR=os.path.join(scratch, "torchinductor"),
+                   TRITON_CACHE_DIR=os.path.join(scratch, "triton"))
         with open(os.path.join(scratch, ".stderr"), "w+b") as err:
             proc = subprocess.Popen(_command(scratch, use_bwrap, list(hide)), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                     stderr=err, pass_fds=(write_end,), cwd=scratch, env=env, start_new_session=True)
