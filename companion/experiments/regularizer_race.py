@@ -5,7 +5,7 @@ A :class:`Method` says how to build the testbed model (``model_kwargs`` for
 (``fit_kwargs(model)`` returns fresh keyword arguments for :func:`companion.experiments.testbed.train_testbed`:
 ``penalty=``, ``transform=``, ``callbacks=``, ``optimizer=``...). :func:`compare` runs each one from the
 same seed (same initial weights and batch order) and measures the final model in eval mode.
-:func:`compare_seeds` repeats that for several seeds, and :func:`mean_interval` / :func:`paired_interval`
+:func:`compare_seeds` repeats that for several seeds, and :func:`companion.core.stats.mean_interval` / :func:`paired_interval`
 summarize a metric over the seeds as a mean with a 95 % Student-t interval.
 
 Every number a run produces is a function of its seed: the model is built right after
