@@ -2,6 +2,7 @@
 (_build/student), otherwise builds a one-page edition quickly and scans that. The same scan must find the
 exercises' text, which the student edition keeps, so a scan that finds nothing proves something."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -56,3 +57,26 @@ def test_the_scan_reports_a_leak(tmp_path):
     leaks = se.scan(tmp_path, ROOT / "book" / "optimization")
     assert any("page source copied" in leak for leak in leaks)
     assert any("solution text from momentum.ipynb in page.html" in leak for leak in leaks), leaks
+
+
+def test_a_sentence_the_chapter_says_anyway_is_not_a_leak(tmp_path):
+    """A solution sentence that the body, a code cell's output or a docstring also says is public, not a leak;
+    one that only the solution says is."""
+    book = tmp_path / "book"
+    book.mkdir()
+    nb = {"cells": [
+        {"cell_type": "markdown", "metadata": {}, "source": "The rate decays as one over the square root of t."},
+        {"cell_type": "code", "metadata": {}, "execution_count": 1, "source": "print(...)",
+         "outputs": [{"output_type": "stream", "name": "stdout", "text": "the weights after epoch two repeat\n"}]},
+        {"cell_type": "markdown", "metadata": {}, "source": (
+            "```{solution} ex-x\n:class: dropdown\nThe rate decays as one over the square root of t. The weights "
+            "after epoch two repeat. Only the solution tells you this secret answer here.\n```")},
+    ], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    (book / "page.ipynb").write_text(json.dumps(nb))
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "page.html").write_text("<p>The rate decays as one over the square root of t.</p>"
+                                    "<pre>the weights after epoch two repeat</pre>"
+                                    "<p>Only the solution tells you this secret answer here.</p>")
+    leaks = se.scan(site, book)
+    assert len(leaks) == 1 and "secret answer" in leaks[0], leaks

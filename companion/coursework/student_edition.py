@@ -67,14 +67,45 @@ def site_text(site: Path) -> dict[str, str]:
     return texts
 
 
-def scan(site: Path, book: Path) -> list[str]:
-    """What leaks: page sources in the site, and solution sentences found in its files."""
+def public_text(book: Path, package: Path | None = None) -> str:
+    """Everything a student may read anyway, reduced to the word runs' alphabet: every page source under
+    ``book`` (its prose with the solution blocks removed, its code and, in executed copies, what the code
+    printed) and the package's source (whose
+    docstrings the API reference shows). A solution sentence that also stands here is not a leak."""
+    prose, code = [], []
+    for path in sorted([*book.rglob("*.ipynb"), *book.rglob("*.md")]):
+        if {"_build", ".ipynb_checkpoints"} & set(path.relative_to(book).parts):
+            continue
+        if path.suffix == ".ipynb":
+            cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+            for c in (c for c in cells if c["cell_type"] == "code"):
+                code.append("".join(c["source"]) if isinstance(c["source"], list) else c["source"])
+                # what the cell printed, in an executed copy: the student's own run prints it too
+                for out in c.get("outputs", []):
+                    for text in (out.get("text"), out.get("data", {}).get("text/plain")):
+                        code.append("".join(text) if isinstance(text, list) else text or "")
+        prose.append(_BLOCK.sub(lambda m: "" if m.group(2) == "solution" else m.group(0), _markdown_of(path)))
+    if package is not None and package.is_dir():
+        code += [py.read_text(encoding="utf-8") for py in sorted(package.rglob("*.py"))]
+    text = "\n".join(prose)
+    for pattern in _MARKUP:  # the same markup removal as the solutions' runs get; code is taken as it is
+        text = pattern.sub("|", text)
+    text += "\n" + "\n".join(code)
+    return " | ".join(" ".join(part.split()).lower() for part in re.sub(r"[^A-Za-z0-9\s]+", "|", text).split("|"))
+
+
+def scan(site: Path, book: Path, package: Path | None = None) -> list[str]:
+    """What leaks: page sources in the site, and solution sentences found in its files that are not also
+    in the public text (:func:`public_text`; ``package`` defaults to the ``companion`` folder beside ``book``)."""
     site, book = Path(site), Path(book)
     leaks = [f"page source copied: {p.relative_to(site)}" for p in site.rglob("*")
              if p.is_file() and ("_sources" in p.parts or p.suffix == ".ipynb")]
     texts = site_text(site)
+    public = public_text(book, package if package is not None else book.parent / "companion")
     for source, runs in blocks(book).items():
         for run in runs:
+            if run in public:
+                continue  # the chapter's body or a docstring says it too
             for name, text in texts.items():
                 if run in text:
                     leaks.append(f"solution text from {source} in {name}: {run!r}")
