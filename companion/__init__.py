@@ -6,7 +6,7 @@ Subpackages mirror torch: ``companion.optim`` (torch.optim), ``companion.nn`` (t
 ``companion.testing.parity``.
 """
 
-from companion.core.device import get_device, seed_everything
+from companion.core.device import get_device, make_generator, seed_everything
 
 __version__ = "0.1.0"
-__all__ = ["get_device", "seed_everything", "__version__"]
+__all__ = ["get_device", "make_generator", "seed_everything", "__version__"]

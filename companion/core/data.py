@@ -4,6 +4,7 @@ from typing import Iterator, NamedTuple
 
 import torch
 from sklearn.datasets import load_digits as _sklearn_digits
+from companion.core.device import make_generator
 
 
 class Split(NamedTuple):
@@ -63,7 +64,7 @@ def make_regression(n: int = 200, d: int = 10, noise: float = 0.1, n_informative
 
     With ``n_informative`` < d only that many entries of w* are non-zero (a sparse ground truth).
     """
-    g = torch.Generator().manual_seed(seed)
+    g = make_generator(seed)
     X = torch.randn(n, d, generator=g, dtype=dtype)
     w = torch.randn(d, generator=g, dtype=dtype)
     if n_informative is not None:
@@ -75,7 +76,7 @@ def make_regression(n: int = 200, d: int = 10, noise: float = 0.1, n_informative
 def make_classification(n: int = 500, d: int = 2, classes: int = 3, spread: float = 1.0, seed: int = 0,
                         dtype: torch.dtype = torch.float32, device=None) -> Split:
     """Gaussian blobs: ``classes`` clusters with unit-normal centres scaled by 3 and standard deviation ``spread``."""
-    g = torch.Generator().manual_seed(seed)
+    g = make_generator(seed)
     centres = 3.0 * torch.randn(classes, d, generator=g, dtype=dtype)
     y = torch.randint(classes, (n,), generator=g)
     X = centres[y] + spread * torch.randn(n, d, generator=g, dtype=dtype)

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from companion.core.diagnostics import dead_fraction, hidden_preactivations
 from companion.core.lr_range import RangeTest
+from companion.core.device import make_generator
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ def gradient_check(loss_fn: Callable[[], Tensor], params: Sequence[Tensor], grad
         raise ValueError("gradient_check needs float64 parameters (call model.double())")
     if grads is None:
         grads = torch.autograd.grad(loss_fn(), params)
-    g = torch.Generator().manual_seed(seed)
+    g = make_generator(seed)
     ours, numeric = [], []
     with torch.no_grad():
         for p, grad in zip(params, grads):

@@ -32,6 +32,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 from torch import nn
+from companion.core.device import make_generator
 
 
 class WorkerError(RuntimeError):
@@ -165,7 +166,7 @@ def train_data_parallel(
         raise ValueError(f"timeout must be positive, got {timeout}")
     # the index batches fit would draw: batches() applied to the positions 0..n-1
     positions = torch.arange(len(X))
-    generator = torch.Generator().manual_seed(seed)
+    generator = make_generator(seed)
     order = [idx for _ in range(epochs)
              for idx, _ in batches(Split(positions, positions), world_size * batch_size, generator=generator)]
     with tempfile.TemporaryDirectory(prefix="companion-ddp-") as out_dir:

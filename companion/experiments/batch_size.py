@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
 from companion.core.data import Split
-from companion.core.device import seed_everything
+from companion.core.device import make_generator, seed_everything
 from companion.core.train import fit, minibatch_steps
 
 
@@ -90,7 +90,7 @@ def time_epochs(
         seed_everything(seed)
         model = make_model()
         runs.append((model, optimizer(model.parameters(), **(options or {})), train, b,
-                     torch.Generator().manual_seed(seed)))
+                     make_generator(seed)))
     for _ in range(warmup):
         for run in runs:
             train_epoch(*run)
@@ -209,7 +209,7 @@ def train_over_seeds(
         seed_everything(seed)
         model = make_model()
         history = fit(model, optimizer(model.parameters(), lr=lr, **(options or {})), train, val, epochs=epochs,
-                      batch_size=batch_size, generator=torch.Generator().manual_seed(seed), progress=False)
+                      batch_size=batch_size, generator=make_generator(seed), progress=False)
         loss = history.train_loss[-1]
         losses.append(loss if math.isfinite(loss) else math.inf)
         accs.append(history.val_acc[-1])
@@ -227,7 +227,7 @@ def top_hessian_eigenvalue(
     """
     params = [p for p in model.parameters() if p.requires_grad]
     g = torch.autograd.grad(loss_fn(model(data.X), data.y), params, create_graph=True)
-    gen = torch.Generator().manual_seed(seed)
+    gen = make_generator(seed)
     v = [torch.randn(p.shape, generator=gen, dtype=p.dtype).to(p.device) for p in params]
     lam = 0.0
     for _ in range(iters):

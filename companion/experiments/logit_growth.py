@@ -25,6 +25,7 @@ from companion.core.data import Digits, Split
 from companion.core.models import mlp
 from companion.core.train import fit
 from companion.nn.loss import cross_entropy
+from companion.core.device import make_generator
 
 
 def logit_gap(logits: Tensor, labels: Tensor) -> float:
@@ -90,7 +91,7 @@ def train_with_smoothing(
     recorder = GapRecorder(digits.train)
     loss_fn = functools.partial(cross_entropy, label_smoothing=label_smoothing)
     fit(model, optimizer, digits.train, None, epochs=epochs, batch_size=batch_size, loss_fn=loss_fn,
-        generator=torch.Generator().manual_seed(seed), callbacks=[recorder], progress=False)
+        generator=make_generator(seed), callbacks=[recorder], progress=False)
     model.eval()
     with torch.no_grad():
         probs = model(digits.test.X).softmax(dim=1)

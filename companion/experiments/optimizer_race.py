@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from companion.core.data import Digits
-from companion.core.device import seed_everything
+from companion.core.device import make_generator, seed_everything
 from companion.core.functions import Function2D, optimize_2d
 from companion.core.train import History, evaluate, fit
 
@@ -115,7 +115,7 @@ def train_each(
         model = make_model()
         history = fit(
             model, cls(model.parameters(), **hyper), data.train, data.val, epochs=epochs,
-            batch_size=batch_size, generator=torch.Generator().manual_seed(seed), progress=False,
+            batch_size=batch_size, generator=make_generator(seed), progress=False,
         )
         runs[name] = Run(history, model)
     return runs

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+from companion.core.device import make_generator
 
 ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid, "identity": lambda z: z}
 
@@ -52,7 +53,7 @@ def init_shallow_networks(
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
     parts = []
     for seed in seeds:
-        g = torch.Generator().manual_seed(seed)
+        g = make_generator(seed)
 
         def uniform(*shape, fan_in):
             return (torch.rand(*shape, generator=g, dtype=dtype) * 2 - 1) / fan_in**0.5
@@ -108,7 +109,7 @@ def fit_random_features(
         raise ValueError(f"x must be (n, 1) and y (n,), got {tuple(x.shape)} and {tuple(y.shape)}")
     nets = []
     for seed in seeds:
-        g = torch.Generator().manual_seed(seed)
+        g = make_generator(seed)
         # w_j ~ N(0, s²), c_j = −w_j u_j with u_j ~ U(−1, 1)
         w = torch.randn(width, generator=g, dtype=x.dtype).to(x.device) * slope
         c = -w * (torch.rand(width, generator=g, dtype=x.dtype).to(x.device) * 2 - 1)

@@ -5,6 +5,7 @@ import math
 import torch
 
 from companion.core.data import Split
+from companion.core.device import make_generator
 
 
 def make_sparse_features(
@@ -24,7 +25,7 @@ def make_sparse_features(
     weights w* are standard normal, so rare features matter as much as common ones when present.
     Returns the data, w* and the frequencies p.
     """
-    g = torch.Generator().manual_seed(seed)
+    g = make_generator(seed)
     p = torch.logspace(math.log10(max_freq), math.log10(min_freq), d, dtype=torch.float64)
     X = (torch.rand(n, d, generator=g, dtype=torch.float64) < p).to(dtype)
     w = torch.randn(d, generator=g, dtype=dtype)

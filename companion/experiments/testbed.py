@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from companion.core.data import Digits, Split, load_digits
-from companion.core.device import seed_everything
+from companion.core.device import make_generator, seed_everything
 from companion.core.models import mlp
 from companion.core.train import History, fit
 
@@ -38,7 +38,7 @@ def noisy_labels(y: torch.Tensor, fraction: float, seed: int = NOISE_SEED, class
     uniformly. The same ``seed`` corrupts the same labels the same way."""
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"fraction must be in [0, 1], got {fraction}")
-    g = torch.Generator().manual_seed(seed)
+    g = make_generator(seed)
     flip = torch.rand(len(y), generator=g) < fraction
     shift = torch.randint(1, classes, (len(y),), generator=g)
     # y' = (y + s) mod C with s ∈ {1, ..., C − 1} where flipped: always a different class
@@ -82,5 +82,5 @@ def train_testbed(
     fit_kwargs.setdefault("progress", False)
     return fit(
         model, optimizer, data.train, data.val if validate else None, epochs=epochs, batch_size=BATCH_SIZE,
-        generator=torch.Generator().manual_seed(seed), **fit_kwargs,
+        generator=make_generator(seed), **fit_kwargs,
     )
