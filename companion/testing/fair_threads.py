@@ -33,6 +33,7 @@ def pytest_configure(config):
     share = str(thread_share(workers))
     os.environ["OMP_NUM_THREADS"] = share
     os.environ["MKL_NUM_THREADS"] = share
+    os.environ["COMPANION_THREAD_SHARE"] = share  # says that this plugin, not the user, chose the count
     import torch
 
     torch.set_num_threads(int(share))
