@@ -17,6 +17,7 @@ from companion.experiments.optimizer_race import (
     summarize,
     train_each,
 )
+from companion import seed_everything
 from companion.core.data import load_digits
 from companion.core.functions import beale, optimize_2d, quadratic, rosenbrock, saddle
 from companion.core.models import mlp
@@ -126,7 +127,7 @@ def test_train_each_same_start_and_batch_order(small_digits):
     assert a.train_loss == b.train_loss and a.val_acc == b.val_acc and a.steps == b.steps == [4, 8]
     for pa, pb in zip(runs["a"].model.parameters(), runs["b"].model.parameters()):
         assert torch.equal(pa, pb)
-    torch.manual_seed(3)
+    seed_everything(3)  # the harness's seed, COMPANION_SEED_OFFSET included
     initial = _make_model()
     for p0, p in zip(initial.parameters(), runs["frozen"].model.parameters()):
         assert torch.equal(p0, p)

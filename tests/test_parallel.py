@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from companion import make_generator
 from companion.core.data import make_classification
 from companion.core.models import mlp
 from companion.core.parallel import WorkerError, free_port, train_data_parallel
@@ -56,7 +57,7 @@ def test_two_workers_equal_one_process_with_twice_the_batch(blobs, name):
     for key, value in model.state_dict().items():
         assert_close(value, before[key], ulps=0, what=f"the caller's model is left alone: {key}")
     reference = fit(model, optimizer(model.parameters(), **options), blobs, epochs=EPOCHS,
-                    batch_size=2 * BATCH, generator=torch.Generator().manual_seed(3), progress=False)
+                    batch_size=2 * BATCH, generator=make_generator(3), progress=False)
     assert reference.steps[-1] == len(run.losses) == STEPS
     for key, value in model.state_dict().items():
         assert_close(run.state_dict[key], value, ulps=ULPS, what=f"{name}: {key}")
