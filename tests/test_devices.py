@@ -15,11 +15,14 @@ import companion.init as init
 import companion.nn as cnn
 import companion.optim as optim
 from companion.core import data, debugging, diagnostics, models, train
+from companion.core.functions import beale, quadratic, rosenbrock, saddle
+from companion.core.lr_range import lr_range_test
 from companion.experiments import (
     backprop, batch_size, bias_variance, depth_gradients, gradient_sequences, logit_growth,
-    nesterov_forms, optimizer_race, perceptron, shallow_networks, testbed,
+    nesterov_forms, optimizer_race, perceptron, regularizer_race, shallow_networks, sparse_features,
+    steps_to_target, testbed,
 )
-from companion.core.functions import quadratic
+from companion.optim.lr_scheduler import ReduceLROnPlateau
 from companion.nn import loss as L
 from companion.nn.utils import clip_grad_norm_, clip_grad_value_
 from companion.regularization import augment as A
@@ -345,6 +348,128 @@ def shallow(dev):
     return [nets.W, nets.c, nets.v, nets.d, losses, rf.W, rf.v]
 
 
+def init_linear(dev):
+    model = mlp(dev)
+    diagnostics.init_linear_(model, init.xavier_normal_)
+    return list(model.parameters())
+
+
+def gradient_check(dev):
+    X, W = cpu(3, 2, seed=4).to(dev), cpu(3, 2).to(dev).requires_grad_()
+    check = debugging.gradient_check(lambda: (W * X).sum().pow(2), [W], entries=3)
+    assert check.passed, check.message
+    return W
+
+
+def noisy_quadratic(dev):
+    f = nesterov_forms.spread_quadratic(5, device=dev)
+    x = torch.ones(5, dtype=torch.float64).to(dev)
+    return [f.eigenvalues, f(x), nesterov_forms.with_noise(f.grad, 0.1, gen())(x)]
+
+
+def lr_range(dev):
+    result = lr_range_test(mlp(dev), partial(optim.SGD, momentum=0.9), split(dev), steps=4, batch_size=8,
+                           generator=gen())
+    return debugging.learning_rate_check(result, result.lrs[1])
+
+
+def overfit(dev):
+    model = mlp(dev)
+    X, y = split(dev)
+    check = debugging.overfit_batch(debugging.train_step(model, optim.Adam(model.parameters(), lr=0.01)), X, y,
+                                    steps=3)
+    return [check, *model.parameters()]
+
+
+def minibatches(dev):
+    model = mlp(dev)
+    losses = list(train.minibatch_steps(model, optim.SGD(model.parameters(), lr=0.1), split(dev), 8,
+                                        generator=gen(), penalty=partial(penalties.l1_penalty, lam=0.01)))
+    batch_size.train_epoch(model, optim.SGD(model.parameters(), lr=0.1), split(dev), 8, generator=gen())
+    return [*losses, *model.parameters()]
+
+
+def over_seeds(dev):
+    runs = batch_size.train_over_seeds(partial(mlp, dev), split(dev), split(dev, 12), batch_size=8, lr=0.1,
+                                       epochs=1, seeds=[0, 1], optimizer=optim.SGD)
+    assert len(runs.train_loss) == 2  # per-seed summaries: Python numbers gathered on the CPU
+
+
+def to_target(dev):
+    model = mlp(dev)
+    result = steps_to_target.steps_to_accuracy(model, optim.SGD(model.parameters(), lr=0.1), split(dev),
+                                               split(dev, 12), target=0.99, max_steps=4, eval_every=2,
+                                               batch_size=8)
+    return [result, *model.parameters()]
+
+
+def bed_run(dev):
+    data = testbed.testbed_data(device=dev, label_noise=0.2)
+    model = testbed.testbed_model(device=dev)
+    testbed.train_testbed(model, data, epochs=1, callbacks=[EarlyStopping(patience=0)])
+    return [*data.train, *model.parameters()]
+
+
+def regularizer_run(dev):
+    method = regularizer_race.Method(fit_kwargs=lambda model: {
+        "transform": regularizer_race.on_images(A.Augmentation([partial(A.cutout, size=2)], mixup_alpha=0.2,
+                                                               generator=regularizer_race.run_generator()))})
+    return regularizer_race.run_method(method, testbed.testbed_data(device=dev), epochs=1)  # the data's device
+
+
+def race(dev):
+    runs = optimizer_race.train_each({"sgd": (optim.SGD, {"lr": 0.1}), "adam": (optim.Adam, {"lr": 0.01})},
+                                     partial(mlp, dev), digits(dev), epochs=1, batch_size=8)
+    return [p for run in runs.values() for p in run.model.parameters()]
+
+
+def smoothing(dev):
+    digits_on_device = data.load_digits(device=dev, n_train=64)
+    run = logit_growth.train_with_smoothing(digits_on_device, 0.1, seed=0, epochs=1, hidden=(8,))
+    return [*digits_on_device.train, run]
+
+
+def bias_variance_run(dev):
+    target = torch.sin
+    x_train, y_train = bias_variance.sample_training_sets(target, n_sets=3, n_train=8, noise_std=0.1,
+                                                          generator=gen())
+    decomposition, pred = bias_variance.decompose(bias_variance.polynomial_learner(2), target, noise_std=0.1,
+                                                  x_test=cpu(5).to(dev), training_sets=(x_train.to(dev),
+                                                                                        y_train.to(dev)),
+                                                  generator=gen())
+    return pred
+
+
+def perceptron_geometry(dev):
+    X, y, w, b = (t.to(dev) for t in perceptron.separable_data(12, generator=gen()))
+    layers = [nn.Linear(2, 3, dtype=torch.float64).to(dev), nn.Linear(3, 1, dtype=torch.float64).to(dev)]
+    W, c = perceptron.linear_stack_as_matrix(layers)
+    perceptron.novikoff_bound(X, y, w, b)
+    return [W, c]
+
+
+def differences(dev):
+    W = cpu(3, 2).to(dev)
+    grads = backprop.central_differences(lambda: W.pow(3).sum(), [W])
+    debugging.central_difference(lambda: W.pow(3).sum(), W.view(-1), 1)
+    depth_gradients.cosine([W], [W + 1])
+    return grads
+
+
+def plateau(dev):
+    model = nn.Linear(3, 2, dtype=torch.float64).to(dev)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    scheduler = ReduceLROnPlateau(opt, patience=0)
+    for _ in range(3):
+        scheduler.step(model(cpu(4, 3).to(dev)).pow(2).mean().detach())
+    return list(model.parameters())
+
+
+def functions_2d(dev):
+    xy = torch.tensor([[0.5, -0.2], [1.0, 1.0]], dtype=torch.float64).to(dev)
+    return [fn(xy) for fn in (quadratic(), rosenbrock(), beale(), saddle())]
+
+
 CORE = {
     "fit": fit_case(),
     "fit-penalty-transform-early-stopping": fit_case(
@@ -359,12 +484,9 @@ CORE = {
                                                                    generator=gen()),
     "hidden_preactivations": lambda dev: diagnostics.hidden_preactivations(mlp(dev), cpu(5, 8).float().to(dev)),
     "dead_fraction": lambda dev: diagnostics.dead_fraction(mlp(dev), cpu(5, 8).float().to(dev)),
-    "init_linear_": lambda dev: list(diagnostics.init_linear_(mlp(dev), init.xavier_normal_).parameters())
-    if diagnostics.init_linear_(mlp(dev), init.xavier_normal_) is not None else [],
+    "init_linear_": init_linear,
     "initial_loss": lambda dev: debugging.initial_loss(mlp(dev), *split(dev)),
-    "gradient_check": lambda dev: debugging.gradient_check(
-        lambda: (W * X).sum().pow(2), [W := cpu(3, 2).to(dev).requires_grad_()], entries=3)
-    if (X := cpu(3, 2, seed=4).to(dev)) is not None else None,
+    "gradient_check": gradient_check,
     "unit_activity": lambda dev: debugging.unit_activity(mlp(dev), cpu(5, 8).float().to(dev)),
     "standardize": lambda dev: list(debugging.standardize(cpu(6, 3).to(dev))),
     "preprocessing_check": lambda dev: debugging.preprocessing_check(cpu(6, 3).to(dev)),
@@ -384,10 +506,7 @@ CORE = {
     "nesterov_1983": lambda dev: nesterov_forms.nesterov_1983(lambda x: 2 * x, cpu(3).to(dev), 0.1, 4),
     "run_optimizer": lambda dev: nesterov_forms.run_optimizer(optim.SGD, lambda x: 2 * x, cpu(3).to(dev), 4,
                                                               lr=0.1),
-    "spread_quadratic-with_noise": lambda dev: nesterov_forms.with_noise(
-        nesterov_forms.spread_quadratic(5, device=dev).grad, 0.1, gen())(torch.ones(5, dtype=torch.float64).to(dev))
-    if hasattr(nesterov_forms.DiagonalQuadratic, "grad") else nesterov_forms.with_noise(
-        lambda x: 2 * x, 0.1, gen())(cpu(5).to(dev)),
+    "spread_quadratic-with_noise": noisy_quadratic,
     "optimizer_race-gap": lambda dev: optimizer_race.gap(quadratic(), cpu(5).to(dev)),
     "perceptron": perceptron_case,
     "shallow_networks": shallow,
@@ -395,6 +514,24 @@ CORE = {
     "per_example_gradients-gradient_noise": lambda dev: batch_size.gradient_noise(
         batch_size.per_example_gradients(mlp(dev), split(dev, 12)), [2, 4], draws=5, generator=gen()),
     "predicted_noise": lambda dev: batch_size.predicted_noise(cpu(12, 5).to(dev), [2, 4]),
+    "lr_range_test-learning_rate_check": lr_range,
+    "train_step-overfit_batch": overfit,
+    "minibatch_steps-train_epoch": minibatches,
+    "train_over_seeds": over_seeds,
+    "steps_to_accuracy": to_target,
+    "testbed": bed_run,
+    "regularizer_race-run_method": regularizer_run,
+    "optimizer_race-train_each": race,
+    "logit_growth-train_with_smoothing": smoothing,
+    "bias_variance-decompose": bias_variance_run,
+    "perceptron-geometry": perceptron_geometry,
+    "central_differences-cosine": differences,
+    "ReduceLROnPlateau": plateau,
+    "functions-2d": functions_2d,
+    "init_shallow_networks": lambda dev: list(vars(shallow_networks.init_shallow_networks(
+        2, 4, [0, 1], device=dev)).values())[:4],
+    "make_sparse_features": lambda dev: list(sparse_features.make_sparse_features(50, 10, device=dev)),
+    "adam-decay_weights": lambda dev: [p := cpu(3).to(dev), optim.decay_weights(p, lr=0.1, weight_decay=0.1)][0],
     "top_hessian_eigenvalue": lambda dev: batch_size.top_hessian_eigenvalue(mlp(dev), split(dev, 12), iters=3),
 }
 
