@@ -22,7 +22,10 @@ from companion.experiments import (
     nesterov_forms, optimizer_race, perceptron, regularizer_race, shallow_networks, sparse_features,
     steps_to_target, testbed,
 )
+from companion.core.calibration import reliability
 from companion.optim.lr_scheduler import ReduceLROnPlateau
+from companion.testing.parity import assert_modules_close, compare_optimizers, replay_gradients
+from companion.testing.tolerances import assert_close
 from companion.nn import loss as L
 from companion.nn.utils import clip_grad_norm_, clip_grad_value_
 from companion.regularization import augment as A
@@ -95,6 +98,10 @@ LAYERS = {
                                  (5, 3, 4)),
     "InstanceNorm2d": layer_case(partial(cnn.InstanceNorm2d, 3, **f64), (5, 3, 2, 2)),
     "GroupNorm": layer_case(partial(cnn.GroupNorm, 2, 4, **f64), (5, 4, 3)),
+    "BatchNorm1d-cumulative": layer_case(partial(cnn.BatchNorm1d, 3, momentum=None, **f64), (5, 3)),
+    "BatchNorm2d-no-running-stats": layer_case(
+        partial(cnn.BatchNorm2d, 3, affine=False, track_running_stats=False, **f64), (5, 3, 2, 2)),
+    "LayerNorm-no-bias": layer_case(partial(cnn.LayerNorm, [3, 2], bias=False, **f64), (5, 3, 2)),
     "Dropout": layer_case(partial(cnn.Dropout, 0.5), (4, 3)),
     "DropConnectLinear": layer_case(partial(dropconnect.DropConnectLinear, 3, 2, p=0.5, **f64), (4, 3)),
     "DropConnectLinear-shared": layer_case(
@@ -470,6 +477,38 @@ def functions_2d(dev):
     return [fn(xy) for fn in (quadratic(), rosenbrock(), beale(), saddle())]
 
 
+def parity(dev):
+    optimizers = compare_optimizers(optim.Adam, torch.optim.Adam, {"lr": 0.01}, steps=3, device=dev)
+    replay = replay_gradients(optim.SGD, torch.optim.SGD, {"lr": 0.1, "momentum": 0.9}, steps=3)
+    x = cpu(5, 3).to(dev)
+    assert_modules_close(cnn.BatchNorm1d(3, **f64).to(dev), nn.BatchNorm1d(3, **f64).to(dev), x, ulps=64)
+    assert_close(x, x.cpu(), ulps=0)
+    return [optimizers, replay]
+
+
+def calibration(dev):
+    """Binned on the CPU by design (a table of numbers): it must only take device inputs."""
+    bins = reliability(cpu(20, 3).softmax(1).to(dev), labels(20, 3).to(dev), n_bins=4)
+    assert int(bins.count.sum()) == 20
+
+
+def two_layer_mse(dev):
+    g = gen()
+    tensors = [torch.randn(*shape, generator=g, dtype=torch.float64).to(dev).requires_grad_()
+               for shape in [(5, 3), (5, 2), (4, 3), (4,), (2, 4), (2,)]]
+    loss = backprop.TwoLayerMSE.apply(*tensors)
+    loss.backward()
+    return [loss, *(t.grad for t in tensors)]
+
+
+def race_summary(dev):
+    data_on_device = digits(dev)
+    runs = optimizer_race.train_each({"sgd": (optim.SGD, {"lr": 0.1})}, partial(mlp, dev), data_on_device,
+                                     epochs=1, batch_size=8)
+    row = optimizer_race.summarize(runs["sgd"], data_on_device, target_loss=0.5)
+    return [row, *runs["sgd"].model.parameters()]
+
+
 CORE = {
     "fit": fit_case(),
     "fit-penalty-transform-early-stopping": fit_case(
@@ -532,6 +571,12 @@ CORE = {
         2, 4, [0, 1], device=dev)).values())[:4],
     "make_sparse_features": lambda dev: list(sparse_features.make_sparse_features(50, 10, device=dev)),
     "adam-decay_weights": lambda dev: [p := cpu(3).to(dev), optim.decay_weights(p, lr=0.1, weight_decay=0.1)][0],
+    "parity": parity,
+    "calibration-reliability": calibration,
+    "backprop-TwoLayerMSE": two_layer_mse,
+    "optimizer_race-summarize": race_summary,
+    "residual-deep_mlp": lambda dev: depth_gradients.gradients_through_depth(
+        depth_gradients.deep_mlp(8, 4, 3, 3, residual=True).to(dev), split(dev)),
     "top_hessian_eigenvalue": lambda dev: batch_size.top_hessian_eigenvalue(mlp(dev), split(dev, 12), iters=3),
 }
 
@@ -579,7 +624,7 @@ ALLOWED = {
     "cpu-scalar": lambda x: x * torch.tensor(2.0, dtype=x.dtype),
     "cpu-index": lambda x: x[torch.tensor([0, 2])],
     "cpu-mask": lambda x: x[torch.tensor([True, False, True, False])],
-    "index-put": lambda x: x.index_put((torch.tensor([0, 2]),), torch.tensor(1.0, dtype=x.dtype)),
+    "index-put": lambda x: x.index_put((torch.tensor([0, 2]),), torch.tensor(1.0, dtype=x.dtype, device=x.device)),
     "like": lambda x: x + torch.zeros_like(x) + x.new_ones(3) + torch.arange(3, device=x.device),
     "tensor-on-device": lambda x: x * torch.tensor([1.0, 2.0, 3.0], dtype=x.dtype, device=x.device),
     "moved": lambda x: x + torch.ones(3, dtype=x.dtype).to(x.device),

@@ -40,6 +40,9 @@ CROSS_DEVICE_OPS = {aten.index.Tensor, aten.index_put.default, aten.index_put_.d
                     aten._index_put_impl_.default, aten.copy_.default, aten._to_copy.default}
 
 
+PASS_THROUGH = {torch.Tensor.to, torch._C._nn._parse_to}
+
+
 class DeviceMixingError(RuntimeError):
     """An operation met a tensor on the second device and a CPU tensor that is not a scalar."""
 
@@ -115,7 +118,8 @@ class _Factories(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        factory = _is_stand_in(kwargs.get("device"))
+        # x.to(device=...) and the argument parser of Module.to pass through: _to_copy is handled below
+        factory = _is_stand_in(kwargs.get("device")) and func not in PASS_THROUGH
         if factory:
             _check_generator(kwargs)
             kwargs = {**kwargs, "device": torch.device("cpu")}
