@@ -648,6 +648,8 @@ def test_stand_in_keeps_values_and_gradients():
         assert z.item() == pytest.approx((x * x).sum().item(), rel=1e-15)
         assert y.detach().tolist() == x.detach().tolist()
         z.backward()
+        inplace = y.detach()
+        assert inplace.mul_(1.0) is inplace  # an in-place operation returns its own tensor, as torch does
         back = y.detach().cpu()
         assert type(back) is torch.Tensor and torch.equal(back, x.detach())
         with pytest.raises(TypeError, match="numpy"):

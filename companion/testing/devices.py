@@ -17,7 +17,8 @@ values on the CPU (so ``.item()``, comparisons, autograd and optimizers work) bu
 ``meta``. Every aten operation that meets an :class:`ElsewhereTensor` checks its other tensor
 arguments the way CUDA's kernels do, and raises :class:`DeviceMixingError` for a CPU tensor with at
 least one dimension; allowed, as on CUDA, are 0-dim CPU tensors (scalars), CPU index tensors in
-``x[idx]`` and ``x[idx] = v``, and copies between devices. A CPU ``torch.Generator`` given to a
+``x[idx]`` and ``x[idx] = v``, and copies between devices. (CUDA also refuses CPU scalars in a few
+operations that are not elementwise, such as ``torch.cat``; the stand-in lets those pass.) A CPU ``torch.Generator`` given to a
 factory on the second device raises too, as it does on CUDA. ``.numpy()`` fails, as on CUDA.
 
 The stand-in is a test tool: it runs each operation on the CPU and is meant for small tensors.
@@ -106,9 +107,19 @@ def _run(func, args: tuple, kwargs: dict) -> Any:
             shapes = ", ".join(f"{t.device.type} {tuple(t.shape)}" for t in mixed)
             raise DeviceMixingError(f"Expected all tensors to be on the same device, but {func} got tensors "
                                     f"on the second device and on another ({shapes})")
+    # an output that is an input (in-place operations, x.copy_(y)) is returned as that very input
+    given = {id(t.inner if isinstance(t, ElsewhereTensor) else t): t for t in tensors}
     args, kwargs = tree_map(lambda t: t.inner if isinstance(t, ElsewhereTensor) else t, (args, kwargs))
     out = func(*args, **kwargs)
-    return _wrap(out) if elsewhere or factory else out
+
+    def tag(t: Any) -> Any:
+        if not isinstance(t, torch.Tensor):
+            return t
+        if id(t) in given:
+            return given[id(t)]
+        return ElsewhereTensor(t) if elsewhere or factory else t
+
+    return tree_map(tag, out)
 
 
 class _Factories(TorchFunctionMode):
