@@ -165,6 +165,8 @@ LOSSES = {
     "MultiMarginLoss": loss_case(lambda x, t: L.MultiMarginLoss(weight=WEIGHT).to(x.device)(x, t),
                                  lambda: cpu(4, 3), lambda: labels(4, 3)),
     "log_softmax_rows": lambda dev: L.log_softmax_rows(cpu(4, 3).to(dev)),
+    "CrossEntropyFunction": loss_case(L.CrossEntropyFunction.apply, lambda: cpu(4, 3),
+                                      lambda: cpu(4, 3, seed=1).softmax(1)),
 }
 
 
@@ -232,6 +234,15 @@ def clip_case(clip, *args, **kwargs):
     return run
 
 
+def proximal_step(step):
+    def run(dev):
+        model = params(dev)
+        step(model, 0.5, 0.1)
+        return list(model.parameters())
+
+    return run
+
+
 def params(dev):
     return nn.Linear(3, 2, dtype=torch.float64).to(dev)
 
@@ -249,6 +260,12 @@ REGULARIZERS = {
     "ProximalL1-per-coordinate": proximal_case(proximal.ProximalL1, optim.Adam, per_coordinate=True),
     "ProximalL0": proximal_case(proximal.ProximalL0),
     "ProximalNuclear": proximal_case(proximal.ProximalNuclear),
+    "penalized_parameters": lambda dev: penalties.penalized_parameters(params(dev), include_bias=True),
+    "sparsity": lambda dev: penalties.sparsity(params(dev), 0.1),  # a Python number: must not mix
+    "l1_proximal_step": proximal_step(proximal.l1_proximal_step),
+    "l0_proximal_step": proximal_step(proximal.l0_proximal_step),
+    "nuclear_proximal_step": proximal_step(proximal.nuclear_proximal_step),
+    "vector_norm": lambda dev: [cnn.utils.vector_norm(cpu(4, 3).to(dev), p) for p in (1.0, 2.0, 3.0, float("inf"))],
     "clip_grad_norm_": clip_case(clip_grad_norm_, 0.1),
     "clip_grad_norm_-inf": clip_case(clip_grad_norm_, 0.1, norm_type="inf"),
     "clip_grad_value_": clip_case(clip_grad_value_, 0.1),
@@ -570,6 +587,7 @@ CORE = {
     "init_shallow_networks": lambda dev: list(vars(shallow_networks.init_shallow_networks(
         2, 4, [0, 1], device=dev)).values())[:4],
     "make_sparse_features": lambda dev: list(sparse_features.make_sparse_features(50, 10, device=dev)),
+    "nadam-momentum_schedule": lambda dev: optim.momentum_schedule(torch.arange(1, 4).to(dev), 0.9, 0.004),
     "adam-decay_weights": lambda dev: [p := cpu(3).to(dev), optim.decay_weights(p, lr=0.1, weight_decay=0.1)][0],
     "parity": parity,
     "calibration-reliability": calibration,
@@ -591,6 +609,33 @@ def test_outputs_stay_on_the_inputs_device(case):
     with second_device() as device:
         out = case(device)
         assert on_device(out, device), f"outputs left the device: {out}"
+
+
+# every class and function the torch mirrors and the regularizers export has a case (by name), or a reason
+COVERED_ELSEWHERE = {
+    "sgd_step adagrad_step adadelta_step rmsprop_step adam_step adamw_step nadam_step": "run by their optimizer",
+    "check_lambda calculate_gain calculate_fan_in_and_fan_out xavier_std kaiming_std":
+        "take no tensor, or only read its shape",
+}
+EXPORTS = ["companion.nn", "companion.nn.loss", "companion.nn.utils", "companion.optim", "companion.regularization",
+           "companion.init"]
+
+
+@pytest.mark.parametrize("package", EXPORTS)
+def test_every_export_has_a_device_case(package):
+    import importlib
+    import inspect
+    import pathlib
+    import re
+
+    module = importlib.import_module(package)
+    source = pathlib.Path(__file__).read_text()
+    exempt = {name for names in COVERED_ELSEWHERE for name in names.split()}
+    names = [n for n, obj in vars(module).items() if not n.startswith("_") and not inspect.ismodule(obj)
+             and (inspect.isclass(obj) or inspect.isfunction(obj)) and obj.__module__.startswith(package)]
+    assert names, f"{package} exports nothing"
+    missing = [n for n in names if n not in exempt and not re.search(rf"\b{n}\b", source.split("COVERED_ELSEWHERE")[0])]
+    assert not missing, f"no device case for {package}: {missing}"
 
 
 # --- the stand-in itself: it must catch what CUDA catches, and allow what CUDA allows ---
