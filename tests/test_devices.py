@@ -653,6 +653,7 @@ MIXING = {
     "zeros-without-device": lambda x: torch.cat([x, torch.zeros(4, 3, dtype=x.dtype)]),
     "cpu-generator-draws": lambda x: x + torch.randn(4, 3, generator=gen(), dtype=x.dtype),
     "cpu-generator-on-device": lambda x: torch.rand(3, generator=gen(), device=x.device),
+    "cpu-generator-in-place": lambda x: init.uniform_(x, generator=gen()),
     "index_select-cpu-index": lambda x: x.index_select(0, torch.tensor([0, 2])),
     "matmul": lambda x: x @ torch.ones(3, 2, dtype=x.dtype),
 }

@@ -17,9 +17,10 @@ values on the CPU (so ``.item()``, comparisons, autograd and optimizers work) bu
 ``meta``. Every aten operation that meets an :class:`ElsewhereTensor` checks its other tensor
 arguments the way CUDA's kernels do, and raises :class:`DeviceMixingError` for a CPU tensor with at
 least one dimension; allowed, as on CUDA, are 0-dim CPU tensors (scalars), CPU index tensors in
-``x[idx]`` and ``x[idx] = v``, and copies between devices. (CUDA also refuses CPU scalars in a few
-operations that are not elementwise, such as ``torch.cat``; the stand-in lets those pass.) A CPU ``torch.Generator`` given to a
-factory on the second device raises too, as it does on CUDA. ``.numpy()`` fails, as on CUDA.
+``x[idx]`` and ``x[idx] = v``, and copies between devices. A CPU ``torch.Generator`` drawing on
+the second device (``torch.rand(..., device=device, generator=g)``, ``x.uniform_(generator=g)``)
+raises too, and ``.numpy()`` fails, as on CUDA. (CUDA also refuses CPU scalars in a few operations
+that are not elementwise, such as ``torch.cat``; the stand-in lets those pass.)
 
 The stand-in is a test tool: it runs each operation on the CPU and is meant for small tensors.
 """
@@ -96,8 +97,9 @@ def _run(func, args: tuple, kwargs: dict) -> Any:
     tensors = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
     elsewhere = any(isinstance(t, ElsewhereTensor) for t in tensors)
     factory = _is_stand_in(kwargs.get("device"))
-    if factory:
+    if factory or elsewhere:  # draws on the second device (x.uniform_(generator=g) too) need its generator
         _check_generator(kwargs)
+    if factory:
         kwargs = {**kwargs, "device": torch.device("cpu")}
     if func is aten._to_copy.default and kwargs.get("device") is not None and not factory:
         elsewhere = False  # .to("cpu"), .cpu(): the result is an ordinary CPU tensor
