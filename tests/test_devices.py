@@ -2,8 +2,8 @@
 outputs and state there and never mixes in a CPU tensor. The second device is CUDA when
 ``companion.get_device()`` is CUDA, else the CPU stand-in of :mod:`companion.testing.devices`
 (which raises on mixing as CUDA does). Each case builds its inputs on the CPU, moves them with
-``.to(device)`` and returns what must live on the device (where a result holds no tensor, a number or a report, a mixing
-error is what fails the case). Before the fixes beside this file, four cases
+``.to(device)`` and returns what must live on the device; where a result holds no tensor (a number,
+a report), a mixing error is what fails the case. Before the fixes made with this file, four cases
 failed: mixup with labels on the CPU, run_on_gradients' default start, and the models that
 train_with_smoothing and run_method built on the CPU next to data elsewhere."""
 
