@@ -161,7 +161,7 @@ LOSSES = {
                          lambda: cpu(4, 3), lambda: labels(4, 3)),
     "kl_div": loss_case(L.kl_div, lambda: cpu(4, 3).log_softmax(1), lambda: cpu(4, 3, seed=1).softmax(1),
                         reduction="batchmean"),
-    "KLDivLoss": loss_case(L.KLDivLoss(log_target=True), lambda: cpu(4, 3), lambda: cpu(4, 3, seed=1)),
+    "KLDivLoss": loss_case(L.KLDivLoss(reduction="batchmean", log_target=True), lambda: cpu(4, 3), lambda: cpu(4, 3, seed=1)),
     "multi_margin_loss": loss_case(L.multi_margin_loss, lambda: cpu(4, 3), lambda: labels(4, 3), p=2,
                                    weight=WEIGHT),
     "MultiMarginLoss": loss_case(lambda x, t: L.MultiMarginLoss(weight=WEIGHT).to(x.device)(x, t),
