@@ -214,6 +214,20 @@ except ImportError:  # pragma: no cover
     pass
 
 
+@pytest.mark.parametrize("cls", [torch.optim.SGD, torch.optim.Adam, torch.optim.NAdam, torch.optim.Adagrad])
+def test_torch_keeps_the_same_state_on_the_cpu(cls):
+    """The exemption above is torch's contract: its own optimizers keep exactly those keys off the device."""
+    with second_device() as device:
+        model = nn.Linear(3, 2, dtype=torch.float64).to(device)
+        opt = cls(model.parameters(), lr=0.1, **({"momentum": 0.9} if cls is torch.optim.SGD else {}))
+        model(cpu(4, 3).to(device)).pow(2).sum().backward()
+        opt.step()
+        for state in opt.state.values():
+            assert state, "no state to check"
+            off_device = {k for k, v in state.items() if isinstance(v, torch.Tensor) and not on_device(v, device)}
+            assert off_device == CPU_STATE & state.keys()
+
+
 def proximal_case(cls, inner=partial(optim.SGD, lr=0.1), **options):
     def run(dev):
         model = nn.Linear(3, 2, dtype=torch.float64).to(dev)
