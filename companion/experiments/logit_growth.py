@@ -84,9 +84,10 @@ def train_with_smoothing(
     n_bins: int = 15,
     device=None,
 ) -> SmoothingRun:
-    """Train ``mlp(64, hidden, 10)`` with SGD + momentum on cross-entropy with ``label_smoothing``."""
+    """Train ``mlp(64, hidden, 10)`` with SGD + momentum on cross-entropy with ``label_smoothing``,
+    on ``device`` (by default the data's)."""
     companion.seed_everything(seed)
-    model = mlp(digits.train.X.shape[1], hidden, 10).to(device or "cpu")
+    model = mlp(digits.train.X.shape[1], hidden, 10).to(device or digits.train.X.device)
     optimizer = SGD(model.parameters(), lr=lr, momentum=momentum)
     recorder = GapRecorder(digits.train)
     loss_fn = functools.partial(cross_entropy, label_smoothing=label_smoothing)

@@ -23,7 +23,7 @@ OptimizerSpec = tuple[Callable[..., torch.optim.Optimizer], dict]
 
 def gap(fn: Function2D, values: torch.Tensor) -> torch.Tensor:
     """f(x_k) − f* along a run, with f* the value at ``fn.minimum``."""
-    f_star = fn(torch.tensor(fn.minimum, dtype=values.dtype))
+    f_star = fn(torch.tensor(fn.minimum, dtype=values.dtype, device=values.device))
     return values - f_star
 
 

@@ -86,14 +86,15 @@ def on_images(transform: Callable, shape: tuple[int, ...] = (1, 8, 8)) -> Callab
 
 def run_method(method: Method, data: Digits, seed: int = 0, device=None, epochs: int = EPOCHS) -> Result:
     """Build the testbed model from ``seed``, train it with ``method`` for at most ``epochs`` epochs
-    (batch order from ``seed`` too) and evaluate the model it ends with on every split.
+    (batch order from ``seed`` too) and evaluate the model it ends with on every split. The model is
+    built on ``device``, by default the data's.
 
     The final model is measured, not the last History entry: with early stopping that restores the
     best weights, the two differ. The validation split is evaluated during training only when the method
     has callbacks (which may read it); the numbers do not depend on it, the run time does.
     """
     start = time.perf_counter()
-    model = testbed_model(seed=seed, device=device, **method.model_kwargs)
+    model = testbed_model(seed=seed, device=device or data.train.X.device, **method.model_kwargs)
     fit_kwargs = method.fit_kwargs(model)
     # the validation split is evaluated every epoch only for callbacks (early stopping) that read it
     validate = bool(fit_kwargs.get("callbacks"))

@@ -223,8 +223,8 @@ def mixup(
         \tilde y_i = \lambda_i y_i + (1 - \lambda_i)\, y_{\pi(i)}, \qquad \lambda_i \sim \mathrm{Beta}(\alpha, \alpha),
 
     with π a random permutation of the batch and one λ per example. ``y`` holds class indices
-    (turned into one-hot rows of ``num_classes``) or already soft labels (N, K). Returns soft labels,
-    which ``F.cross_entropy`` accepts as targets. ``alpha=0`` means no mixing (λ = 1).
+    (turned into one-hot rows of ``num_classes``) or already soft labels (N, K). Returns soft labels
+    on ``x``'s device, which ``F.cross_entropy`` accepts as targets. ``alpha=0`` means no mixing (λ = 1).
     """
     check_non_negative("alpha", alpha)
     if len(y) != len(x):
@@ -232,12 +232,13 @@ def mixup(
     if y.is_floating_point():
         if y.dim() != 2:
             raise ValueError(f"soft labels must be shaped (N, num_classes), got shape {tuple(y.shape)}")
-        soft = y.to(x.dtype)
+        soft = y.to(device=x.device, dtype=x.dtype)
     else:
         if num_classes is None:
             raise ValueError("num_classes is required when y holds class indices")
-        # one-hot rows: soft[i, y_i] = 1
-        soft = (y.view(-1, 1) == torch.arange(num_classes, device=y.device)).to(x.dtype)
+        # one-hot rows: soft[i, y_i] = 1, on x's device (labels may come from the CPU)
+        y = y.to(x.device)
+        soft = (y.view(-1, 1) == torch.arange(num_classes, device=x.device)).to(x.dtype)
     n = len(x)
     device = generator.device if generator is not None else "cpu"
     perm = torch.randperm(n, generator=generator, device=device).to(x.device)
