@@ -53,6 +53,13 @@ def skip_unless_accepts(target, *names: str) -> None:
         _skip(f"{target.__qualname__} has no argument {names}")
 
 
+def skip_unless_shown(shown: str, phrase: str, what: str) -> None:
+    """Skip the test unless ``phrase`` is in ``shown``, something this torch printed (a
+    repr): where it is not, this torch does not show ``what``."""
+    if phrase not in shown:
+        _skip(f"does not show {what} (no {phrase!r})")
+
+
 def skip_unless_worded(
     theirs: tuple[type, str] | None, wording: str | None, what: str
 ) -> None:
