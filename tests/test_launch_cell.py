@@ -60,7 +60,7 @@ def fresh_environment(where: pathlib.Path) -> pathlib.Path:
 
 def copy_of_checkout(where: pathlib.Path) -> pathlib.Path:
     """The repository's working tree without build outputs, so installing it writes nothing into ours."""
-    ignore = shutil.ignore_patterns(".git", ".venv", "venv", "_build", "build", "*.egg-info", "__pycache__",
+    ignore = shutil.ignore_patterns(".git", ".venv*", "venv", "_build", "build", "*.egg-info", "__pycache__",
                                     ".ipynb_checkpoints", ".pytest_cache")
     shutil.copytree(ROOT, where, ignore=ignore, symlinks=True)
     return where
