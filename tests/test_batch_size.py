@@ -14,7 +14,7 @@ from companion.core.train import fit
 from companion.core.stats import loglog_slope
 from companion.experiments.batch_size import (
     EpochTimes, gradient_noise, per_example_gradients, predicted_noise,
-    step_costs, time_epochs, top_hessian_eigenvalue, train_epoch, train_over_seeds,
+    num_threads, step_costs, time_epochs, top_hessian_eigenvalue, train_epoch, train_over_seeds,
 )
 from companion.optim import SGD
 from companion.testing.tolerances import assert_close
@@ -30,12 +30,25 @@ def _model():
 
 
 def test_time_epochs_records_every_repeat_and_small_batches_cost_more(blobs):
-    times = time_epochs(_model, blobs, [1, 96], optimizer=SGD, options=dict(lr=0.1), repeats=3)
+    with num_threads(1):  # CPU seconds at a fixed thread count; time_epochs runs on the CPU whatever the data's device
+        times = time_epochs(_model, blobs, [1, 96], optimizer=SGD, options=dict(lr=0.1), repeats=3)
     assert times.cpu.shape == times.wall.shape == (2, 3) and times.n == 96
     assert (times.cpu >= 0).all() and (times.wall > 0).all()
     assert_close(times.per_example(), times.median() / 96, ulps=0, what="per example")  # the same division
     # 96 steps against one step of the same 96 examples: the fixed cost per step dominates, by far
     assert times.median()[0] > 5 * times.median()[1]
+
+
+def test_num_threads_sets_and_restores_the_thread_count():
+    before = torch.get_num_threads()
+    with num_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), num_threads(1):
+        raise RuntimeError("the count is restored on errors too")
+    assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="threads must be at least 1, got 0"), num_threads(0):
+        pass
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -63,6 +63,10 @@ def test_overfit_batch_passes_for_a_working_step_and_flags_a_broken_one():
     assert not stuck.passed
     diverged = overfit_batch(lambda X, y: math.nan, data.X, data.y, steps=5)
     assert not diverged.passed
+    # a diverging step whose loss touches 0 at the very end (as a missing zero_grad can) is still flagged
+    losses = iter([2.0] * 30 + [1e15, 0.0] * 10)
+    bouncing = overfit_batch(lambda X, y: next(losses), data.X, data.y, steps=50)
+    assert bouncing.details["losses"][-1] == 0.0 and bouncing.measured == 1e15 and not bouncing.passed
 
 
 def test_gradient_check_accepts_autograd_and_flags_doubled_gradients():

@@ -43,14 +43,19 @@ def test_a_hidden_layer_of_four_solves_xor_for_every_seed():
 
 
 def test_random_features_error_falls_with_width():
+    # a statement about the seeds' geometric mean, not about the worst seed: one unlucky draw of the turning
+    # points (e.g. at COMPANION_SEED_OFFSET=1000: worst errors 0.62, 0.51, 0.043, 4e-9 at widths 1, 4, 16, 64)
+    # can leave a narrow network no better than a narrower one
     x = torch.linspace(-1, 1, 256, dtype=DTYPE)[:, None]
     f = torch.sin(2 * torch.pi * x[:, 0]) + 0.5 * torch.sin(5 * torch.pi * x[:, 0])
-    errors = []
-    for width in (1, 4, 16, 64):
-        nets = fit_random_features(x, f, width=width, seeds=list(range(5)))
-        errors.append(((nets(x) - f) ** 2).mean(dim=1).max().item())
-    assert all(b < 0.8 * a for a, b in zip(errors, errors[1:])), errors  # measured 0.62, 0.45, 0.03, 2e-13
-    assert errors[-1] < 1e-6  # measured ~1e-9
+    log_errors = []
+    for width in (1, 8, 32, 64):
+        nets = fit_random_features(x, f, width=width, seeds=list(range(10)))
+        log_errors.append(((nets(x) - f) ** 2).mean(dim=1).log10().mean().item())
+    # measured over 200 sets of 10 seeds (offsets 0, 10, ..., 1990): 1 → 8 lowers the mean log10 error by at
+    # least 0.48, 8 → 32 by at least 3.9, 32 → 64 by at least 2.8, and 64 units stay below -8.7, in every set
+    assert all(b < a - 0.3 for a, b in zip(log_errors[:3], log_errors[1:3])), log_errors
+    assert log_errors[3] < log_errors[2] and log_errors[3] < -6, log_errors
 
 
 def test_errors():

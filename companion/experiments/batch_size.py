@@ -22,6 +22,7 @@ Data-parallel training itself is :func:`companion.core.parallel.train_data_paral
 
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -64,6 +65,24 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, train: Split
         pass
 
 
+@contextmanager
+def num_threads(threads: int):
+    """Run the body with ``torch.set_num_threads(threads)`` and restore the previous count afterwards.
+
+    CPU time (``time.process_time``) adds up the time of every thread of the process, so a timing that
+    compares CPU seconds must fix the thread count: with two threads a large batch's arithmetic is
+    split (and partly spun away) while a small batch's Python overhead is not.
+    """
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def time_epochs(
     make_model: Callable[[], nn.Module],
     train: Split,
@@ -74,21 +93,25 @@ def time_epochs(
     repeats: int = 5,
     warmup: int = 1,
     seed: int = 0,
+    device: torch.device | str = "cpu",
 ) -> EpochTimes:
     """Time ``repeats`` epochs of :func:`train_epoch` at each batch size, in CPU and in wall-clock seconds.
 
     Each batch size gets its own model (``make_model()``) and optimizer, first trained ``warmup``
     untimed epochs. The timed epochs are interleaved, one per batch size in turn, so that a slow
-    moment of a shared machine hits every batch size alike.
+    moment of a shared machine hits every batch size alike. The model and the data are moved to
+    ``device``, the CPU by default: the CPU clock measures the arithmetic only there (on a GPU it
+    would see kernel launches). Call it inside :func:`num_threads` to fix the thread count.
     """
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
     if not batch_sizes or min(batch_sizes) < 1:
         raise ValueError(f"batch sizes must be positive integers, got {list(batch_sizes)}")
+    train = Split(train.X.to(device), train.y.to(device))
     runs = []
     for b in batch_sizes:
         seed_everything(seed)
-        model = make_model()
+        model = make_model().to(device)
         runs.append((model, optimizer(model.parameters(), **(options or {})), train, b,
                      make_generator(seed)))
     for _ in range(warmup):
@@ -101,7 +124,7 @@ def time_epochs(
             c0, w0 = time.process_time(), time.perf_counter()
             train_epoch(*run)
             cpu[i, r], wall[i, r] = time.process_time() - c0, time.perf_counter() - w0
-    return EpochTimes(list(batch_sizes), cpu, wall, len(train))
+    return EpochTimes(list(batch_sizes), cpu, wall, len(train.X))
 
 
 def step_costs(times: EpochTimes, clock: str = "cpu") -> tuple[float, float]:
