@@ -176,11 +176,11 @@ LOSSES = {
 # --- optimizers: two steps, then parameters and every state tensor on the device ---
 
 
-def optimizer_case(cls, **options):
+def optimizer_case(cls, steps=2, **options):
     def run(dev):
         model = nn.Linear(3, 2, dtype=torch.float64).to(dev)
         opt = cls(model.parameters(), **options)
-        for _ in range(2):
+        for _ in range(steps):
             opt.zero_grad()
             model(cpu(4, 3).to(dev)).pow(2).sum().backward()
             opt.step()
@@ -204,6 +204,9 @@ OPTIMIZERS = {
     "AdamW": optimizer_case(optim.AdamW, amsgrad=True),
     "NAdam": optimizer_case(optim.NAdam, weight_decay=0.01),
     "NAdam-decoupled": optimizer_case(optim.NAdam, weight_decay=0.01, decoupled_weight_decay=True),
+    "RAdam": optimizer_case(optim.RAdam, lr=0.01, weight_decay=0.01),
+    "RAdam-rectified": optimizer_case(optim.RAdam, steps=7, lr=0.01),  # ρ_t > 5 from t = 6: the adaptive step
+    "RAdam-decoupled": optimizer_case(optim.RAdam, weight_decay=0.01, decoupled_weight_decay=True, maximize=True),
 }
 try:  # the papers' forms, where the package has them
     from companion.optim.adam_variants import AdamVariant, DozatNAdam
@@ -636,7 +639,8 @@ def test_outputs_stay_on_the_inputs_device(case):
 
 # every class and function the torch mirrors and the regularizers export has a case (by name), or a reason
 COVERED_ELSEWHERE = {
-    "sgd_step adagrad_step adadelta_step rmsprop_step adam_step adamw_step nadam_step": "run by their optimizer",
+    "sgd_step adagrad_step adadelta_step rmsprop_step adam_step adamw_step nadam_step radam_step": "run by their optimizer",
+    "rectifier sma_length": "take numbers (RAdam's ρ_t and r_t), run by RAdam",
     "check_lambda calculate_gain calculate_fan_in_and_fan_out xavier_std kaiming_std":
         "take no tensor, or only read its shape",
 }
