@@ -207,6 +207,8 @@ OPTIMIZERS = {
     "RAdam": optimizer_case(optim.RAdam, lr=0.01, weight_decay=0.01),
     "RAdam-rectified": optimizer_case(optim.RAdam, steps=7, lr=0.01),  # ρ_t > 5 from t = 6: the adaptive step
     "RAdam-decoupled": optimizer_case(optim.RAdam, weight_decay=0.01, decoupled_weight_decay=True, maximize=True),
+    "Adafactor": optimizer_case(optim.Adafactor, lr=0.1, weight_decay=0.01),  # a factored weight, a full bias
+    "Adafactor-eps1": optimizer_case(optim.Adafactor, eps=(1e-3, 1e-3), d=2.0, maximize=True),
 }
 try:  # the papers' forms, where the package has them
     from companion.optim.adam_variants import AdamVariant, DozatNAdam
@@ -639,7 +641,7 @@ def test_outputs_stay_on_the_inputs_device(case):
 
 # every class and function the torch mirrors and the regularizers export has a case (by name), or a reason
 COVERED_ELSEWHERE = {
-    "sgd_step adagrad_step adadelta_step rmsprop_step adam_step adamw_step nadam_step radam_step": "run by their optimizer",
+    "sgd_step adagrad_step adadelta_step rmsprop_step adam_step adamw_step nadam_step radam_step adafactor_step": "run by their optimizer",
     "rectifier sma_length": "take numbers (RAdam's ρ_t and r_t), run by RAdam",
     "check_lambda calculate_gain calculate_fan_in_and_fan_out xavier_std kaiming_std":
         "take no tensor, or only read its shape",

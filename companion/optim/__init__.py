@@ -10,3 +10,4 @@ from companion.optim.adam import Adam, adam_step, decay_weights
 from companion.optim.adamw import AdamW, adamw_step
 from companion.optim.nadam import NAdam, nadam_step, momentum_schedule
 from companion.optim.radam import RAdam, radam_step, rectifier, sma_length
+from companion.optim.adafactor import Adafactor, adafactor_step
