@@ -15,11 +15,17 @@ from torch import nn
 
 import companion.testing.parity as parity
 from companion.testing import optim_contract as contract
+from companion.testing.installed_torch import accepts
 from companion.testing.optim_suite import OptimizerContract
 from companion.testing.tolerances import assert_close, eps
 
 if not hasattr(torch.optim, "Muon"):
     pytest.skip(f"torch {torch.__version__}: has no torch.optim.Muon", allow_module_level=True)
+if accepts(torch.optim.Muon, "use_addmm"):
+    # a torch whose Muon had a ``use_addmm`` switch, off by default: another signature, and a Newton–Schulz
+    # iteration in other bfloat16 arithmetic than the addmm one mirrored here
+    pytest.skip(f"torch {torch.__version__}: torch.optim.Muon has an argument 'use_addmm' (the Muon mirrored has none)",
+                allow_module_level=True)
 
 from companion.optim.muon import Muon, adjusted_lr, newton_schulz  # noqa: E402
 
