@@ -74,6 +74,23 @@ def test_first_step_of_a_vector_is_the_clipped_relative_step():
     torch.testing.assert_close(p, torch.tensor([3.0 - step, -4.0 + step], dtype=torch.float64), rtol=0, atol=1e-14)
 
 
+def test_default_eps1_is_the_first_parameters_like_torch():
+    """With ε₁ = None torch uses the machine epsilon of the group's first parameter with a gradient for the
+    whole group: here float32's (1.2e-7) for a float64 matrix, whose tiny second moments ε₁² = 1.4e-14 then
+    clamps (float64's ε² = 4.9e-32 would not)."""
+    runs = []
+    for cls in (OURS, THEIRS):
+        first = torch.ones(3, dtype=torch.float32, requires_grad=True)
+        second = torch.ones(2, 3, dtype=torch.float64, requires_grad=True)
+        opt = cls([first, second], lr=0.1)
+        for k in range(3):
+            first.grad = torch.full_like(first, 1.0 + k)
+            second.grad = torch.full_like(second, 1e-9 * (1.0 + k))
+            opt.step()
+        runs.append(second.detach())
+    assert_close(runs[0], runs[1], ulps=64)  # 3 steps of a norm over ≤ 3 entries and a lerp: a few ε each
+
+
 def test_complex_parameters_refused_like_torch():
     for cls in (OURS, THEIRS):
         p = torch.zeros(2, dtype=torch.complex128, requires_grad=True)

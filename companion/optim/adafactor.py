@@ -87,8 +87,9 @@ class Adafactor(PerTensorOptimizer):
     """Adafactor, like ``torch.optim.Adafactor``: the same arguments, defaults, ValueErrors, parameter-group
     keys and state keys (``step``, and ``row_var`` and ``col_var`` or ``variance``), so state_dicts move between the two.
 
-    ``foreach`` must stay off. Complex parameters are refused, as torch refuses them. The update itself is
-    :func:`adafactor_step`.
+    ``foreach`` must stay off. Complex parameters are refused, as torch refuses them. ``eps=(None, ...)``
+    takes, as torch does, the machine epsilon of the group's first parameter with a gradient for the whole
+    group. The update itself is :func:`adafactor_step`.
     """
 
     def __init__(self, params, lr: float | Tensor = 1e-2, beta2_decay: float = -0.8,
@@ -110,6 +111,9 @@ class Adafactor(PerTensorOptimizer):
         if torch.is_complex(param):
             raise RuntimeError("Adafactor does not support complex parameters")
         eps1, eps2 = group["eps"]
+        if eps1 is None:
+            # torch takes the machine epsilon of the group's first parameter with a gradient for all of them
+            eps1 = torch.finfo(next(p for p in group["params"] if p.grad is not None).dtype).eps
         adafactor_step(
             param, grad, state,
             lr=group["lr"],  # a float or, like torch allows, a 1-element tensor
