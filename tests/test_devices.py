@@ -176,11 +176,11 @@ LOSSES = {
 # --- optimizers: two steps, then parameters and every state tensor on the device ---
 
 
-def optimizer_case(cls, **options):
+def optimizer_case(cls, steps=2, bias=True, **options):
     def run(dev):
-        model = nn.Linear(3, 2, dtype=torch.float64).to(dev)
+        model = nn.Linear(3, 2, bias=bias, dtype=torch.float64).to(dev)
         opt = cls(model.parameters(), **options)
-        for _ in range(2):
+        for _ in range(steps):
             opt.zero_grad()
             model(cpu(4, 3).to(dev)).pow(2).sum().backward()
             opt.step()
@@ -204,6 +204,13 @@ OPTIMIZERS = {
     "AdamW": optimizer_case(optim.AdamW, amsgrad=True),
     "NAdam": optimizer_case(optim.NAdam, weight_decay=0.01),
     "NAdam-decoupled": optimizer_case(optim.NAdam, weight_decay=0.01, decoupled_weight_decay=True),
+    "RAdam": optimizer_case(optim.RAdam, lr=0.01, weight_decay=0.01),
+    "RAdam-rectified": optimizer_case(optim.RAdam, steps=7, lr=0.01),  # ρ_t > 5 from t = 6: the adaptive step
+    "RAdam-decoupled": optimizer_case(optim.RAdam, weight_decay=0.01, decoupled_weight_decay=True, maximize=True),
+    "Adafactor": optimizer_case(optim.Adafactor, lr=0.1, weight_decay=0.01),  # a factored weight, a full bias
+    "Adafactor-eps1": optimizer_case(optim.Adafactor, eps=(1e-3, 1e-3), d=2.0, maximize=True),
+    "Muon": optimizer_case(optim.Muon, bias=False, lr=0.01),  # 2-D parameters only
+    "Muon-plain": optimizer_case(optim.Muon, bias=False, nesterov=False, adjust_lr_fn="match_rms_adamw"),
 }
 try:  # the papers' forms, where the package has them
     from companion.optim.adam_variants import AdamVariant, DozatNAdam
@@ -611,6 +618,7 @@ CORE = {
         shallow_networks.init_shallow_networks(2, 4, [0, 1], device=dev)),
     "make_sparse_features": lambda dev: list(sparse_features.make_sparse_features(50, 10, device=dev)),
     "nadam-momentum_schedule": lambda dev: optim.momentum_schedule(torch.arange(1, 4).to(dev), 0.9, 0.004),
+    "muon-newton_schulz": lambda dev: [optim.newton_schulz(cpu(4, 3).to(dev)), optim.newton_schulz(cpu(2, 5).to(dev))],
     "adam-decay_weights": decayed,
     "parity": parity,
     "calibration-reliability": calibration,
@@ -636,7 +644,8 @@ def test_outputs_stay_on_the_inputs_device(case):
 
 # every class and function the torch mirrors and the regularizers export has a case (by name), or a reason
 COVERED_ELSEWHERE = {
-    "sgd_step adagrad_step adadelta_step rmsprop_step adam_step adamw_step nadam_step": "run by their optimizer",
+    "sgd_step adagrad_step adadelta_step rmsprop_step adam_step adamw_step nadam_step radam_step adafactor_step muon_step": "run by their optimizer",
+    "rectifier sma_length adjusted_lr": "take numbers (RAdam's ρ_t and r_t, Muon's rate), run by their optimizer",
     "check_lambda calculate_gain calculate_fan_in_and_fan_out xavier_std kaiming_std":
         "take no tensor, or only read its shape",
 }

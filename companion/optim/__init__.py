@@ -9,3 +9,6 @@ from companion.optim.rmsprop import RMSprop, rmsprop_step
 from companion.optim.adam import Adam, adam_step, decay_weights
 from companion.optim.adamw import AdamW, adamw_step
 from companion.optim.nadam import NAdam, nadam_step, momentum_schedule
+from companion.optim.radam import RAdam, radam_step, rectifier, sma_length
+from companion.optim.adafactor import Adafactor, adafactor_step
+from companion.optim.muon import Muon, adjusted_lr, muon_step, newton_schulz
