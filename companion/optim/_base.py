@@ -70,6 +70,12 @@ def check_hyperparameters(**values) -> None:
         check(0.0 <= value, f"Invalid {'epsilon' if name == 'eps' else name} value: {value}")
 
 
+def check_betas(betas) -> None:
+    """torch's range check for a pair of Adam-style betas: each in [0, 1), reported by its index."""
+    for i, beta in enumerate(betas[:2]):
+        check(0.0 <= beta < 1.0, f"Invalid beta parameter at index {i}: {beta}")
+
+
 def check_lr(lr) -> None:
     """torch's learning-rate checks: a tensor must have one element, and the rate must be ≥ 0."""
     check(not (isinstance(lr, Tensor) and lr.numel() != 1), "Tensor lr must be 1-element")

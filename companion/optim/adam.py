@@ -4,14 +4,13 @@ import torch
 from torch import Tensor
 
 from companion.core.checks import check
-from companion.optim._base import PerTensorOptimizer, check_hyperparameters, check_lr, init_state, refuse_implementation_switches, scalar
+from companion.optim._base import PerTensorOptimizer, check_betas, check_hyperparameters, check_lr, init_state, refuse_implementation_switches, scalar
 
 def check_adam_hyperparameters(lr, betas, eps, weight_decay) -> tuple:
     """torch's checks (and messages) for Adam's and AdamW's arguments; returns the betas as torch stores them."""
     check_lr(lr)
     check_hyperparameters(eps=eps)
-    check(0.0 <= betas[0] < 1.0, f"Invalid beta parameter at index 0: {betas[0]}")
-    check(0.0 <= betas[1] < 1.0, f"Invalid beta parameter at index 1: {betas[1]}")
+    check_betas(betas)
     check_hyperparameters(weight_decay=weight_decay)
     floats = isinstance(betas[0], float) and isinstance(betas[1], float)
     tensors = isinstance(betas[0], Tensor) and isinstance(betas[1], Tensor)

@@ -4,8 +4,7 @@ scratch with the contract of ``torch.optim.NAdam``."""
 
 from torch import Tensor
 
-from companion.core.checks import check
-from companion.optim._base import PerTensorOptimizer, check_hyperparameters, check_lr, init_state, refuse_implementation_switches, step_counter
+from companion.optim._base import PerTensorOptimizer, check_betas, check_hyperparameters, check_lr, init_state, refuse_implementation_switches, step_counter
 from companion.optim.adam import apply_weight_decay
 
 
@@ -84,8 +83,7 @@ class NAdam(PerTensorOptimizer):
                  capturable: bool = False, differentiable: bool = False) -> None:
         check_lr(lr)
         check_hyperparameters(eps=eps)
-        check(0.0 <= betas[0] < 1.0, f"Invalid beta parameter at index 0: {betas[0]}")
-        check(0.0 <= betas[1] < 1.0, f"Invalid beta parameter at index 1: {betas[1]}")
+        check_betas(betas)
         check_hyperparameters(weight_decay=weight_decay, momentum_decay=momentum_decay)
         refuse_implementation_switches(foreach=foreach, capturable=capturable, differentiable=differentiable)
         defaults = dict(

@@ -3,8 +3,7 @@ its second-moment estimate is tractable, written from scratch with the contract 
 
 from torch import Tensor
 
-from companion.core.checks import check
-from companion.optim._base import PerTensorOptimizer, check_hyperparameters, check_lr, init_state, refuse_implementation_switches
+from companion.optim._base import PerTensorOptimizer, check_betas, check_hyperparameters, check_lr, init_state, refuse_implementation_switches
 from companion.optim.adam import apply_weight_decay
 
 
@@ -97,8 +96,7 @@ class RAdam(PerTensorOptimizer):
                  differentiable: bool = False) -> None:
         check_lr(lr)
         check_hyperparameters(eps=eps)
-        check(0.0 <= betas[0] < 1.0, f"Invalid beta parameter at index 0: {betas[0]}")
-        check(0.0 <= betas[1] < 1.0, f"Invalid beta parameter at index 1: {betas[1]}")
+        check_betas(betas)
         check_hyperparameters(weight_decay=weight_decay)
         refuse_implementation_switches(foreach=foreach, capturable=capturable, differentiable=differentiable)
         defaults = dict(
