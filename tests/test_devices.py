@@ -12,6 +12,7 @@ from functools import partial
 import pytest
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 import companion.init as init
 import companion.nn as cnn
@@ -211,7 +212,26 @@ OPTIMIZERS = {
     "Adafactor-eps1": optimizer_case(optim.Adafactor, eps=(1e-3, 1e-3), d=2.0, maximize=True),
     "Muon": optimizer_case(optim.Muon, bias=False, lr=0.01),  # 2-D parameters only
     "Muon-plain": optimizer_case(optim.Muon, bias=False, nesterov=False, adjust_lr_fn="match_rms_adamw"),
+    "ASGD": optimizer_case(optim.ASGD, steps=4, lr=0.1, t0=1, weight_decay=0.01),  # averaging from step 3 on
 }
+
+
+def sparse_optimizer_case(cls, steps=3, **options):
+    """An embedding looked up with a repeated index, so the gradient is sparse (SparseAdam refuses dense ones)."""
+
+    def run(dev):
+        weight = cpu(10, 3).to(dev).requires_grad_()
+        opt = cls([weight], **options)
+        for _ in range(steps):
+            opt.zero_grad()
+            F.embedding(torch.tensor([1, 2, 2, 7]).to(dev), weight, sparse=True).pow(2).sum().backward()
+            opt.step()
+        return [weight, *(v for s in opt.state.values() for k, v in s.items() if k != "step")]
+
+    return run
+
+
+OPTIMIZERS["SparseAdam"] = sparse_optimizer_case(optim.SparseAdam, lr=0.1, maximize=True)
 try:  # the papers' forms, where the package has them
     from companion.optim.adam_variants import AdamVariant, DozatNAdam
 
@@ -644,8 +664,9 @@ def test_outputs_stay_on_the_inputs_device(case):
 
 # every class and function the torch mirrors and the regularizers export has a case (by name), or a reason
 COVERED_ELSEWHERE = {
-    "sgd_step adagrad_step adadelta_step rmsprop_step adam_step adamw_step nadam_step radam_step adafactor_step muon_step": "run by their optimizer",
-    "rectifier sma_length adjusted_lr": "take numbers (RAdam's ρ_t and r_t, Muon's rate), run by their optimizer",
+    "sgd_step adagrad_step adadelta_step rmsprop_step adam_step adamw_step nadam_step radam_step adafactor_step muon_step asgd_step sparse_adam_step": "run by their optimizer",
+    "rectifier sma_length adjusted_lr decaying_step averaging_weight":
+        "take numbers (RAdam's ρ_t and r_t, Muon's rate, ASGD's η_t and μ_t), run by their optimizer",
     "check_lambda calculate_gain calculate_fan_in_and_fan_out xavier_std kaiming_std":
         "take no tensor, or only read its shape",
 }

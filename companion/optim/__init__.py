@@ -12,3 +12,5 @@ from companion.optim.nadam import NAdam, nadam_step, momentum_schedule
 from companion.optim.radam import RAdam, radam_step, rectifier, sma_length
 from companion.optim.adafactor import Adafactor, adafactor_step
 from companion.optim.muon import Muon, adjusted_lr, muon_step, newton_schulz
+from companion.optim.asgd import ASGD, asgd_step, averaging_weight, decaying_step
+from companion.optim.sparse_adam import SparseAdam, sparse_adam_step
