@@ -232,6 +232,60 @@ def sparse_optimizer_case(cls, steps=3, **options):
 
 
 OPTIMIZERS["SparseAdam"] = sparse_optimizer_case(optim.SparseAdam, lr=0.1, maximize=True)
+
+
+def averaged_case(update_bn=False, **options):
+    """An averaged copy of a model with a BatchNorm, after three SGD steps; optionally update_bn from CPU batches."""
+
+    def run(dev):
+        swa = optim.swa_utils
+        model = nn.Sequential(nn.Linear(3, 4), cnn.BatchNorm1d(4), nn.Linear(4, 2)).double().to(dev)
+        avg = swa.AveragedModel(model, **options)
+        sgd = torch.optim.SGD(model.parameters(), lr=0.1)
+        for _ in range(3):
+            sgd.zero_grad()
+            model(cpu(5, 3).to(dev)).pow(2).sum().backward()
+            sgd.step()
+            avg.update_parameters(model)
+        if update_bn:  # the loader's batches are on the CPU: update_bn moves them to `device`
+            swa.update_bn([(cpu(5, 3, seed=s), None) for s in range(2)], avg, device=dev)
+        return list(avg.state_dict().values())
+
+    return run
+
+
+def lbfgs_case(**options):
+    """Two closure steps of L-BFGS; its state is one flat vector and lists of them, all on the device."""
+
+    def run(dev):
+        model = nn.Linear(3, 2, dtype=torch.float64).to(dev)
+        opt = optim.LBFGS(model.parameters(), max_iter=5, **options)
+
+        def closure():
+            opt.zero_grad()
+            loss = (model(cpu(4, 3).to(dev)) - 1).pow(2).sum()
+            loss.backward()
+            return loss
+
+        for _ in range(2):
+            opt.step(closure)
+        state = opt.state[next(iter(model.parameters()))]
+        return [*model.parameters(), state["d"], state["prev_flat_grad"], *state["old_dirs"], *state["old_stps"]]
+
+    return run
+
+
+OPTIMIZERS["LBFGS"] = lbfgs_case()
+OPTIMIZERS["LBFGS-strong_wolfe"] = lbfgs_case(line_search_fn="strong_wolfe", history_size=2)
+
+OPTIMIZERS.update({
+    "swa_utils.AveragedModel": averaged_case(update_bn=True),
+    "swa_utils.get_ema_multi_avg_fn": averaged_case(multi_avg_fn=optim.swa_utils.get_ema_multi_avg_fn(0.9),
+                                                    use_buffers=True),
+    "swa_utils.get_swa_multi_avg_fn": averaged_case(multi_avg_fn=optim.swa_utils.get_swa_multi_avg_fn()),
+    "swa_utils.get_ema_avg_fn": averaged_case(avg_fn=optim.swa_utils.get_ema_avg_fn(0.9)),
+    "swa_utils.get_swa_avg_fn": averaged_case(avg_fn=optim.swa_utils.get_swa_avg_fn(), use_buffers=True),
+})
 try:  # the papers' forms, where the package has them
     from companion.optim.adam_variants import AdamVariant, DozatNAdam
 
@@ -664,13 +718,15 @@ def test_outputs_stay_on_the_inputs_device(case):
 
 # every class and function the torch mirrors and the regularizers export has a case (by name), or a reason
 COVERED_ELSEWHERE = {
-    "sgd_step adagrad_step adadelta_step rmsprop_step adam_step adamw_step nadam_step radam_step adafactor_step muon_step asgd_step sparse_adam_step": "run by their optimizer",
+    "sgd_step adagrad_step adadelta_step rmsprop_step adam_step adamw_step nadam_step radam_step adafactor_step muon_step asgd_step sparse_adam_step two_loop cubic_minimizer strong_wolfe": "run by their optimizer",
     "rectifier sma_length adjusted_lr decaying_step averaging_weight":
         "take numbers (RAdam's ρ_t and r_t, Muon's rate, ASGD's η_t and μ_t), run by their optimizer",
+    "SWALR": "sets learning rates, takes no tensor",
     "check_lambda calculate_gain calculate_fan_in_and_fan_out xavier_std kaiming_std":
         "take no tensor, or only read its shape",
 }
-EXPORTS = ["companion.nn", "companion.nn.loss", "companion.nn.utils", "companion.optim", "companion.regularization",
+EXPORTS = ["companion.nn", "companion.nn.loss", "companion.nn.utils", "companion.optim",
+           "companion.optim.swa_utils", "companion.regularization",
            "companion.init"]
 
 

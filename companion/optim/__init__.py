@@ -14,3 +14,5 @@ from companion.optim.adafactor import Adafactor, adafactor_step
 from companion.optim.muon import Muon, adjusted_lr, muon_step, newton_schulz
 from companion.optim.asgd import ASGD, asgd_step, averaging_weight, decaying_step
 from companion.optim.sparse_adam import SparseAdam, sparse_adam_step
+from companion.optim.lbfgs import LBFGS, cubic_minimizer, strong_wolfe, two_loop
+from companion.optim import swa_utils  # a module, as torch.optim.swa_utils is
