@@ -14,5 +14,12 @@
   :mod:`~companion.experiments.sparse_features` (a problem with rare features),
   :mod:`~companion.experiments.steps_to_target` (steps until a target accuracy);
 - Training in practice: :mod:`~companion.experiments.batch_size` (time, gradient noise and learning rate
-  against the batch size).
+  against the batch size);
+- Optimizers after Adam: :mod:`~companion.experiments.warmup_race` (the variance of Adam's adaptive rate,
+  warmup shapes, RAdam against warmup), :mod:`~companion.experiments.factored_moments` (Adafactor's factored
+  second moment), :mod:`~companion.experiments.hidden_matrices` (Muon on the hidden matrices with AdamW for
+  the rest; the scalar Newton–Schulz map), :mod:`~companion.experiments.convex_race` (full-batch and
+  mini-batch L-BFGS on softmax regression, counting evaluations), :mod:`~companion.experiments.iterate_averaging`
+  (Polyak–Ruppert averaging on a noisy quadratic, SWA and EMA on the testbed),
+  :mod:`~companion.experiments.lazy_embeddings` (lazy against dense Adam on an embedding model).
 """

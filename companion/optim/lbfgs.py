@@ -4,7 +4,7 @@ written from scratch with the contract of ``torch.optim.LBFGS``.
 L-BFGS works on the **flattened parameters**: all parameter tensors of its one group are concatenated into
 one vector θ ∈ ℝⁿ (complex parameters as their real and imaginary parts), and so are their gradients.
 The curvature pairs, the search direction and the line search all live in that one space, which is why
-this is not a :class:`~companion.optim._base.PerTensorOptimizer` and why torch allows a single parameter
+this is not a ``PerTensorOptimizer`` (``companion.optim._base``) and why torch allows a single parameter
 group. ``torch.optim.Optimizer`` is subclassed only for its bookkeeping (``state``, ``state_dict``); the
 whole state hangs, as in torch, on the first parameter.
 
