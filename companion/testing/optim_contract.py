@@ -149,11 +149,12 @@ def check_refuses_switches(ours, switches) -> None:
         assert message is not None and name in message, f"{name}=True was not refused with a clear ValueError"
 
 
-def check_closure(ours, theirs, options) -> None:
-    """``step(closure)`` returns the closure's loss and takes the same step as torch's."""
+def check_closure(ours, theirs, options, shape: tuple[int, ...] = (2,)) -> None:
+    """``step(closure)`` returns the closure's loss and takes the same step as torch's, on a parameter
+    holding 1 and 2 in ``shape`` (a 1 × 2 matrix for an optimizer of matrices)."""
     results = []
     for cls in (ours, theirs):
-        p = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
+        p = torch.tensor([1.0, 2.0], dtype=torch.float64).reshape(shape).requires_grad_()
         opt = cls([p], **options)
 
         def closure():

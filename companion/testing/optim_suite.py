@@ -45,6 +45,7 @@ class OptimizerContract:
     scheduled: list = []
     tensor_lr: list = []
     closure: list = [{}]
+    closure_shape: tuple = (2,)  # the parameter of the closure check ((1, 2) for an optimizer of matrices)
     state: list = [{}]
     sparse: list = [{}]
     cuda: list = []
@@ -104,7 +105,7 @@ class OptimizerContract:
         check_closed_loop(self.ours, self.theirs, options)
 
     def test_closure_returns_loss(self, options):
-        check_closure(self.ours, self.theirs, options)
+        check_closure(self.ours, self.theirs, options, shape=self.closure_shape)
 
     def test_state_like_torch(self, options):
         check_state_like_torch(self.ours, self.theirs, options)
