@@ -26,6 +26,9 @@ from companion.experiments import (
     nesterov_forms, optimizer_race, perceptron, regularizer_race, shallow_networks, sparse_features,
     steps_to_target, testbed,
 )
+from companion.experiments import (
+    convex_race, factored_moments, hidden_matrices, iterate_averaging, lazy_embeddings, warmup_race,
+)
 from companion.nn import loss as L
 from companion.nn.utils import clip_grad_norm_, clip_grad_value_
 from companion.optim.lr_scheduler import ReduceLROnPlateau
@@ -703,10 +706,72 @@ CORE = {
     "top_hessian_eigenvalue": lambda dev: batch_size.top_hessian_eigenvalue(mlp(dev), split(dev, 12), iters=3),
 }
 
+# --- the harnesses of Part 8 (optimizers after Adam): they run on their inputs' device ---
+
+
+def warmup_train_steps(dev):
+    model = mlp(dev)
+    opt = optim.Adam(model.parameters(), lr=0.01)
+    warmup_race.train_steps(model, opt, split(dev), split(dev, 12), steps=3, batch_size=8, generator=gen(),
+                            scheduler=lambda o: warmup_race.linear_warmup(o, 2), record_updates=2)
+    return [*model.parameters(), *(v for s in opt.state.values() for k, v in s.items() if k != "step")]
+
+
+def muon_on_hidden(dev):
+    torch.manual_seed(0)
+    model = models.mlp(8, (6, 6), 3).to(dev)
+    hidden, rest = hidden_matrices.split_hidden(model)
+    pair = hidden_matrices.muon_with_adamw(model, muon_lr=0.02, adamw_lr=0.01)
+    for _ in range(2):
+        pair.zero_grad()
+        F.cross_entropy(model(split(dev).X), split(dev).y).backward()
+        pair.step()
+    return [*hidden, *rest]
+
+
+def softmax_race(dev):
+    problem = convex_race.softmax_regression(split(dev))
+    # the curves are CPU records of numbers by design; the runs themselves must not mix devices
+    convex_race.full_batch_curve(problem, lambda p: optim.LBFGS(p, line_search_fn="strong_wolfe"), 4)
+    convex_race.minibatch_run(problem, lambda p: optim.SGD(p, lr=0.1), passes=1, batch_size=8, seed=0)
+    step = cpu(*problem.start().shape, seed=3).to(dev) * 1e-2
+    return [problem.X, *convex_race.secant_curvature(problem, problem.start().detach(), step, 8, 0, draws=2)]
+
+
+def zipf_bags(dev):
+    train, test, probabilities = lazy_embeddings.make_zipf_bags(n=40, vocab=50, device=dev)
+    model = lazy_embeddings.BagClassifier(50, 4, sparse=True).to(dev)
+    lazy_embeddings.train_bags(True, train, test, 50, 4, seed=0, steps=3)  # its results are CPU numbers
+    return [train.X, test.X, model(train.X)]
+
+
+def second_moments(dev):
+    model = nn.Sequential(factored_moments.FlatLinear(8, 5), nn.ReLU(), nn.Linear(5, 3)).to(dev)
+    opt = optim.Adafactor(model.parameters())
+    return list(factored_moments.track_second_moments(model, opt, split(dev), steps=2, batch_size=8,
+                                                      generator=gen()).values())
+
+
+AFTER_ADAM = {
+    "warmup_race.train_steps": warmup_train_steps,
+    "first_order_variance": lambda dev: warmup_race.first_order_variance(cpu(3).to(dev).abs() + 10),
+    "split_hidden-muon_with_adamw": muon_on_hidden,
+    "polynomial_iterates": lambda dev: hidden_matrices.polynomial_iterates(cpu(5).to(dev).abs(), hidden_matrices.CUBIC, 3),
+    "singular_values": lambda dev: hidden_matrices.singular_values(cpu(4, 3).to(dev)),
+    "convex_race": softmax_race,
+    # its result is a CPU record of mean errors by design; the iterates live on the eigenvalues' device
+    "polyak_ruppert": lambda dev: [iterate_averaging.polyak_ruppert(cpu(3).to(dev).abs() + 0.5, steps=20, lr=0.1,
+                                                                     runs=4, chunk=10) and cpu(3).to(dev)],
+    "row_column_estimate-frobenius_rank1": lambda dev: [factored_moments.row_column_estimate(cpu(4, 3).to(dev).abs()),
+                                                        factored_moments.frobenius_rank1(cpu(4, 3).to(dev))],
+    "track_second_moments-FlatLinear": second_moments,
+    "lazy_embeddings": zipf_bags,
+}
+
 CASES = {**{f"nn.{k}": v for k, v in LAYERS.items()}, **{f"loss.{k}": v for k, v in LOSSES.items()},
          **{f"optim.{k}": v for k, v in OPTIMIZERS.items()}, **{f"reg.{k}": v for k, v in REGULARIZERS.items()},
          **{f"augment.{k}": v for k, v in AUGMENT.items()}, **{f"init.{k}": v for k, v in INITS.items()},
-         **{f"core.{k}": v for k, v in CORE.items()}}
+         **{f"core.{k}": v for k, v in CORE.items()}, **{f"after_adam.{k}": v for k, v in AFTER_ADAM.items()}}
 
 
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())

@@ -83,10 +83,11 @@ def test_exponential_warmup_scheduler_gives_the_factor():
 
 
 def test_train_steps_counts_steps_and_records_updates():
-    """Exactly `steps` steps across epoch boundaries; Adam's first update is ±lr in every coordinate."""
+    """Exactly `steps` steps across epoch boundaries; Adam's first update is ±lr in every coordinate (tanh units:
+    no gradient is exactly zero, as a dead ReLU's would be)."""
     data = make_classification(n=100, d=4, classes=3, seed=0)
     torch.manual_seed(0)
-    model = mlp(in_features=4, hidden=(8,), out_features=3)
+    model = mlp(in_features=4, hidden=(8,), out_features=3, activation=torch.nn.Tanh)
     run = train_steps(model, Adam(model.parameters(), lr=0.01, eps=1e-12), data, data, steps=9, batch_size=40,
                       generator=torch.Generator().manual_seed(0), record_updates=3)
     assert len(run.batch_loss) == 9 and len(run.update_rms) == 3  # 3 batches per epoch: 3 epochs
