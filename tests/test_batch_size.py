@@ -9,12 +9,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from companion.core.data import Split, make_classification, make_regression
+from companion.core.device import num_threads
 from companion.core.models import mlp
 from companion.core.train import fit
 from companion.core.stats import loglog_slope
 from companion.experiments.batch_size import (
     EpochTimes, gradient_noise, per_example_gradients, predicted_noise,
-    num_threads, step_costs, time_epochs, top_hessian_eigenvalue, train_epoch, train_over_seeds,
+    step_costs, time_epochs, top_hessian_eigenvalue, train_epoch, train_over_seeds,
 )
 from companion.optim import SGD
 from companion.testing.tolerances import assert_close
@@ -37,18 +38,6 @@ def test_time_epochs_records_every_repeat_and_small_batches_cost_more(blobs):
     assert_close(times.per_example(), times.median() / 96, ulps=0, what="per example")  # the same division
     # 96 steps against one step of the same 96 examples: the fixed cost per step dominates, by far
     assert times.median()[0] > 5 * times.median()[1]
-
-
-def test_num_threads_sets_and_restores_the_thread_count():
-    before = torch.get_num_threads()
-    with num_threads(1):
-        assert torch.get_num_threads() == 1
-    assert torch.get_num_threads() == before
-    with pytest.raises(RuntimeError), num_threads(1):
-        raise RuntimeError("the count is restored on errors too")
-    assert torch.get_num_threads() == before
-    with pytest.raises(ValueError, match="threads must be at least 1, got 0"), num_threads(0):
-        pass
 
 
 @pytest.mark.parametrize("kwargs, message", [

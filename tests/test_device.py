@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import companion
-from companion.core.device import get_device, make_generator, rng_seed, seed_everything, seed_offset
+from companion.core.device import get_device, make_generator, num_threads, rng_seed, seed_everything, seed_offset
 
 
 @pytest.mark.parametrize("text, offset", [(None, 0), ("", 0), ("0", 0), ("1000", 1000), (" -3 ", -3)])
@@ -65,3 +65,15 @@ def test_get_device_follows_the_environment(monkeypatch):
     assert get_device() == torch.device("cpu")
     assert get_device("meta") == torch.device("meta")
     assert companion.get_device is get_device and companion.make_generator is make_generator
+
+
+def test_num_threads_sets_and_restores_the_thread_count():
+    before = torch.get_num_threads()
+    with num_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), num_threads(1):
+        raise RuntimeError("the count is restored on errors too")
+    assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="threads must be at least 1, got 0"), num_threads(0):
+        pass

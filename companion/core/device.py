@@ -8,6 +8,7 @@ with any other offset every random draw changes, and every claim the chapter ass
 
 import os
 import random
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -52,3 +53,21 @@ def seed_everything(seed: int = 0) -> torch.Generator:
 def make_generator(seed: int = 0, device: torch.device | str | None = None) -> torch.Generator:
     """A ``torch.Generator`` on ``device`` (the CPU by default) seeded with ``rng_seed(seed)``."""
     return torch.Generator(device=device or "cpu").manual_seed(rng_seed(seed))
+
+
+@contextmanager
+def num_threads(threads: int):
+    """Run the body with ``torch.set_num_threads(threads)`` and restore the previous count afterwards.
+
+    Two uses: CPU time (``time.process_time``) adds up the time of every thread of the process, so a timing
+    that compares CPU seconds must fix the thread count; and on a shared machine small tensors on fewer
+    threads contend less (two threads on a busy 2-core machine can make each small operation many times slower).
+    """
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -22,7 +22,6 @@ Data-parallel training itself is :func:`companion.core.parallel.train_data_paral
 
 import math
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -65,24 +64,6 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, train: Split
         pass
 
 
-@contextmanager
-def num_threads(threads: int):
-    """Run the body with ``torch.set_num_threads(threads)`` and restore the previous count afterwards.
-
-    CPU time (``time.process_time``) adds up the time of every thread of the process, so a timing that
-    compares CPU seconds must fix the thread count: with two threads a large batch's arithmetic is
-    split (and partly spun away) while a small batch's Python overhead is not.
-    """
-    if threads < 1:
-        raise ValueError(f"threads must be at least 1, got {threads}")
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def time_epochs(
     make_model: Callable[[], nn.Module],
     train: Split,
@@ -101,7 +82,7 @@ def time_epochs(
     untimed epochs. The timed epochs are interleaved, one per batch size in turn, so that a slow
     moment of a shared machine hits every batch size alike. The model and the data are moved to
     ``device``, the CPU by default: the CPU clock measures the arithmetic only there (on a GPU it
-    would see kernel launches). Call it inside :func:`num_threads` to fix the thread count.
+    would see kernel launches). Call it inside :func:`companion.core.device.num_threads` to fix the thread count.
     """
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")

@@ -7,14 +7,13 @@ of one training step as the vocabulary grows.
 """
 
 import time
-from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from companion.core.data import Split
-from companion.core.device import make_generator, seed_everything
+from companion.core.device import make_generator, num_threads, seed_everything
 from companion.optim.adam import Adam
 from companion.optim.sparse_adam import SparseAdam, sparse_adam_step
 
@@ -42,18 +41,6 @@ def make_zipf_bags(n: int = 6000, vocab: int = 2000, length: int = 8, classes: i
     return Split(X[:cut], y[:cut]).to(device), Split(X[cut:], y[cut:]).to(device), w_true
 
 
-@contextmanager
-def torch_threads(threads: int):
-    """Run torch on ``threads`` threads inside the block. On a shared machine, small tensors on fewer threads
-    contend less: two threads on a busy 2-core machine can make each small operation many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 class BagClassifier(nn.Module):
     """Class scores as the mean of the bag's token embeddings, one row of ``classes`` numbers per token."""
 
@@ -76,8 +63,8 @@ def train_bags(lazy: bool, train: Split, test: Split, vocab: int, classes: int, 
     moved (``untouched_moved``), their mean absolute change relative to the looked-up rows' (``untouched_relative``);
     and, one number per row, the distance it travelled on steps when it was absent (``drift``), in all
     (``travel``, both as sums of the L1 norms of its changes) and how often it was looked up (``lookups``).
-    torch runs on ``threads`` threads meanwhile (see :func:`torch_threads`)."""
-    with torch_threads(threads):
+    torch runs on ``threads`` threads meanwhile (see :func:`companion.core.device.num_threads`)."""
+    with num_threads(threads):
         return _train_bags(lazy, train, test, vocab, classes, seed, steps, batch, lr)
 
 
@@ -154,7 +141,7 @@ def time_steps(vocab_sizes, *, dim: int = 32, lookups: int = 512, repeats: int =
             opt = (SparseAdam if lazy else Adam)(embedding.parameters(), lr=1e-3)
             setups[vocab, lazy] = (embedding, opt, tokens)
     times = {vocab: {"lazy": [], "dense": []} for vocab in vocab_sizes}
-    with torch_threads(threads):
+    with num_threads(threads):
         _interleave(setups, times, repeats, steps)
     return times
 
