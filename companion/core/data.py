@@ -1,6 +1,11 @@
-"""Small offline data sets: scikit-learn's bundled digits and synthetic generators. Nothing is downloaded."""
+"""Small offline data sets: scikit-learn's bundled digits, MNIST-1D generated locally, and synthetic
+generators. Nothing is downloaded."""
 
+import functools
+import random
 from typing import Iterator, NamedTuple
+
+import numpy as np
 
 import torch
 from sklearn.datasets import load_digits as _sklearn_digits
@@ -56,6 +61,51 @@ def load_digits(device=None, dtype: torch.dtype = torch.float32, n_train: int | 
             raise ValueError(f"n_train must be in [1, {len(train)}], got {n_train}")
         train = Split(train.X[:n_train], train.y[:n_train])
     return Digits(train, val, test)
+
+
+MNIST1D_SPLIT_SEED = 0
+"""The seed of the one fixed permutation that carves MNIST-1D's validation split from its 4000 training sequences."""
+
+
+@functools.lru_cache(maxsize=2)
+def _mnist1d_arrays(shuffle_positions: bool) -> tuple[np.ndarray, ...]:
+    """The canonical MNIST-1D arrays from the ``mnist1d`` package's generator (its default arguments, seed 42),
+    built once per process. The generator seeds NumPy's and Python's global streams; they are restored."""
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    args.shuffle_seq = shuffle_positions
+    saved = np.random.get_state(), random.getstate()
+    try:
+        data = make_dataset(args)
+    finally:
+        np.random.set_state(saved[0])
+        random.setstate(saved[1])
+    return data["x"], data["y"], data["x_test"], data["y_test"]
+
+
+def load_mnist1d(device=None, dtype: torch.dtype = torch.float32, n_val: int = 500,
+                 shuffle_positions: bool = False) -> Digits:
+    """MNIST-1D (Greydanus & Kobak, 2024): ten digit templates turned into 1-D signals of length 40 by random
+    padding, scaling, translation, correlated and i.i.d. noise and shear, as train / validation / test splits.
+
+    The sequences come from the ``mnist1d`` package's ``make_dataset()`` with its default arguments, generated
+    on this machine (nothing is downloaded): 4000 training and 1000 test sequences, standardized over the whole
+    set. ``n_val`` of the training sequences (a fixed random choice) become the validation split, so the
+    splits hold 4000 − ``n_val`` / ``n_val`` / 1000 sequences, inputs shaped (N, 40). With
+    ``shuffle_positions=True`` every sequence's 40 positions are permuted by one fixed permutation (the
+    paper's shuffled variant): the information is all still there, but no longer in order.
+    """
+    x, y, x_test, y_test = _mnist1d_arrays(bool(shuffle_positions))
+    if not 0 <= n_val < len(x):
+        raise ValueError(f"n_val must be in [0, {len(x) - 1}], got {n_val}")
+    X = torch.tensor(x, dtype=dtype)
+    Y = torch.tensor(y, dtype=torch.long)
+    perm = torch.randperm(len(X), generator=torch.Generator().manual_seed(MNIST1D_SPLIT_SEED))
+    train, val = perm[n_val:], perm[:n_val]
+    splits = (Split(X[train], Y[train]), Split(X[val], Y[val]),
+              Split(torch.tensor(x_test, dtype=dtype), torch.tensor(y_test, dtype=torch.long)))
+    return Digits(*(split.to(device or "cpu") for split in splits))
 
 
 def make_regression(n: int = 200, d: int = 10, noise: float = 0.1, n_informative: int | None = None,
