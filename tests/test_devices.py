@@ -29,11 +29,16 @@ from companion.experiments import (
 from companion.experiments import (
     convex_race, factored_moments, hidden_matrices, iterate_averaging, lazy_embeddings, warmup_race,
 )
+from companion.experiments import pooling_race
+from companion.nn import conv, pooling
 from companion.nn import loss as L
+from companion.nn.windows import sliding_windows
 from companion.nn.utils import clip_grad_norm_, clip_grad_value_
 from companion.optim.lr_scheduler import ReduceLROnPlateau
 from companion.regularization import augment as A
 from companion.regularization import dropconnect, penalties, proximal
+from companion.regularization import stochastic_pooling as SP
+from companion.regularization import signal_augment as SA
 from companion.regularization.early_stopping import EarlyStopping
 from companion.testing.devices import DeviceMixingError, ElsewhereTensor, on_device, second_device, stand_in
 from companion.testing.parity import assert_modules_close, compare_optimizers, replay_gradients
@@ -109,6 +114,25 @@ LAYERS = {
         partial(cnn.BatchNorm2d, 3, affine=False, track_running_stats=False, **f64), (5, 3, 2, 2)),
     "LayerNorm-no-bias": layer_case(partial(cnn.LayerNorm, [3, 2], bias=False, **f64), (5, 3, 2)),
     "Dropout": layer_case(partial(cnn.Dropout, 0.5), (4, 3)),
+    "Conv1d": layer_case(partial(cnn.Conv1d, 3, 4, 3, padding="same", groups=1, **f64), (2, 3, 6)),
+    "Conv1d-circular": layer_case(partial(cnn.Conv1d, 3, 6, 2, stride=2, padding=1, padding_mode="circular",
+                                          groups=3, **f64), (3, 5)),
+    "Conv2d": layer_case(partial(cnn.Conv2d, 3, 4, (3, 2), padding=(1, 0), dilation=(1, 2), **f64), (2, 3, 5, 5)),
+    "Conv2d-reflect": layer_case(partial(cnn.Conv2d, 2, 2, 3, padding=1, padding_mode="reflect", bias=False, **f64),
+                                 (2, 2, 4, 4)),
+    "MaxPool1d": layer_case(partial(cnn.MaxPool1d, 3, 2, 1, ceil_mode=True), (2, 3, 8)),
+    "MaxPool2d": layer_case(partial(cnn.MaxPool2d, 3, 2, 1, dilation=(1, 2)), (2, 3, 6, 7)),
+    "MaxPool2d-indices": lambda dev: list(cnn.MaxPool2d(2, return_indices=True)(cpu(2, 3, 4, 5).to(dev))),
+    "AvgPool1d": layer_case(partial(cnn.AvgPool1d, 3, 2, 1, ceil_mode=True, count_include_pad=False), (2, 3, 8)),
+    "AvgPool2d": layer_case(partial(cnn.AvgPool2d, 3, 2, 1, ceil_mode=True), (2, 3, 6, 7)),
+    "AvgPool2d-divisor": layer_case(partial(cnn.AvgPool2d, 2, divisor_override=3), (3, 4, 4)),
+    "pooling-functionals": lambda dev: [
+        *pooling.max_pool1d(cpu(2, 3, 7).to(dev), 3, 2, 1, return_indices=True),
+        pooling.max_pool2d(cpu(2, 3, 5, 5).to(dev), 2, ceil_mode=True),
+        pooling.avg_pool1d(cpu(3, 7).to(dev), 2, 1, 1), pooling.avg_pool2d(cpu(3, 5, 5).to(dev), 3, 2, 1, True, False)],
+    "conv-sliding_windows": lambda dev: [
+        conv.conv(cpu(2, 4, 7).to(dev), cpu(6, 2, 3).to(dev), cpu(6).to(dev), (2,), ((1, 2),), (1,), 2),
+        sliding_windows(cpu(2, 3, 6, 5).to(dev), (2, 3), (1, 2), ((1, 1), (0, 2)), (2, 1), float("-inf"))],
     "DropConnectLinear": layer_case(partial(dropconnect.DropConnectLinear, 3, 2, p=0.5, **f64), (4, 3)),
     "DropConnectLinear-shared": layer_case(
         partial(dropconnect.DropConnectLinear, 3, 2, p=0.5, per_example=False, **f64), (4, 3)),
@@ -348,6 +372,19 @@ def params(dev):
     return nn.Linear(3, 2, dtype=torch.float64).to(dev)
 
 
+def stochastic_pool_case(make, shape, generator=None):
+    """A stochastic pooling layer on non-negative input, in training (drawing on the device, or from a CPU
+    generator whose uniforms are moved there) and in evaluation."""
+    def run(dev):
+        pool = make(generator=generator() if generator else None)
+        x = cpu(*shape).relu().to(dev).requires_grad_()
+        out = [pool(x), pool.eval()(x)]
+        sum(o.sum() for o in out).backward()
+        return [*out, x.grad]
+
+    return run
+
+
 REGULARIZERS = {
     "l1_penalty": lambda dev: penalties.l1_penalty(params(dev), 0.1),
     "l2_penalty": lambda dev: penalties.l2_penalty(params(dev), 0.1, include_bias=True),
@@ -375,6 +412,12 @@ REGULARIZERS = {
     "sample_mask": lambda dev: dropconnect.sample_mask((3, 2), 0.5, device=dev, dtype=torch.float64),
     "eval-mode layers": eval_layer,
     "moment_matching_forward": moment_matching,
+    "StochasticPool1d": stochastic_pool_case(partial(SP.StochasticPool1d, 2), (2, 3, 8)),
+    "StochasticPool2d": stochastic_pool_case(partial(SP.StochasticPool2d, 2, 1), (3, 4, 5)),
+    "StochasticPool2d-cpu-generator": stochastic_pool_case(partial(SP.StochasticPool2d, 2), (2, 3, 4, 4), gen),
+    "stochastic_pool-inverse_cdf_index": lambda dev: [
+        SP.stochastic_pool(cpu(2, 6).relu().to(dev), (3,), generator=gen()),
+        SP.inverse_cdf_index(cpu(4, 3).abs().to(dev), torch.rand(4, generator=gen(), dtype=torch.float64).to(dev))],
 }
 
 
@@ -401,6 +444,11 @@ AUGMENT = {
     "mixup-cpu-labels": lambda dev: A.mixup(images().to(dev), torch.arange(6) % 3, 0.4, 3, generator=gen()),
     "mixup-soft": lambda dev: A.mixup(images().to(dev), cpu(6, 3).softmax(1).to(dev), 0.4, generator=gen()),
     "mixup-alpha0": lambda dev: A.mixup(images().to(dev), labels(6, 3).to(dev), 0.0, 3),
+    # signals (N, L): every transformation, drawn from a CPU generator and moved to the signals' device
+    "SignalAugmentation": lambda dev: SA.SignalAugmentation(shift=3, scale=0.2, noise=0.1, corr_noise=0.2, shear=0.5,
+                                                            generator=gen())(cpu(5, 40).to(dev), labels(5, 3).to(dev)),
+    "signal_augment-translate-smooth": lambda dev: [SA.translate(cpu(5, 40).to(dev), torch.tensor([1, -2, 0, 3, 41])),
+                                                    SA.smooth(cpu(5, 7).to(dev), width=2.0)],
     "Augmentation": lambda dev: A.Augmentation([partial(A.random_crop, padding=1), partial(A.cutout, size=2)],
                                                mixup_alpha=0.3, num_classes=3, generator=gen())(
         images().to(dev), labels(6, 3).to(dev)),
@@ -540,6 +588,22 @@ def regularizer_run(dev):
         "transform": regularizer_race.on_images(A.Augmentation([partial(A.cutout, size=2)], mixup_alpha=0.2,
                                                                generator=regularizer_race.run_generator()))})
     return regularizer_race.run_method(method, testbed.testbed_data(device=dev), epochs=1)  # the data's device
+
+
+def convnet_regularizer_run(dev):
+    signals = data.Digits(*(data.Split(cpu(n, 40, seed=s).float().to(dev), labels(n, 10, seed=s + 1).to(dev))
+                            for s, n in ((0, 30), (2, 10), (4, 20))))
+    method = regularizer_race.Method(dict(norm=cnn.BatchNorm1d, dropout=lambda: cnn.Dropout(0.5)), lambda model: {
+        "transform": SA.SignalAugmentation(shift=2, noise=0.1, generator=regularizer_race.run_generator())})
+    return regularizer_race.run_method(method, signals, epochs=1, testbed=regularizer_race.CONVNET)  # the data's device
+
+
+def pooling_race_run(dev):
+    small = data.Digits(*(data.Split(cpu(n, 40, seed=s).float().to(dev), labels(n, 10, seed=s + 1).to(dev))
+                          for s, n in ((0, 30), (2, 10), (4, 20))))
+    run = pooling_race.run_pool(pooling_race.POOLS["stochastic"], small, epochs=1, channels=2)  # the data's device
+    pooling_race.sampled_accuracies(run.model, small.test, (1, 2))  # CPU numbers by design; the passes must not mix
+    return [*run.model.parameters(), pooling_race.pass_probabilities(run.model, small.test.X, passes=2)]
 
 
 def race(dev):
@@ -684,6 +748,8 @@ CORE = {
     "steps_to_accuracy": to_target,
     "testbed": bed_run,
     "regularizer_race-run_method": regularizer_run,
+    "regularizer_race-run_method-CONVNET": convnet_regularizer_run,
+    "pooling_race-run_pool-pass_probabilities": pooling_race_run,
     "optimizer_race-train_each": race,
     "logit_growth-train_with_smoothing": smoothing,
     "bias_variance-decompose": bias_variance_run,

@@ -204,3 +204,39 @@ def test_plot_seed_results():
     with pytest.raises(ValueError, match="baseline"):
         plot_seed_results(runs, baseline="z")
     plt.close("all")
+
+
+def test_convnet_testbed_matches_a_direct_run():
+    """testbed=CONVNET builds convnet_testbed.cnn and trains it with train_convnet: the same numbers as by hand
+    (tolerance 0), on a small MNIST-1D training set."""
+    from companion.core.data import Digits, Split, load_mnist1d
+    from companion.experiments import convnet_testbed
+    from companion.experiments.regularizer_race import CONVNET
+
+    full = load_mnist1d()
+    small = Digits(Split(full.train.X[:200], full.train.y[:200]), full.val, full.test)
+    method = Method(model_kwargs=dict(dropout=lambda: Dropout(0.5)))
+    result = run_method(method, small, seed=1, epochs=2, testbed=CONVNET)
+    model = convnet_testbed.cnn(seed=1, dropout=lambda: Dropout(0.5))
+    h = convnet_testbed.train_convnet(model, small, epochs=2, seed=1)
+    assert result.epochs == h.epochs == 2
+    assert abs(result.val_acc - h.val_acc[-1]) <= EXACT and abs(result.train_loss - h.train_loss[-1]) <= EXACT
+    assert abs(result.test_acc - evaluate(model, small.test)[1]) <= EXACT
+
+
+def test_a_testbed_supplies_the_model_the_training_and_the_default_epochs(data):
+    """run_method, compare and compare_seeds call the given testbed's model and train, for its epochs by default."""
+    from companion.experiments.regularizer_race import DIGITS, Testbed, compare_seeds
+
+    calls = []
+
+    def train(model, data, epochs, seed, validate, **fit_kwargs):
+        calls.append((epochs, seed))
+        return testbed.train_testbed(model, data, epochs=epochs, seed=seed, validate=validate, **fit_kwargs)
+
+    two_epochs = Testbed(DIGITS.model, train, epochs=2)
+    run_method(Method(), data, seed=4, testbed=two_epochs)
+    compare({"a": Method()}, data, seed=5, epochs=1, testbed=two_epochs)
+    compare_seeds({"a": Method()}, data, seeds=(6,), testbed=two_epochs)
+    assert calls == [(2, 4), (1, 5), (2, 6)]
+    assert DIGITS.epochs == testbed.EPOCHS

@@ -21,5 +21,8 @@
   the rest; the scalar Newton–Schulz map), :mod:`~companion.experiments.convex_race` (full-batch and
   mini-batch L-BFGS on softmax regression, counting evaluations), :mod:`~companion.experiments.iterate_averaging`
   (Polyak–Ruppert averaging on a noisy quadratic, SWA and EMA on the testbed),
-  :mod:`~companion.experiments.lazy_embeddings` (lazy against dense Adam on an embedding model).
+  :mod:`~companion.experiments.lazy_embeddings` (lazy against dense Adam on an embedding model);
+- Convolutional networks: :mod:`~companion.experiments.convnet_testbed` (logistic regression, MLP and ConvNet on
+  MNIST-1D under one budget), :mod:`~companion.experiments.pooling_race` (max, average and stochastic pooling
+  over seeds; sampled passes against the test-time weighting).
 """

@@ -1,10 +1,13 @@
-"""Run several regularization methods on the overfitting testbed under one budget and tabulate them.
+"""Run several regularization methods on a testbed under one budget and tabulate them.
 
-A :class:`Method` says how to build the testbed model (``model_kwargs`` for
-:func:`companion.experiments.testbed.testbed_model`: ``dropout=``, ``linear=``...) and how to train it
-(``fit_kwargs(model)`` returns fresh keyword arguments for :func:`companion.experiments.testbed.train_testbed`:
-``penalty=``, ``transform=``, ``callbacks=``, ``optimizer=``...). :func:`compare` runs each one from the
-same seed (same initial weights and batch order) and measures the final model in eval mode.
+Used by 4.6 (the regularization summary, on the digits testbed) and 9.3 (regularizing a ConvNet, on MNIST-1D).
+A :class:`Testbed` is a model factory, a training function and a default number of epochs: :data:`DIGITS` (the
+overfitting MLP of :mod:`companion.experiments.testbed`, the default) or :data:`CONVNET` (the MNIST-1D ConvNet of
+:mod:`companion.experiments.convnet_testbed`). A :class:`Method` says how to build the testbed's model
+(``model_kwargs``: ``dropout=``, ``linear=``, ``norm=``...) and how to train it (``fit_kwargs(model)`` returns fresh
+keyword arguments for the testbed's training function: ``penalty=``, ``transform=``, ``callbacks=``,
+``optimizer=``...). :func:`compare` runs each one from the same seed (same initial weights and batch order) and
+measures the final model in eval mode.
 :func:`compare_seeds` repeats that for several seeds, and :func:`companion.core.stats.mean_interval` / :func:`paired_interval`
 summarize a metric over the seeds as a mean with a 95 % Student-t interval.
 
@@ -17,16 +20,31 @@ never print it.
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping, NamedTuple, Sequence
 
 import torch
 from torch import nn
 
 from companion.core.data import Digits
-from companion.experiments.testbed import EPOCHS, testbed_model, train_testbed
+from companion.experiments import convnet_testbed, testbed as digits_testbed
 from companion.core.train import evaluate
 from companion.core import stats
 from companion.core.stats import Interval, mean_interval
+
+
+class Testbed(NamedTuple):
+    """What a race runs on: ``model(seed, device, **model_kwargs)`` builds the model from a seed,
+    ``train(model, data, epochs=, seed=, validate=, **fit_kwargs)`` trains it, for ``epochs`` epochs by default."""
+
+    model: Callable[..., nn.Module]
+    train: Callable[..., object]
+    epochs: int
+
+
+DIGITS = Testbed(digits_testbed.testbed_model, digits_testbed.train_testbed, digits_testbed.EPOCHS)
+"""The overfitting testbed of the regularization part: 200 digits, the over-wide MLP, SGD with momentum, 60 epochs."""
+CONVNET = Testbed(convnet_testbed.cnn, convnet_testbed.train_convnet, convnet_testbed.EPOCHS)
+"""The MNIST-1D ConvNet of the ConvNet part: :func:`~companion.experiments.convnet_testbed.cnn`, Adam, 30 epochs."""
 
 
 def _no_fit_kwargs(model: nn.Module) -> dict:
@@ -84,21 +102,24 @@ def on_images(transform: Callable, shape: tuple[int, ...] = (1, 8, 8)) -> Callab
     return flat_transform
 
 
-def run_method(method: Method, data: Digits, seed: int = 0, device=None, epochs: int = EPOCHS) -> Result:
-    """Build the testbed model from ``seed``, train it with ``method`` for at most ``epochs`` epochs
-    (batch order from ``seed`` too) and evaluate the model it ends with on every split. The model is
-    built on ``device``, by default the data's.
+def run_method(
+    method: Method, data: Digits, seed: int = 0, device=None, epochs: int | None = None, testbed: Testbed = DIGITS
+) -> Result:
+    """Build the ``testbed``'s model from ``seed``, train it with ``method`` for at most ``epochs`` epochs (by
+    default the testbed's; batch order from ``seed`` too) and evaluate the model it ends with on every split. The
+    model is built on ``device``, by default the data's.
 
     The final model is measured, not the last History entry: with early stopping that restores the
     best weights, the two differ. The validation split is evaluated during training only when the method
     has callbacks (which may read it); the numbers do not depend on it, the run time does.
     """
     start = time.perf_counter()
-    model = testbed_model(seed=seed, device=device or data.train.X.device, **method.model_kwargs)
+    model = testbed.model(seed=seed, device=device or data.train.X.device, **method.model_kwargs)
     fit_kwargs = method.fit_kwargs(model)
     # the validation split is evaluated every epoch only for callbacks (early stopping) that read it
     validate = bool(fit_kwargs.get("callbacks"))
-    history = train_testbed(model, data, epochs=epochs, seed=seed, validate=validate, **fit_kwargs)
+    epochs = testbed.epochs if epochs is None else epochs
+    history = testbed.train(model, data, epochs=epochs, seed=seed, validate=validate, **fit_kwargs)
     train_loss, train_acc = evaluate(model, data.train)
     val_loss, val_acc = evaluate(model, data.val)
     _, test_acc = evaluate(model, data.test)
@@ -106,10 +127,11 @@ def run_method(method: Method, data: Digits, seed: int = 0, device=None, epochs:
 
 
 def compare(
-    methods: Mapping[str, Method], data: Digits, seed: int = 0, device=None, epochs: int = EPOCHS
+    methods: Mapping[str, Method], data: Digits, seed: int = 0, device=None, epochs: int | None = None,
+    testbed: Testbed = DIGITS,
 ) -> dict[str, Result]:
     """:func:`run_method` for every method, in order, from the same ``seed``."""
-    return {name: run_method(m, data, seed=seed, device=device, epochs=epochs) for name, m in methods.items()}
+    return {name: run_method(m, data, seed, device, epochs, testbed) for name, m in methods.items()}
 
 
 def format_table(results: Mapping[str, Result], baseline: str | None = None) -> str:
@@ -158,12 +180,13 @@ def plot_results(results: Mapping[str, Result], baseline: str | None = None, axe
 
 
 def compare_seeds(
-    methods: Mapping[str, Method], data: Digits, seeds: Sequence[int], device=None, epochs: int = EPOCHS
+    methods: Mapping[str, Method], data: Digits, seeds: Sequence[int], device=None, epochs: int | None = None,
+    testbed: Testbed = DIGITS,
 ) -> dict[str, list[Result]]:
     """:func:`compare` for every seed: ``{name: [Result for each seed, in the order of seeds]}``."""
     runs = {name: [] for name in methods}
     for seed in seeds:
-        for name, result in compare(methods, data, seed=seed, device=device, epochs=epochs).items():
+        for name, result in compare(methods, data, seed, device, epochs, testbed).items():
             runs[name].append(result)
     return runs
 
