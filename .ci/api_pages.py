@@ -38,7 +38,8 @@ The optimizers are importable from `companion.optim`, the schedulers from `compa
 arguments, defaults, parameter and buffer names, and errors.""",
            ["companion.nn", "companion.nn.loss", "companion.nn.utils"],
            {"activations": "foundations/activations", "normalization": "foundations/normalization",
-            "dropout": "regularization/dropout"}),
+            "dropout": "regularization/dropout", "conv": "convnets/convnets", "windows": "convnets/convnets",
+            "pooling": "convnets/convnets", "pooling_checks": "convnets/convnets"}),
     "init": ("companion.init", "Weight initializers with the contract of `torch.nn.init`.", ["companion.init"],
              {"init": "foundations/initialization"}),
     "regularization": ("companion.regularization", """Regularizers that are not torch layers, and the hook of
@@ -50,10 +51,12 @@ arguments, defaults, parameter and buffer names, and errors.""",
 | proximal steps | `companion.regularization.proximal` | `fit(..., optimizer=ProximalL1(opt, lam))`: after every step |
 | data augmentation, mixup | `companion.regularization.augment` | `fit(..., transform=Augmentation(...))`: applied to each batch |
 | DropConnect | `companion.regularization.dropconnect` | a layer of the model (`DropConnectLinear`) |
-| early stopping | `companion.regularization.early_stopping` | `fit(..., callbacks=[EarlyStopping(...)])`: ends the run |""", ["companion.regularization"],
+| early stopping | `companion.regularization.early_stopping` | `fit(..., callbacks=[EarlyStopping(...)])`: ends the run |
+| stochastic pooling | `companion.regularization.stochastic_pooling` | a layer of the model (`StochasticPool1d`, in place of max pooling) |""", ["companion.regularization"],
                        {"augment": "regularization/augmentation", "penalties": "regularization/norm_penalties",
                         "proximal": "regularization/norm_penalties", "dropconnect": "regularization/dropconnect",
-                        "early_stopping": "regularization/early_stopping"}),
+                        "early_stopping": "regularization/early_stopping",
+                        "stochastic_pooling": "convnets/stochastic_pooling"}),
     "core": ("companion.core", """The course core that most chapters import: device and seeding, data sets, 2-D test
 functions, models, the training loop, plots and diagnostics. `companion.get_device()` and
 `companion.seed_everything(seed)` are also importable from the top level, `companion`.""",
