@@ -2,7 +2,7 @@ r"""Max, average and stochastic pooling raced on the MNIST-1D ConvNet (chapter 9
 
 Each run builds :func:`companion.experiments.convnet_testbed.cnn` with one pooling layer after every ReLU
 (stride-1 'same' convolutions, lengths 40 → 20 → 10 → 5), trains it with the testbed's budget (Adam, learning rate
-10⁻², batches of 100, batch order from the seed) and measures the final model in eval mode. :func:`train_convnet_fast`
+10⁻², batches of 100, batch order from the seed) and measures the final model in eval mode. :func:`~companion.experiments.convnet_testbed.train_convnet_fast`
 is :func:`~companion.experiments.convnet_testbed.train_convnet` without the evaluation of the whole training set
 after every epoch (which costs about a third of an epoch here): the same optimizer, batches and draws, so the same
 weights. :func:`race` runs every pooling from the same seed (same initial weights, same batch order) for each seed,
@@ -17,7 +17,7 @@ ensemble of pooling choices; with many, a Monte Carlo estimate of the ensemble's
     \bar p(y \mid x) = \frac{1}{M} \sum_{m=1}^{M} \operatorname{softmax}\big(f(x; I^{(m)})\big)_y ,
 
 where :math:`I^{(m)}` are the indices drawn in every pooling window on pass m; the probability-weighted
-evaluation of :class:`companion.regularization.StochasticPool1d` replaces this average by one deterministic pass.
+evaluation of :class:`~companion.regularization.stochastic_pooling.StochasticPool1d` replaces this average by one deterministic pass.
 """
 
 import time
@@ -62,7 +62,7 @@ class PoolRun:
 def run_pool(pool: Callable[[], nn.Module], data: Digits, seed: int = 0, epochs: int = EPOCHS,
              device=None, channels: int = 25) -> PoolRun:
     """Build the pooled ConvNet from ``seed`` (on ``device``, by default the data's), train it with
-    :func:`train_convnet_fast` and evaluate it on the training and test splits."""
+    :func:`~companion.experiments.convnet_testbed.train_convnet_fast` and evaluate it on the training and test splits."""
     start = time.perf_counter()
     model = cnn(seed, device or data.train.X.device, channels=channels, pool=pool)
     train_convnet_fast(model, data, epochs, seed)

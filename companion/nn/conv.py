@@ -35,8 +35,8 @@ def ntuple(value, n: int) -> tuple:
 
 def conv(x: Tensor, weight: Tensor, bias: Tensor | None, stride: tuple[int, ...],
          padding: tuple[tuple[int, int], ...], dilation: tuple[int, ...], groups: int) -> Tensor:
-    """The convolution of ``x`` (N, C_in, *L) with ``weight`` (C_out, C_in / groups, *k), zero padding given as
-    one (left, right) pair per spatial dimension; returns (N, C_out, *L_out)."""
+    """The convolution of ``x`` ``(N, C_in, *L)`` with ``weight`` ``(C_out, C_in / groups, *k)``, zero padding given
+    as one (left, right) pair per spatial dimension; returns ``(N, C_out, *L_out)``."""
     n_spatial = weight.dim() - 2
     c_out, c_group, *k = weight.shape
     windows = sliding_windows(x, tuple(k), stride, padding, dilation)  # (N, C_in, *L_out, *k)
