@@ -57,7 +57,8 @@ class TestAdam(OptimizerContract):
     round_trip = CASES[::3] + CASES[-4:]
     missing_grad = [dict(lr=0.1), dict(lr=0.1, amsgrad=True, weight_decay=0.1)]
     invalid = INVALID
-    switches = ["foreach", "capturable", "differentiable", "fused"]
+    switches = ["capturable", "differentiable"]
+    foreach = CASES
     scheduled = [dict(lr=0.01, amsgrad=True)]
     tensor_lr = [dict(lr=torch.tensor(0.01)), dict(lr=0.01, betas=(torch.tensor(0.8), torch.tensor([0.99])))]
     cuda = [dict(lr=0.01, amsgrad=True, weight_decay=0.01), dict(lr=0.01, weight_decay=0.01, decoupled_weight_decay=True)]

@@ -6,7 +6,7 @@ from companion.optim.sgd import SGD, sgd_step
 from companion.optim.adagrad import Adagrad, adagrad_step
 from companion.optim.adadelta import Adadelta, adadelta_step
 from companion.optim.rmsprop import RMSprop, rmsprop_step
-from companion.optim.adam import Adam, adam_step, decay_weights
+from companion.optim.adam import Adam, adam_foreach, adam_step, decay_weights
 from companion.optim.adamw import AdamW, adamw_step
 from companion.optim.nadam import NAdam, nadam_step, momentum_schedule
 from companion.optim.radam import RAdam, radam_step, rectifier, sma_length

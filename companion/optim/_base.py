@@ -5,6 +5,13 @@ hyper-parameters with torch's messages and stores them as torch does, and its :m
 hands one parameter tensor to the readable per-tensor function (``sgd_step``, ``adam_step``, ...) that
 holds the math. The loop around it (the closure, the groups, skipping parameters without a gradient,
 refusing sparse gradients) is written once, here.
+
+Two faster paths compute the same update. With ``foreach=True`` a group's tensors are bucketed by
+device and dtype and :meth:`~PerTensorOptimizer.update_foreach` updates each bucket with
+``torch._foreach_*`` arithmetic, one operation over a list of tensors instead of one per tensor (the
+``*_foreach`` functions). With ``fused=True`` :meth:`~PerTensorOptimizer.update_fused` runs one kernel of
+the course's own (:mod:`companion.optim.fused`, written in Triton) that reads and writes each number once.
+``foreach=None``, the default, means the readable per-tensor path (torch would choose foreach on a GPU).
 """
 
 import torch
@@ -29,6 +36,14 @@ class PerTensorOptimizer(torch.optim.Optimizer):
         """One step for one parameter tensor, in place: call the per-tensor function with the group's hyper-parameters."""
         raise NotImplementedError
 
+    def update_foreach(self, params: list[Tensor], grads: list[Tensor], states: list[dict], group: dict) -> None:
+        """One step for a list of parameters that share a device and a dtype (``foreach=True``)."""
+        raise NotImplementedError
+
+    def update_fused(self, params: list[Tensor], grads: list[Tensor], states: list[dict], group: dict) -> None:
+        """One step for all of a group's parameters with a fused kernel (``fused=True``)."""
+        raise NotImplementedError
+
     def state_of(self, param: Tensor, group: dict) -> dict:
         """The state dictionary :meth:`update` works on (torch's ``self.state[param]``)."""
         return self.state[param]
@@ -41,13 +56,29 @@ class PerTensorOptimizer(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue  # no gradient: the parameter and its state are left alone
-                if p.grad.is_sparse and not self.sparse_gradients:
-                    raise RuntimeError(self.sparse_message.format(name=type(self).__name__))
-                self.update(p, p.grad, self.state_of(p, group), group)
+            # parameters without a gradient, and their state, are left alone
+            params = [p for p in group["params"] if p.grad is not None]
+            sparse = any(p.grad.is_sparse for p in params)
+            if sparse and not self.sparse_gradients:
+                raise RuntimeError(self.sparse_message.format(name=type(self).__name__))
+            if group.get("fused") and params:
+                self.update_fused(params, [p.grad for p in params], [self.state_of(p, group) for p in params], group)
+            elif group.get("foreach") and not sparse:  # like torch, a sparse gradient takes the per-tensor path
+                for bucket in by_device_and_dtype(params):
+                    self.update_foreach(bucket, [p.grad for p in bucket], [self.state_of(p, group) for p in bucket], group)
+            else:
+                for p in params:
+                    self.update(p, p.grad, self.state_of(p, group), group)
         return loss
+
+
+def by_device_and_dtype(params: list[Tensor]) -> list[list[Tensor]]:
+    """The parameters split into lists that share a device and a dtype, in their order (a ``_foreach_*``
+    operation takes tensors of one device and dtype)."""
+    buckets: dict[tuple, list[Tensor]] = {}
+    for p in params:
+        buckets.setdefault((p.device, p.dtype), []).append(p)
+    return list(buckets.values())
 
 
 def step_counter() -> Tensor:
@@ -82,16 +113,25 @@ def check_lr(lr) -> None:
     check(lr >= 0.0, f"Invalid learning rate: {lr}")
 
 
+def check_fast_paths(*, foreach: bool | None, fused: bool | None, differentiable: bool = False) -> None:
+    """torch's checks on the two fast paths: ``fused`` excludes ``foreach`` and ``differentiable``."""
+    if fused:
+        if differentiable:
+            raise RuntimeError("`fused` does not support `differentiable`")
+        if foreach:
+            raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+
+
 def refuse_implementation_switches(**switches) -> None:
     """Raise if a pure implementation switch of torch.optim is turned on.
 
     ``foreach``, ``fused``, ``capturable`` and ``differentiable`` change how torch computes an update,
-    not which update it computes. The course keeps only the readable single-tensor path, so these
-    are accepted (to keep torch's signature and state_dict keys) but must stay off.
+    not which update it computes. Where an optimizer of the course has no such path, the switch is
+    accepted (to keep torch's signature and state_dict keys) but must stay off.
     """
     for name, value in switches.items():
-        check(not value, f"{name}={value!r} is not supported: companion.optim implements only the readable "
-                         f"single-tensor update; leave {name} at its default")
+        check(not value, f"{name}={value!r} is not supported: this optimizer of companion.optim has no {name} "
+                         f"path; leave {name} at its default")
 
 
 def scalar(value) -> float:

@@ -4,7 +4,7 @@ import torch
 from torch import Tensor
 
 from companion.core.checks import check
-from companion.optim._base import PerTensorOptimizer, check_betas, check_hyperparameters, check_lr, init_state, refuse_implementation_switches, scalar
+from companion.optim._base import PerTensorOptimizer, check_betas, check_fast_paths, check_hyperparameters, check_lr, init_state, refuse_implementation_switches, scalar
 
 def check_adam_hyperparameters(lr, betas, eps, weight_decay) -> tuple:
     """torch's checks (and messages) for Adam's and AdamW's arguments; returns the betas as torch stores them."""
@@ -93,13 +93,71 @@ def adam_step(param: Tensor, grad: Tensor, state: dict, *, lr: float | Tensor, b
     param.addcdiv_(m, denom, value=-step_size)
 
 
+def refuse_tensor_hyperparameters(**values) -> None:
+    """torch's foreach path takes γ, β₁ and β₂ only as numbers (a tensor needs ``capturable=True``)."""
+    for name, value in values.items():
+        if isinstance(value, Tensor):
+            error = RuntimeError if name == "lr" else ValueError  # torch's types
+            raise error(f"{name} as a Tensor is not supported for capturable=False and foreach=True")
+
+
+def adam_foreach(params: list[Tensor], grads: list[Tensor], states: list[dict], *, lr: float, beta1: float,
+                 beta2: float, eps: float, weight_decay: float, amsgrad: bool, maximize: bool,
+                 decoupled_weight_decay: bool = False) -> None:
+    r"""The update of :func:`adam_step` for a list of tensors of one device and dtype, in place: each line
+    is one ``torch._foreach_*`` operation over the whole list (torch's ``foreach=True`` path).
+
+    The same equations, in the order torch's multi-tensor path computes them; m's average is written
+    as a linear interpolation, :math:`m_t = m_{t-1} + (1 - eta_1)(g_t - m_{t-1})`.
+    """
+    refuse_tensor_hyperparameters(lr=lr, beta1=beta1, beta2=beta2)
+    for param, state in zip(params, states):
+        if not state:
+            # t = 0, m_0 = v_0 = 0 (and v^max_0 = 0)
+            init_state(state, param, "exp_avg", "exp_avg_sq", *(["max_exp_avg_sq"] if amsgrad else []))
+    m = [state["exp_avg"] for state in states]
+    v = [state["exp_avg_sq"] for state in states]
+    steps = [state["step"] for state in states]
+    # g_t = ∇f(θ), or −∇f(θ) to maximize f
+    g = torch._foreach_neg(grads) if maximize else grads
+    # t ← t + 1
+    torch._foreach_add_(steps, 1)
+    if weight_decay != 0:
+        if decoupled_weight_decay:
+            # θ ← (1 − γλ) θ
+            torch._foreach_mul_(params, 1 - lr * weight_decay)
+        else:
+            # g_t ← g_t + λ θ_{t−1}
+            g = torch._foreach_add(g, params, alpha=weight_decay)
+    # m_t = β₁ m_{t−1} + (1 − β₁) g_t
+    torch._foreach_lerp_(m, g, 1 - beta1)
+    # v_t = β₂ v_{t−1} + (1 − β₂) g_t²
+    torch._foreach_mul_(v, beta2)
+    torch._foreach_addcmul_(v, g, g, 1 - beta2)
+    if amsgrad:
+        # v^max_t = max(v^max_{t−1}, v_t), used in place of v_t
+        v = [state["max_exp_avg_sq"] for state in states]
+        torch._foreach_maximum_(v, [state["exp_avg_sq"] for state in states])
+    # −γ / (1 − β₁ᵗ) and √(1 − β₂ᵗ), one number per tensor (each tensor has its own step count)
+    t = [step.item() for step in steps]
+    step_sizes = [-lr / (1 - beta1**k) for k in t]
+    bias2_sqrt = [(1 - beta2**k) ** 0.5 for k in t]
+    # √v̂_t + ε = √v_t / √(1 − β₂ᵗ) + ε
+    denom = torch._foreach_sqrt(v)
+    torch._foreach_div_(denom, bias2_sqrt)
+    torch._foreach_add_(denom, eps)
+    # θ_t = θ_{t−1} − γ m̂_t / (√v̂_t + ε)
+    torch._foreach_addcdiv_(params, m, denom, step_sizes)
+
+
 class Adam(PerTensorOptimizer):
     """Adam, like ``torch.optim.Adam``: the same arguments, defaults, ValueErrors, parameter-group keys
     and state keys, so state_dicts move between the two.
 
-    ``decoupled_weight_decay=True`` turns the L2 penalty into AdamW's decoupled decay. ``foreach``,
-    ``capturable``, ``differentiable`` and ``fused`` are pure implementation switches and must stay
-    off. The update itself is :func:`adam_step`.
+    ``decoupled_weight_decay=True`` turns the L2 penalty into AdamW's decoupled decay. The update
+    itself is :func:`adam_step`; ``foreach=True`` computes it with :func:`adam_foreach` and ``fused=True``
+    with one Triton kernel (:func:`companion.optim.fused.adam_fused`). ``capturable`` and
+    ``differentiable`` must stay off.
     """
 
     sparse_message = "Adam does not support sparse gradients, please consider SparseAdam instead"
@@ -110,9 +168,8 @@ class Adam(PerTensorOptimizer):
                  maximize: bool = False, capturable: bool = False, differentiable: bool = False,
                  fused: bool | None = None, decoupled_weight_decay: bool = False) -> None:
         betas = check_adam_hyperparameters(lr, betas, eps, weight_decay)
-        refuse_implementation_switches(
-            foreach=foreach, capturable=capturable, differentiable=differentiable, fused=fused
-        )
+        refuse_implementation_switches(capturable=capturable, differentiable=differentiable)
+        check_fast_paths(foreach=foreach, fused=fused, differentiable=differentiable)
         defaults = dict(
             lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
             maximize=maximize, foreach=foreach, capturable=capturable,
@@ -127,5 +184,13 @@ class Adam(PerTensorOptimizer):
             lr=group["lr"],  # a float or, like torch allows, a 1-element tensor
             beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=scalar(group["weight_decay"]),
             amsgrad=group["amsgrad"], maximize=group["maximize"],
+            decoupled_weight_decay=group.get("decoupled_weight_decay", False),
+        )
+
+    def update_foreach(self, params, grads, states, group):
+        beta1, beta2 = group["betas"]
+        adam_foreach(
+            params, grads, states, lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
+            weight_decay=scalar(group["weight_decay"]), amsgrad=group["amsgrad"], maximize=group["maximize"],
             decoupled_weight_decay=group.get("decoupled_weight_decay", False),
         )

@@ -26,6 +26,12 @@ from companion.testing.tolerances import eps
 REPLAY_ULPS = 2**12  # ≈ 9e-13 relative
 CLOSED_LOOP_ULPS = 2**19  # ≈ 1.2e-10 relative
 CUDA_ULPS = 2**10  # float32 on a GPU, whose kernels reorder sums: ≈ 1.2e-4 relative
+# A fast path against torch's same path, in units of the dtype's ε: float64 as REPLAY_ULPS; in float32
+# and bfloat16 each step rounds every stored number (θ, m, v) to the dtype, and the two kernels order
+# their operations differently, so the runs drift apart by a few ε a step (≈ 6e-5 relative in float32,
+# ≈ 0.5 in bfloat16, whose ε is 2⁻⁷, after FAST_PATH_STEPS steps)
+FAST_PATH_ULPS = {torch.float64: REPLAY_ULPS, torch.float32: 2**9, torch.bfloat16: 2**6}
+FAST_PATH_STEPS = 30
 
 
 def _bound(ulps: float, dtype=torch.float64) -> float:
@@ -100,6 +106,45 @@ def check_state_dict_round_trip(ours, theirs, options, steps=10, ulps=REPLAY_ULP
     for k in torch_sd["state"]:
         assert set(ours_sd["state"][k]) == set(torch_sd["state"][k]), (
             f"state keys {sorted(ours_sd['state'][k])} differ from torch's {sorted(torch_sd['state'][k])}")
+
+
+def check_fast_path(ours, theirs, options, path: str, dtype=torch.float64, steps=FAST_PATH_STEPS,
+                    device=None) -> None:
+    """``path`` ("foreach" or "fused") switched on for both ours and torch's: the same replayed gradients
+    (one parameter missing its gradient every third step, so the tensors' step counts differ), in
+    ``dtype``; parameters and state within ``FAST_PATH_ULPS[dtype]`` of torch's, each against its scale."""
+    options = {**options, path: True}
+    d_param, d_state = replay_gradients(ours, theirs, options, steps=steps, missing_every=3, relative=True,
+                                        dtype=dtype, device=device)
+    bound = _bound(FAST_PATH_ULPS[dtype], dtype)
+    assert d_param <= bound and d_state <= bound, (
+        f"{path}=True, {dtype}: relative difference {d_param:.3g} in the parameters, {d_state:.3g} in the "
+        f"state (bound {bound:.3g})")
+
+
+def check_fast_path_round_trip(ours, theirs, options, path: str, steps=5) -> None:
+    """State dicts move between the paths: state saved by ours with ``path`` on resumes in ours and torch's
+    without it and with it, and state saved by torch's per-tensor path resumes in ours with ``path``; every
+    resumed run equals the uninterrupted one (float64, ``REPLAY_ULPS``)."""
+    fast = {**options, path: True}
+    model_a, X, y = _problem()
+    for saver, saver_options in ((ours, fast), (theirs, options)):
+        model_a, X, y = _problem()
+        opt_a = saver(model_a.parameters(), **saver_options)
+        _train(model_a, opt_a, X, y, steps)
+        saved_model, saved_opt = copy.deepcopy(model_a.state_dict()), copy.deepcopy(opt_a.state_dict())
+        _train(model_a, opt_a, X, y, steps)
+        resumers = [(ours, options), (theirs, options), (theirs, fast)] if saver is ours else [(ours, fast)]
+        for cls, resume_options in resumers:
+            model_b, _, _ = _problem()
+            model_b.load_state_dict(saved_model)
+            opt_b = cls(model_b.parameters(), **resume_options)
+            opt_b.load_state_dict(copy.deepcopy(saved_opt))
+            _train(model_b, opt_b, X, y, steps)
+            diff = max_abs_diff(model_a.parameters(), model_b.parameters(), relative=True)
+            assert diff <= _bound(REPLAY_ULPS), (
+                f"saved by {saver.__module__}.{saver.__name__}({saver_options}), resumed in "
+                f"{cls.__module__}.{cls.__name__}({resume_options}): relative difference {diff:.3g}")
 
 
 def check_missing_grad_is_noop(ours, options) -> None:

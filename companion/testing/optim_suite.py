@@ -8,9 +8,10 @@ import torch
 from companion.testing.installed_torch import skip_unless_supported
 from companion.testing.optim_contract import (
     check_closed_loop, check_closure, check_cuda, check_invalid, check_loss_falls, check_lr_scheduler,
-    check_missing_grad_is_noop, check_refuses_switches, check_replay, check_signature, check_sparse_gradients,
-    check_state_dict_round_trip, check_state_like_torch, REPLAY_ULPS,
+    check_fast_path, check_fast_path_round_trip, check_missing_grad_is_noop, check_refuses_switches, check_replay,
+    check_signature, check_sparse_gradients, check_state_dict_round_trip, check_state_like_torch, REPLAY_ULPS,
 )
+from companion.optim.fused import fused_unavailable_reason
 
 
 def _case_id(options) -> str:
@@ -32,7 +33,9 @@ class OptimizerContract:
     options), ``switches`` (implementation switches to refuse), ``scheduled`` (options run under an
     lr scheduler), ``tensor_lr`` (options holding 1-element tensors), ``closure`` (options for the
     closure check), ``state`` (options whose state is compared after a few steps), ``sparse`` (options
-    run on sparse gradients) and ``cuda`` (options for the GPU check). An empty table skips its test.
+    run on sparse gradients), ``cuda`` (options for the GPU check), ``foreach`` and ``fused`` (options
+    compared with that path on against torch's same path, and moved between the paths by state_dict).
+    An empty table skips its test.
     """
 
     ours = theirs = None
@@ -49,6 +52,8 @@ class OptimizerContract:
     state: list = [{}]
     sparse: list = [{}]
     cuda: list = []
+    foreach: list = []
+    fused: list = []
 
     # which table parametrizes which test's argument
     TABLES = {
@@ -57,6 +62,8 @@ class OptimizerContract:
         "test_invalid": "invalid", "test_lr_scheduler": "scheduled", "test_tensor_lr": "tensor_lr",
         "test_closure_returns_loss": "closure", "test_state_like_torch": "state",
         "test_sparse_gradients_like_torch": "sparse", "test_cuda": "cuda",
+        "test_foreach": "foreach", "test_foreach_state_dict": "foreach",
+        "test_fused": "fused", "test_fused_state_dict": "fused",
     }
 
     def pytest_generate_tests(self, metafunc):
@@ -119,3 +126,27 @@ class OptimizerContract:
 
             pytest.skip("needs a CUDA device")
         check_cuda(self.ours, self.theirs, options)
+
+    @staticmethod
+    def _skip_without_fused():
+        reason = fused_unavailable_reason()
+        if reason:
+            import pytest
+
+            pytest.skip(reason)
+
+    def test_foreach(self, options):
+        for dtype in (torch.float64, torch.float32):
+            check_fast_path(self.ours, self.theirs, options, "foreach", dtype)
+
+    def test_foreach_state_dict(self, options):
+        check_fast_path_round_trip(self.ours, self.theirs, options, "foreach")
+
+    def test_fused(self, options):
+        self._skip_without_fused()
+        for dtype in (torch.float64, torch.float32, torch.bfloat16):
+            check_fast_path(self.ours, self.theirs, options, "fused", dtype)
+
+    def test_fused_state_dict(self, options):
+        self._skip_without_fused()
+        check_fast_path_round_trip(self.ours, self.theirs, options, "fused")
