@@ -4,6 +4,7 @@ import torch
 from torch import Tensor
 
 from companion.core.checks import check
+from companion.optim import fused
 from companion.optim._base import PerTensorOptimizer, check_betas, check_fast_paths, check_hyperparameters, check_lr, init_state, refuse_implementation_switches, scalar
 
 def check_adam_hyperparameters(lr, betas, eps, weight_decay) -> tuple:
@@ -190,6 +191,14 @@ class Adam(PerTensorOptimizer):
     def update_foreach(self, params, grads, states, group):
         beta1, beta2 = group["betas"]
         adam_foreach(
+            params, grads, states, lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
+            weight_decay=scalar(group["weight_decay"]), amsgrad=group["amsgrad"], maximize=group["maximize"],
+            decoupled_weight_decay=group.get("decoupled_weight_decay", False),
+        )
+
+    def update_fused(self, params, grads, states, group):
+        beta1, beta2 = group["betas"]
+        fused.adam_fused(
             params, grads, states, lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
             weight_decay=scalar(group["weight_decay"]), amsgrad=group["amsgrad"], maximize=group["maximize"],
             decoupled_weight_decay=group.get("decoupled_weight_decay", False),
