@@ -12,7 +12,7 @@ import functools
 import torch
 
 from companion.experiments.regularizer_race import Method, compare_seeds, on_images, run_generator, seed_table
-from companion.experiments.testbed import LABEL_NOISE, testbed_data
+from companion.experiments import testbed
 from companion.nn import Dropout
 from companion.regularization import DropConnectLinear, augment, l2_penalty
 from companion.regularization.augment import Augmentation
@@ -44,7 +44,7 @@ def _numbers(runs):
 
 
 def test_the_summary_race_is_a_function_of_the_seeds():
-    data = testbed_data(label_noise=LABEL_NOISE)
+    data = testbed.testbed_data(label_noise=testbed.LABEL_NOISE)
     first = compare_seeds(METHODS, data, seeds=SEEDS, epochs=EPOCHS)
     torch.manual_seed(12345)  # disturb the global generator in between: the runs must not depend on it
     second = compare_seeds(METHODS, data, seeds=SEEDS, epochs=EPOCHS)
@@ -55,6 +55,6 @@ def test_the_summary_race_is_a_function_of_the_seeds():
 
 
 def test_augmentation_draws_from_the_run_seed():
-    data = testbed_data(label_noise=LABEL_NOISE)
+    data = testbed.testbed_data(label_noise=testbed.LABEL_NOISE)
     runs = compare_seeds({"augmentation": METHODS["augmentation"]}, data, seeds=(2, 2, 3), epochs=1)["augmentation"]
     assert runs[0].val_loss == runs[1].val_loss != runs[2].val_loss

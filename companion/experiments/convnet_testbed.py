@@ -83,8 +83,12 @@ def cnn(
     if dropout is not None:
         layers.append(dropout())
     features = nn.Sequential(*layers)
+    # the read-out's width from one pass in evaluation mode: no dropout or stochastic pooling draws from the
+    # global generator (the read-out's initial weights stay those of the same model without them) and no
+    # normalization layer's running statistics move
     with torch.no_grad():
-        n_features = features(torch.zeros(2, LENGTH)).shape[1]
+        n_features = features.eval()(torch.zeros(2, LENGTH)).shape[1]
+    features.train()
     features.append(nn.Linear(n_features, 10))
     return features.to(device or "cpu")
 
