@@ -33,7 +33,8 @@ class TestAdadelta(OptimizerContract):
     missing_grad = [dict(), dict(lr=0.5, rho=0.5, weight_decay=0.1)]
     invalid = [dict(lr=-0.1), dict(rho=-0.1), dict(rho=1.5), dict(eps=-1e-6), dict(weight_decay=-1.0),
         dict(lr=torch.tensor([0.1, 0.2]))]
-    switches = ["foreach", "capturable", "differentiable"]
+    switches = ["capturable", "differentiable"]
     scheduled = [dict(rho=0.9)]
     tensor_lr = [dict(lr=torch.tensor(0.5), rho=0.9)]
     cuda = [dict(lr=0.5, rho=0.9, weight_decay=0.01)]
+    foreach = CASES + tensor_lr

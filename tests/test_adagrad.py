@@ -112,9 +112,10 @@ class TestAdagrad(OptimizerContract):
     round_trip = CASES[::3] + CASES[-2:]
     invalid = [dict(lr=-0.1), dict(lr_decay=-0.1), dict(weight_decay=-1.0), dict(initial_accumulator_value=-0.5),
         dict(eps=-1e-10), dict(lr=torch.tensor([0.1, 0.2]))]
-    switches = ["foreach", "differentiable", "fused"]
+    switches = ["differentiable", "fused"]
     scheduled = [dict(lr=0.1, lr_decay=0.01)]
     tensor_lr = [dict(lr=torch.tensor(0.05)), dict(lr=torch.tensor(0.05), lr_decay=0.1)]
     cuda = [dict(lr=0.1, lr_decay=0.01, weight_decay=0.01, initial_accumulator_value=0.1)]
     sparse = [dict(lr=0.1), dict(lr=0.1, lr_decay=0.05, maximize=True, initial_accumulator_value=0.1),
               dict(weight_decay=0.1)]  # torch refuses weight decay with sparse gradients
+    foreach = CASES + [dict(lr=torch.tensor(0.05), lr_decay=0.1, maximize=True)]

@@ -66,8 +66,9 @@ class TestRAdam(OptimizerContract):
     missing_grad = [dict(lr=0.1), dict(lr=0.1, weight_decay=0.1)]
     invalid = [dict(lr=-0.1), dict(eps=-1e-8), dict(betas=(1.0, 0.999)), dict(betas=(-0.1, 0.999)),
         dict(betas=(0.9, 1.0)), dict(weight_decay=-1.0), dict(lr=torch.tensor([0.1, 0.2]))]
-    switches = ["foreach", "capturable", "differentiable"]
+    switches = ["capturable", "differentiable"]
     scheduled = [dict(lr=0.01, weight_decay=0.01)]
     tensor_lr = [dict(lr=torch.tensor(0.01), weight_decay=0.1, decoupled_weight_decay=True), dict(lr=torch.tensor([0.01]))]
     cuda = [dict(lr=0.01, weight_decay=0.01, decoupled_weight_decay=True)]
     state = [dict(lr=0.1), dict(lr=0.1, decoupled_weight_decay=True, weight_decay=0.1)]
+    foreach = CASES + tensor_lr

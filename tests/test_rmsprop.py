@@ -33,8 +33,9 @@ class TestRMSprop(OptimizerContract):
     missing_grad = [dict(), dict(momentum=0.9, centered=True, weight_decay=0.1)]
     invalid = [dict(lr=-0.1), dict(eps=-1e-8), dict(momentum=-0.5), dict(weight_decay=-1.0), dict(alpha=-0.1),
         dict(lr=torch.tensor([0.1, 0.2]))]
-    switches = ["capturable", "foreach", "differentiable"]
+    switches = ["capturable", "differentiable"]
     scheduled = [dict(lr=0.01, momentum=0.9, centered=True)]
     tensor_lr = [dict(lr=torch.tensor(0.01), momentum=0.9)]
     cuda = [dict(lr=0.01, momentum=0.9, centered=True, weight_decay=0.01)]
     state = [dict(), dict(momentum=0.9), dict(centered=True), dict(momentum=0.9, centered=True)]
+    foreach = CASES + [dict(lr=torch.tensor(0.01), momentum=0.9)]

@@ -43,8 +43,12 @@ class TestSGD(OptimizerContract):
     missing_grad = [dict(lr=0.1), dict(lr=0.1, momentum=0.9, weight_decay=0.1)]
     invalid = [dict(lr=-0.1), dict(momentum=-0.5), dict(weight_decay=-1.0), dict(nesterov=True),
         dict(momentum=0.9, dampening=0.1, nesterov=True), dict(lr=torch.tensor([0.1, 0.2]))]
-    switches = ["foreach", "differentiable", "fused"]
+    switches = ["differentiable"]
     scheduled = [dict(lr=0.1, momentum=0.9)]
     tensor_lr = [dict(lr=torch.tensor(0.05), momentum=0.9)]
     cuda = [dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01)]
     sparse = [dict(lr=0.1), dict(lr=0.1, momentum=0.9), dict(lr=0.1, weight_decay=0.1)]
+    foreach = CASES + [dict(lr=torch.tensor(0.05), momentum=0.9, weight_decay=torch.tensor(0.01))]
+    fused = [dict(lr=0.05), dict(lr=0.05, momentum=0.9), dict(lr=0.05, momentum=0.9, nesterov=True),
+             dict(lr=0.05, momentum=0.9, dampening=0.3), dict(lr=0.05, momentum=0.9, weight_decay=0.05),
+             dict(lr=0.05, momentum=0.9, maximize=True)]

@@ -2,9 +2,10 @@
 Keras's Nadam, ``schedule_decay=0.004``, which torch.optim.NAdam took over as ``momentum_decay``), written from
 scratch with the contract of ``torch.optim.NAdam``."""
 
+import torch
 from torch import Tensor
 
-from companion.optim._base import PerTensorOptimizer, check_betas, check_hyperparameters, check_lr, init_state, refuse_implementation_switches, step_counter
+from companion.optim._base import PerTensorOptimizer, check_betas, check_hyperparameters, check_lr, init_state, refuse_implementation_switches, scalar, step_counter
 from companion.optim.adam import apply_weight_decay
 
 
@@ -15,6 +16,14 @@ def momentum_schedule(t, beta1: float, momentum_decay: float):
     0.6 β₁ after 1000 steps. ``t`` may be a number or a tensor of steps.
     """
     return beta1 * (1.0 - 0.5 * 0.96 ** (t * momentum_decay))
+
+
+def init_nadam_state(state: dict, param: Tensor) -> None:
+    """NAdam's state as torch creates it at a tensor's first gradient (left alone if it exists)."""
+    if not state:
+        # t = 0, Π_0 = 1, m_0 = v_0 = 0
+        init_state(state, param, "exp_avg", "exp_avg_sq")
+        state["mu_product"] = step_counter().add_(1)
 
 
 def nadam_step(param: Tensor, grad: Tensor, state: dict, *, lr: float | Tensor, beta1: float, beta2: float,
@@ -39,10 +48,7 @@ def nadam_step(param: Tensor, grad: Tensor, state: dict, *, lr: float | Tensor, 
     ``exp_avg_sq`` (v); they are created on the first call. ``scheduled_average=True`` averages m_t with
     the scheduled μ_t instead of β₁, as Dozat's paper does (:func:`companion.optim.adam_variants.dozat_nadam_step`).
     """
-    if not state:
-        # t = 0, Π_0 = 1, m_0 = v_0 = 0
-        init_state(state, param, "exp_avg", "exp_avg_sq")
-        state["mu_product"] = step_counter().add_(1)
+    init_nadam_state(state, param)
     m, v = state["exp_avg"], state["exp_avg_sq"]
     # t ← t + 1
     state["step"] += 1
@@ -69,12 +75,68 @@ def nadam_step(param: Tensor, grad: Tensor, state: dict, *, lr: float | Tensor, 
     param.addcdiv_(m, denom, value=-lr * mu_next / (1 - prod * mu_next))
 
 
+def nadam_foreach(params: list[Tensor], grads: list[Tensor], states: list[dict], *, lr: float | Tensor, beta1: float,
+                  beta2: float, eps: float, weight_decay: float, momentum_decay: float,
+                  decoupled_weight_decay: bool, maximize: bool) -> None:
+    r"""The update of :func:`nadam_step` for a list of tensors of one device and dtype, in place: each line
+    is one ``torch._foreach_*`` operation over the whole list (torch's ``foreach=True`` path).
+
+    The same equations as :func:`nadam_step`, in the order torch's multi-tensor path computes them; m's
+    average is written as a linear interpolation, :math:`m_t = m_{t-1} + (1 - \beta_1)(g_t - m_{t-1})`, and
+    the bias correction divides √v_t, :math:`\sqrt{\hat v_t} = \sqrt{v_t} / \sqrt{1 - \beta_2^t}`.
+    """
+    for param, state in zip(params, states):
+        init_nadam_state(state, param)
+    # a 1-element tensor lr is used as torch uses it, a 0-dim tensor (the decoupled decay's factor rounds in its dtype)
+    lr = lr.squeeze() if isinstance(lr, Tensor) else lr
+    m = [state["exp_avg"] for state in states]
+    v = [state["exp_avg_sq"] for state in states]
+    steps = [state["step"] for state in states]
+    products = [state["mu_product"] for state in states]
+    # g_t = ∇f(θ), or −∇f(θ) to maximize f
+    g = torch._foreach_neg(grads) if maximize else grads
+    # t ← t + 1
+    torch._foreach_add_(steps, 1)
+    if weight_decay != 0:
+        if decoupled_weight_decay:
+            # θ ← (1 − γλ) θ   (NAdamW: the decay never enters m or v)
+            torch._foreach_mul_(params, 1 - lr * weight_decay)
+        else:
+            # g_t ← g_t + λ θ_{t−1}
+            g = torch._foreach_add(g, params, alpha=weight_decay)
+    # m_t = β₁ m_{t−1} + (1 − β₁) g_t
+    torch._foreach_lerp_(m, g, 1 - beta1)
+    # v_t = β₂ v_{t−1} + (1 − β₂) g_t²
+    torch._foreach_mul_(v, beta2)
+    torch._foreach_addcmul_(v, g, g, 1 - beta2)
+    # √v_t
+    denom = torch._foreach_sqrt(v)
+    # √(1 − β₂ᵗ), μ_t and μ_{t+1}, one number per tensor (each tensor has its own step count)
+    t = [step.item() for step in steps]
+    bias2_sqrt = [(1 - beta2**k) ** 0.5 for k in t]
+    mus = [momentum_schedule(k, beta1, momentum_decay) for k in t]
+    mu_nexts = [momentum_schedule(k + 1, beta1, momentum_decay) for k in t]
+    # Π_t = Π_{t−1} μ_t
+    torch._foreach_mul_(products, mus)
+    # √v̂_t + ε = √v_t / √(1 − β₂ᵗ) + ε
+    torch._foreach_div_(denom, bias2_sqrt)
+    torch._foreach_add_(denom, eps)
+    # −γ (1 − μ_t) / (1 − Π_t) and −γ μ_{t+1} / (1 − Π_t μ_{t+1}), one number per tensor
+    gamma, prods = scalar(lr), [prod.item() for prod in products]
+    grad_sizes = [-(gamma * (1 - mu) / (1 - prod)) for mu, prod in zip(mus, prods)]
+    momentum_sizes = [-(gamma * mu_next / (1 - prod * mu_next)) for mu_next, prod in zip(mu_nexts, prods)]
+    # θ ← θ − γ (1 − μ_t) / (1 − Π_t) · g_t / (√v̂_t + ε)   (the current gradient's share)
+    torch._foreach_addcdiv_(params, g, denom, grad_sizes)
+    # θ ← θ − γ μ_{t+1} / (1 − Π_t μ_{t+1}) · m_t / (√v̂_t + ε)   (the look-ahead momentum)
+    torch._foreach_addcdiv_(params, m, denom, momentum_sizes)
+
+
 class NAdam(PerTensorOptimizer):
     """NAdam, like ``torch.optim.NAdam``: the same arguments, defaults, ValueErrors, parameter-group keys
     and state keys, so state_dicts move between the two.
 
-    ``decoupled_weight_decay=True`` gives NAdamW. ``foreach``, ``capturable`` and ``differentiable``
-    must stay off. The update itself is :func:`nadam_step`.
+    ``decoupled_weight_decay=True`` gives NAdamW. The update itself is :func:`nadam_step`; ``foreach=True``
+    computes it with :func:`nadam_foreach`. ``capturable`` and ``differentiable`` must stay off.
     """
 
     def __init__(self, params, lr: float | Tensor = 2e-3, betas: tuple[float, float] = (0.9, 0.999),
@@ -85,7 +147,7 @@ class NAdam(PerTensorOptimizer):
         check_hyperparameters(eps=eps)
         check_betas(betas)
         check_hyperparameters(weight_decay=weight_decay, momentum_decay=momentum_decay)
-        refuse_implementation_switches(foreach=foreach, capturable=capturable, differentiable=differentiable)
+        refuse_implementation_switches(capturable=capturable, differentiable=differentiable)
         defaults = dict(
             lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay,
             decoupled_weight_decay=decoupled_weight_decay, maximize=maximize, foreach=foreach,
@@ -98,6 +160,16 @@ class NAdam(PerTensorOptimizer):
         nadam_step(
             param, grad, state,
             lr=group["lr"],  # a float or, like torch allows, a 1-element tensor
+            beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
+            momentum_decay=group["momentum_decay"], decoupled_weight_decay=group["decoupled_weight_decay"],
+            maximize=group["maximize"],
+        )
+
+    def update_foreach(self, params, grads, states, group):
+        beta1, beta2 = group["betas"]
+        nadam_foreach(
+            params, grads, states,
+            lr=group["lr"],  # a float or a 1-element tensor, which the decoupled decay uses as torch does
             beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
             momentum_decay=group["momentum_decay"], decoupled_weight_decay=group["decoupled_weight_decay"],
             maximize=group["maximize"],

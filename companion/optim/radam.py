@@ -1,6 +1,7 @@
 """RAdam (Liu et al., 2020): Adam whose adaptive step is switched on, and rectified, only once the variance of
 its second-moment estimate is tractable, written from scratch with the contract of ``torch.optim.RAdam``."""
 
+import torch
 from torch import Tensor
 
 from companion.optim._base import PerTensorOptimizer, check_betas, check_hyperparameters, check_lr, init_state, refuse_implementation_switches
@@ -82,12 +83,75 @@ def radam_step(param: Tensor, grad: Tensor, state: dict, *, lr: float | Tensor, 
         param.sub_(m_hat * lr)
 
 
+def radam_foreach(params: list[Tensor], grads: list[Tensor], states: list[dict], *, lr: float | Tensor, beta1: float,
+                  beta2: float, eps: float, weight_decay: float, decoupled_weight_decay: bool, maximize: bool) -> None:
+    r"""The update of :func:`radam_step` for a list of tensors of one device and dtype, in place: each line
+    is one ``torch._foreach_*`` operation over the whole list (torch's ``foreach=True`` path).
+
+    The same equations as :func:`radam_step`, in the order torch's multi-tensor path computes them: both
+    branches as one multiplier of m_t per tensor, the unrectified step size s_t (γ/(1 − β₁ᵗ) before ρ_t > 5,
+    then 0) plus the rectified one,
+
+    .. math::
+        \theta_t = \theta_{t-1} + m_t \odot \Bigl(\bigl((\sqrt{v_t} + \epsilon) / a_t\bigr)^{-1} - s_t\Bigr),
+        \qquad a_t = -\frac{\gamma\, r_t \sqrt{1 - \beta_2^t}}{1 - \beta_1^t}
+        \quad (r_t = 0 \text{ before } \rho_t > 5).
+    """
+    for param, state in zip(params, states):
+        if not state:
+            # t = 0, m_0 = v_0 = 0
+            init_state(state, param, "exp_avg", "exp_avg_sq")
+    # a 1-element tensor lr is used as torch uses it, a 0-dim tensor (its factors then round in its dtype)
+    lr = lr.squeeze() if isinstance(lr, Tensor) else lr
+    m = [state["exp_avg"] for state in states]
+    v = [state["exp_avg_sq"] for state in states]
+    steps = [state["step"] for state in states]
+    # t ← t + 1
+    torch._foreach_add_(steps, 1)
+    # g_t = ∇f(θ), or −∇f(θ) to maximize f
+    g = torch._foreach_neg(grads) if maximize else grads
+    if weight_decay != 0:
+        if decoupled_weight_decay:
+            # θ ← (1 − γλ) θ   (decoupled: the decay never enters m or v)
+            torch._foreach_mul_(params, 1 - lr * weight_decay)
+        else:
+            # g_t ← g_t + λ θ_{t−1}
+            g = torch._foreach_add(g, params, alpha=weight_decay)
+    # m_t = β₁ m_{t−1} + (1 − β₁) g_t
+    torch._foreach_lerp_(m, g, 1 - beta1)
+    # v_t = β₂ v_{t−1} + (1 − β₂) g_t²
+    torch._foreach_mul_(v, beta2)
+    torch._foreach_addcmul_(v, g, g, 1 - beta2)
+    # r_t (0 while ρ_t ≤ 5), −s_t and a_t, one number per tensor (each tensor has its own step count)
+    t = [step.item() for step in steps]
+    r = [rectification(k, beta2) for k in t]
+    bias1 = [1 - beta1**k for k in t]
+    minus_plain = [(lr * (0 if r_k > 0 else 1.0) / b1) * -1 for r_k, b1 in zip(r, bias1)]
+    adaptive = [((1 - beta2**k) ** 0.5) * (lr * r_k / b1) * -1 for k, r_k, b1 in zip(t, r, bias1)]
+    # √v_t + ε
+    multiplier = torch._foreach_sqrt(v)
+    torch._foreach_add_(multiplier, eps)
+    # a_t / (√v_t + ε)   (−0 before ρ_t > 5)
+    torch._foreach_div_(multiplier, adaptive)
+    torch._foreach_reciprocal_(multiplier)
+    # a_t / (√v_t + ε) − s_t
+    torch._foreach_add_(multiplier, minus_plain)
+    # θ_t = θ_{t−1} + m_t (a_t / (√v_t + ε) − s_t)
+    torch._foreach_addcmul_(params, m, multiplier)
+
+
+def rectification(t, beta2: float) -> float:
+    """r_t where the adaptive step applies (ρ_t > 5), else 0."""
+    rho_inf, rho_t = sma_length(t, beta2)
+    return rectifier(rho_t, rho_inf) if rho_t > 5 else 0
+
+
 class RAdam(PerTensorOptimizer):
     """RAdam, like ``torch.optim.RAdam``: the same arguments, defaults, ValueErrors, parameter-group keys
     and state keys, so state_dicts move between the two.
 
-    ``decoupled_weight_decay=True`` decays the weights as AdamW does. ``foreach``, ``capturable`` and
-    ``differentiable`` must stay off. The update itself is :func:`radam_step`.
+    ``decoupled_weight_decay=True`` decays the weights as AdamW does. The update itself is :func:`radam_step`;
+    ``foreach=True`` computes it with :func:`radam_foreach`. ``capturable`` and ``differentiable`` must stay off.
     """
 
     def __init__(self, params, lr: float | Tensor = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
@@ -98,7 +162,7 @@ class RAdam(PerTensorOptimizer):
         check_hyperparameters(eps=eps)
         check_betas(betas)
         check_hyperparameters(weight_decay=weight_decay)
-        refuse_implementation_switches(foreach=foreach, capturable=capturable, differentiable=differentiable)
+        refuse_implementation_switches(capturable=capturable, differentiable=differentiable)
         defaults = dict(
             lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize, foreach=foreach,
             capturable=capturable, decoupled_weight_decay=decoupled_weight_decay, differentiable=differentiable,
@@ -109,6 +173,15 @@ class RAdam(PerTensorOptimizer):
         beta1, beta2 = group["betas"]
         radam_step(
             param, grad, state,
+            lr=group["lr"],  # a float or, like torch allows, a 1-element tensor
+            beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
+            decoupled_weight_decay=group["decoupled_weight_decay"], maximize=group["maximize"],
+        )
+
+    def update_foreach(self, params, grads, states, group):
+        beta1, beta2 = group["betas"]
+        radam_foreach(
+            params, grads, states,
             lr=group["lr"],  # a float or, like torch allows, a 1-element tensor
             beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
             decoupled_weight_decay=group["decoupled_weight_decay"], maximize=group["maximize"],

@@ -140,7 +140,7 @@ class OptimizerContract:
             check_fast_path(self.ours, self.theirs, options, "foreach", dtype)
 
     def test_foreach_state_dict(self, options):
-        check_fast_path_round_trip(self.ours, self.theirs, options, "foreach")
+        check_fast_path_round_trip(self.ours, self.theirs, options, "foreach", ulps=self.round_trip_ulps)
 
     def test_fused(self, options):
         self._skip_without_fused()
@@ -149,4 +149,4 @@ class OptimizerContract:
 
     def test_fused_state_dict(self, options):
         self._skip_without_fused()
-        check_fast_path_round_trip(self.ours, self.theirs, options, "fused")
+        check_fast_path_round_trip(self.ours, self.theirs, options, "fused", ulps=self.round_trip_ulps)
