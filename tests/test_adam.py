@@ -61,5 +61,6 @@ class TestAdam(OptimizerContract):
     foreach = CASES
     scheduled = [dict(lr=0.01, amsgrad=True)]
     tensor_lr = [dict(lr=torch.tensor(0.01)), dict(lr=0.01, betas=(torch.tensor(0.8), torch.tensor([0.99])))]
-    cuda = [dict(lr=0.01, amsgrad=True, weight_decay=0.01), dict(lr=0.01, weight_decay=0.01, decoupled_weight_decay=True)]
+    cuda = [dict(lr=0.01, amsgrad=True, weight_decay=0.01), dict(lr=0.01, weight_decay=0.01, decoupled_weight_decay=True),
+            dict(lr=0.01, amsgrad=True, weight_decay=0.01, foreach=True), dict(lr=0.01, amsgrad=True, weight_decay=0.01, fused=True)]
     state = [dict(lr=0.1), dict(lr=0.1, amsgrad=True)]

@@ -70,4 +70,5 @@ class TestAdamW(OptimizerContract):
     foreach = CASES
     scheduled = [dict(lr=0.01, weight_decay=0.1)]
     tensor_lr = [dict(lr=torch.tensor(0.01), weight_decay=0.1), dict(lr=0.01, betas=(torch.tensor(0.8), torch.tensor([0.99])))]
-    cuda = [dict(lr=0.01, amsgrad=True, weight_decay=0.1)]
+    cuda = [dict(lr=0.01, amsgrad=True, weight_decay=0.1), dict(lr=0.01, weight_decay=0.1, foreach=True),
+            dict(lr=0.01, weight_decay=0.1, fused=True)]

@@ -109,12 +109,12 @@ def check_state_dict_round_trip(ours, theirs, options, steps=10, ulps=REPLAY_ULP
 
 
 def check_fast_path(ours, theirs, options, path: str, dtype=torch.float64, steps=FAST_PATH_STEPS,
-                    device=None) -> None:
+                    device=None, missing_every: int = 3) -> None:
     """``path`` ("foreach" or "fused") switched on for both ours and torch's: the same replayed gradients
-    (one parameter missing its gradient every third step, so the tensors' step counts differ), in
+    (one parameter missing its gradient every ``missing_every``-th step, so the tensors' step counts differ), in
     ``dtype``; parameters and state within ``FAST_PATH_ULPS[dtype]`` of torch's, each against its scale."""
     options = {**options, path: True}
-    d_param, d_state = replay_gradients(ours, theirs, options, steps=steps, missing_every=3, relative=True,
+    d_param, d_state = replay_gradients(ours, theirs, options, steps=steps, missing_every=missing_every, relative=True,
                                         dtype=dtype, device=device)
     bound = _bound(FAST_PATH_ULPS[dtype], dtype)
     assert d_param <= bound and d_state <= bound, (
