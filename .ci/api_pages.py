@@ -25,7 +25,9 @@ PAGES = {
 same names, arguments, defaults, state keys and errors, so `companion.optim.Adam` (documented below as
 `companion.optim.adam.Adam`, where it is defined) takes the same arguments as `torch.optim.Adam` and
 their state_dicts move both ways. Each optimizer validates and stores its hyper-parameters; its update
-rule is one per-tensor function (`sgd_step`, `adam_step`, ...) whose docstring holds the equations.
+rule is one per-tensor function (`sgd_step`, `adam_step`, ...) whose docstring holds the equations;
+`foreach=True` computes it over lists of tensors (`sgd_foreach`, `adam_foreach`, ...) and `fused=True`
+with one Triton kernel (`companion.optim.fused`).
 The optimizers are importable from `companion.optim`, the schedulers from `companion.optim.lr_scheduler`.""",
               ["companion.optim", "companion.optim.lr_scheduler"],
               {"sgd": "optimization/momentum", "adagrad": "optimization/adagrad", "adadelta": "optimization/adadelta",
@@ -33,7 +35,7 @@ The optimizers are importable from `companion.optim`, the schedulers from `compa
                "nadam": "optimization/nadam", "adam_variants": "optimization/adam", "radam": "after_adam/radam",
                "adafactor": "after_adam/adafactor", "muon": "after_adam/muon", "lbfgs": "after_adam/lbfgs",
                "asgd": "after_adam/averaging", "swa_utils": "after_adam/averaging",
-               "sparse_adam": "after_adam/sparse_adam"}),
+               "sparse_adam": "after_adam/sparse_adam", "fused": "optimization/step_cost"}),
     "nn": ("companion.nn", """From-scratch layers, losses and utilities with the contract of `torch.nn`: the same names,
 arguments, defaults, parameter and buffer names, and errors.""",
            ["companion.nn", "companion.nn.loss", "companion.nn.utils"],

@@ -11,6 +11,8 @@ from functools import partial
 
 import pytest
 import torch
+
+from companion.optim.fused import fused_unavailable_reason
 from torch import nn
 from torch.nn import functional as F
 
@@ -259,6 +261,23 @@ def sparse_optimizer_case(cls, steps=3, **options):
 
 
 OPTIMIZERS["SparseAdam"] = sparse_optimizer_case(optim.SparseAdam, lr=0.1, maximize=True)
+# the foreach paths (sgd_foreach, adagrad_foreach, adadelta_foreach, rmsprop_foreach, adam_foreach, nadam_foreach,
+# radam_foreach) and, on a GPU with Triton, the fused kernels (sgd_fused, adam_fused: the CPU's stand-in device
+# holds no memory for a kernel to read; tests/test_fused.py runs them on CPU tensors)
+OPTIMIZERS.update({
+    "SGD-foreach": optimizer_case(optim.SGD, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01, foreach=True),
+    "Adagrad-foreach": optimizer_case(optim.Adagrad, lr=0.1, lr_decay=0.01, weight_decay=0.01, foreach=True),
+    "Adadelta-foreach": optimizer_case(optim.Adadelta, weight_decay=0.01, foreach=True),
+    "RMSprop-foreach": optimizer_case(optim.RMSprop, momentum=0.9, centered=True, weight_decay=0.01, foreach=True),
+    "Adam-foreach": optimizer_case(optim.Adam, amsgrad=True, weight_decay=0.01, foreach=True),
+    "NAdam-foreach": optimizer_case(optim.NAdam, weight_decay=0.01, foreach=True),
+    "RAdam-foreach": optimizer_case(optim.RAdam, steps=7, lr=0.01, foreach=True),
+})
+if fused_unavailable_reason() is None and torch.cuda.is_available():
+    OPTIMIZERS.update({
+        "SGD-fused": optimizer_case(optim.SGD, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01, fused=True),
+        "AdamW-fused": optimizer_case(optim.AdamW, amsgrad=True, fused=True),
+    })
 
 
 def averaged_case(update_bn=False, **options):
