@@ -102,6 +102,34 @@ def refuse_tensor_hyperparameters(**values) -> None:
             raise error(f"{name} as a Tensor is not supported for capturable=False and foreach=True")
 
 
+def foreach_moments(params: list[Tensor], grads: list[Tensor], m: list[Tensor], v: list[Tensor], *, lr: float | Tensor,
+                    beta1: float, beta2: float, weight_decay: float, maximize: bool,
+                    decoupled_weight_decay: bool) -> list[Tensor]:
+    r"""The first half of every Adam-family update over a list of tensors, in place: the gradient (negated to
+    maximize, with weight decay as an L2 term or, decoupled, as a step of its own), then both moments;
+    returns the gradients g_t the moments saw.
+
+    .. math::
+        g_t = \pm\nabla f(\theta_{t-1}) + \lambda\theta_{t-1} \ \text{or}\ \theta_{t-1} \leftarrow (1 - \gamma\lambda)\theta_{t-1};
+        \quad m_t = m_{t-1} + (1 - \beta_1)(g_t - m_{t-1}); \quad v_t = \beta_2 v_{t-1} + (1 - \beta_2)\, g_t^2
+    """
+    # g_t = ∇f(θ), or −∇f(θ) to maximize f
+    g = torch._foreach_neg(grads) if maximize else grads
+    if weight_decay != 0:
+        if decoupled_weight_decay:
+            # θ ← (1 − γλ) θ   (decoupled: the decay never enters m or v)
+            torch._foreach_mul_(params, 1 - lr * weight_decay)
+        else:
+            # g_t ← g_t + λ θ_{t−1}
+            g = torch._foreach_add(g, params, alpha=weight_decay)
+    # m_t = β₁ m_{t−1} + (1 − β₁) g_t
+    torch._foreach_lerp_(m, g, 1 - beta1)
+    # v_t = β₂ v_{t−1} + (1 − β₂) g_t²
+    torch._foreach_mul_(v, beta2)
+    torch._foreach_addcmul_(v, g, g, 1 - beta2)
+    return g
+
+
 def adam_foreach(params: list[Tensor], grads: list[Tensor], states: list[dict], *, lr: float, beta1: float,
                  beta2: float, eps: float, weight_decay: float, amsgrad: bool, maximize: bool,
                  decoupled_weight_decay: bool = False) -> None:
@@ -119,22 +147,11 @@ def adam_foreach(params: list[Tensor], grads: list[Tensor], states: list[dict], 
     m = [state["exp_avg"] for state in states]
     v = [state["exp_avg_sq"] for state in states]
     steps = [state["step"] for state in states]
-    # g_t = ∇f(θ), or −∇f(θ) to maximize f
-    g = torch._foreach_neg(grads) if maximize else grads
     # t ← t + 1
     torch._foreach_add_(steps, 1)
-    if weight_decay != 0:
-        if decoupled_weight_decay:
-            # θ ← (1 − γλ) θ
-            torch._foreach_mul_(params, 1 - lr * weight_decay)
-        else:
-            # g_t ← g_t + λ θ_{t−1}
-            g = torch._foreach_add(g, params, alpha=weight_decay)
-    # m_t = β₁ m_{t−1} + (1 − β₁) g_t
-    torch._foreach_lerp_(m, g, 1 - beta1)
-    # v_t = β₂ v_{t−1} + (1 − β₂) g_t²
-    torch._foreach_mul_(v, beta2)
-    torch._foreach_addcmul_(v, g, g, 1 - beta2)
+    # g_t (± ∇f, weight decay), m_t and v_t
+    foreach_moments(params, grads, m, v, lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay,
+                    maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
     if amsgrad:
         # v^max_t = max(v^max_{t−1}, v_t), used in place of v_t
         v = [state["max_exp_avg_sq"] for state in states]

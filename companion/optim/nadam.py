@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from companion.optim._base import PerTensorOptimizer, check_betas, check_hyperparameters, check_lr, init_state, refuse_implementation_switches, scalar, step_counter
-from companion.optim.adam import apply_weight_decay
+from companion.optim.adam import apply_weight_decay, foreach_moments
 
 
 def momentum_schedule(t, beta1: float, momentum_decay: float):
@@ -93,22 +93,11 @@ def nadam_foreach(params: list[Tensor], grads: list[Tensor], states: list[dict],
     v = [state["exp_avg_sq"] for state in states]
     steps = [state["step"] for state in states]
     products = [state["mu_product"] for state in states]
-    # g_t = ∇f(θ), or −∇f(θ) to maximize f
-    g = torch._foreach_neg(grads) if maximize else grads
     # t ← t + 1
     torch._foreach_add_(steps, 1)
-    if weight_decay != 0:
-        if decoupled_weight_decay:
-            # θ ← (1 − γλ) θ   (NAdamW: the decay never enters m or v)
-            torch._foreach_mul_(params, 1 - lr * weight_decay)
-        else:
-            # g_t ← g_t + λ θ_{t−1}
-            g = torch._foreach_add(g, params, alpha=weight_decay)
-    # m_t = β₁ m_{t−1} + (1 − β₁) g_t
-    torch._foreach_lerp_(m, g, 1 - beta1)
-    # v_t = β₂ v_{t−1} + (1 − β₂) g_t²
-    torch._foreach_mul_(v, beta2)
-    torch._foreach_addcmul_(v, g, g, 1 - beta2)
+    # g_t (± ∇f, weight decay: NAdamW's decoupled), m_t and v_t
+    g = foreach_moments(params, grads, m, v, lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay,
+                        maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
     # √v_t
     denom = torch._foreach_sqrt(v)
     # √(1 − β₂ᵗ), μ_t and μ_{t+1}, one number per tensor (each tensor has its own step count)

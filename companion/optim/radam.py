@@ -5,7 +5,7 @@ import torch
 from torch import Tensor
 
 from companion.optim._base import PerTensorOptimizer, check_betas, check_hyperparameters, check_lr, init_state, refuse_implementation_switches
-from companion.optim.adam import apply_weight_decay
+from companion.optim.adam import apply_weight_decay, foreach_moments
 
 
 def sma_length(t, beta2: float) -> tuple[float, float]:
@@ -108,20 +108,9 @@ def radam_foreach(params: list[Tensor], grads: list[Tensor], states: list[dict],
     steps = [state["step"] for state in states]
     # t ← t + 1
     torch._foreach_add_(steps, 1)
-    # g_t = ∇f(θ), or −∇f(θ) to maximize f
-    g = torch._foreach_neg(grads) if maximize else grads
-    if weight_decay != 0:
-        if decoupled_weight_decay:
-            # θ ← (1 − γλ) θ   (decoupled: the decay never enters m or v)
-            torch._foreach_mul_(params, 1 - lr * weight_decay)
-        else:
-            # g_t ← g_t + λ θ_{t−1}
-            g = torch._foreach_add(g, params, alpha=weight_decay)
-    # m_t = β₁ m_{t−1} + (1 − β₁) g_t
-    torch._foreach_lerp_(m, g, 1 - beta1)
-    # v_t = β₂ v_{t−1} + (1 − β₂) g_t²
-    torch._foreach_mul_(v, beta2)
-    torch._foreach_addcmul_(v, g, g, 1 - beta2)
+    # g_t (± ∇f, weight decay), m_t and v_t
+    foreach_moments(params, grads, m, v, lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay,
+                    maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
     # r_t (0 while ρ_t ≤ 5), −s_t and a_t, one number per tensor (each tensor has its own step count)
     t = [step.item() for step in steps]
     r = [rectification(k, beta2) for k in t]
