@@ -21,6 +21,7 @@ CPU's, so ``fused=True`` works on a CPU without ``TRITON_INTERPRET=1``. On a CPU
 test the kernel, not a way to be fast.
 """
 
+import functools
 from types import SimpleNamespace
 
 import torch
@@ -299,16 +300,24 @@ def storage_dtype(dtype: torch.dtype):
 
 
 def bucket_tables(columns: list[list[int]], numels: list[int], block: int, device) -> list[Tensor]:
-    """The kernel's int64 tables, copied to ``device`` in one piece: each of ``columns`` (an entry per tensor),
-    ``numels``, then the block map: each block's tensor (``owners``) and first element (``starts``)."""
+    """The kernel's int64 tables on ``device``: each of ``columns`` (an entry per tensor, copied in one piece
+    at every step: a gradient's address can change between steps), then ``numels`` and the block map, each
+    block's tensor (``owners``) and first element (``starts``), computed once per layout and kept."""
+    addresses = torch.tensor(columns, dtype=torch.int64).to(device, non_blocking=True)
+    return [*addresses.unbind(0), *block_map(tuple(numels), block, torch.device(device))]
+
+
+@functools.lru_cache(maxsize=64)
+def block_map(numels: tuple[int, ...], block: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+    """The tensors' sizes, and for each block of ``block`` elements its tensor and its first element, on ``device``."""
     sizes = torch.tensor(numels, dtype=torch.int64)
     # ⌈n / BLOCK⌉ blocks per tensor (none for an empty one); tensor i's blocks end before ends[i]
-    ends = torch.cumsum((sizes + block - 1) // block, 0)
+    counts = (sizes + block - 1) // block
+    ends = torch.cumsum(counts, 0)
     blocks = torch.arange(int(ends[-1]))
     owners = torch.searchsorted(ends, blocks, right=True)
-    starts = (blocks - (ends - (sizes + block - 1) // block)[owners]) * block
-    flat = torch.cat([torch.tensor(columns, dtype=torch.int64).flatten(), sizes, owners, starts]).to(device)
-    return list(flat.split([len(numels)] * (len(columns) + 1) + [len(owners)] * 2))
+    starts = (blocks - (ends - counts)[owners]) * block
+    return sizes.to(device), owners.to(device), starts.to(device)
 
 
 def scalars_on(device, lr: float | Tensor, *others: float) -> Tensor:
