@@ -59,8 +59,8 @@ def fused_unavailable_reason() -> str | None:
 class DeviceFunction(JITFunction):
     """A ``triton.jit`` function that also runs in Triton's interpreter whatever ``TRITON_INTERPRET`` says.
 
-    As a :class:`~triton.runtime.jit.JITFunction` it is compiled (``kernel[grid](...)`` on a GPU's
-    tensors, or a call from another compiled function); :attr:`interpreted` runs the same source on
+    As a ``triton.runtime.jit.JITFunction`` it is compiled (``kernel[grid](...)`` on a GPU's
+    tensors, or a call from another compiled function); ``interpreted`` runs the same source on
     the host, and a call from an interpreted kernel goes there too.
     """
 
@@ -216,7 +216,7 @@ def sgd_kernel(param_ptrs, grad_ptrs, buffer_ptrs, firsts, numels, owners, start
         d_t &= g_t + \mu\, b_t \ \text{(Nesterov)} \quad\text{or}\quad d_t = b_t \\
         \theta_t &= \theta_{t-1} - \gamma\, d_t
 
-    The table and the block map as in :func:`adam_kernel`; ``firsts`` marks the tensors whose buffer is
+    The table and the block map as in ``adam_kernel``; ``firsts`` marks the tensors whose buffer is
     new (b_1 = g_1: the buffer is written, not read); ``scalars`` holds γ, μ, τ, λ in float64.
     """
     # this program's block: tensor i, elements start … start + BLOCK − 1 of it
@@ -365,7 +365,7 @@ def adam_fused(params: list[Tensor], grads: list[Tensor], states: list[dict], *,
                beta1: float | Tensor, beta2: float | Tensor, eps: float, weight_decay: float, amsgrad: bool,
                maximize: bool, decoupled_weight_decay: bool = False) -> None:
     r"""The update of :func:`~companion.optim.adam.adam_step` for all of a group's tensors, in place: per
-    (device, dtype) bucket, t ← t + 1 on every step count, then one launch of :func:`adam_kernel`.
+    (device, dtype) bucket, t ← t + 1 on every step count, then one launch of ``adam_kernel``.
 
     ``lr`` may be a 1-element tensor (read inside the kernel); β₁, β₂ are taken as numbers, as torch does.
     """
@@ -400,7 +400,7 @@ def adam_fused(params: list[Tensor], grads: list[Tensor], states: list[dict], *,
 def sgd_fused(params: list[Tensor], grads: list[Tensor], states: list[dict], *, lr: float, momentum: float,
               dampening: float, weight_decay: float, nesterov: bool, maximize: bool) -> None:
     r"""The update of :func:`~companion.optim.sgd.sgd_step` for all of a group's tensors, in place: one launch
-    of :func:`sgd_kernel` per (device, dtype) bucket.
+    of ``sgd_kernel`` per (device, dtype) bucket.
 
     With μ ≠ 0 a tensor without a buffer gets one (``state["momentum_buffer"]``), filled by the kernel
     with g_1; unlike torch's fused path this also holds for a tensor whose first gradient comes after the
