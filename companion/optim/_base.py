@@ -7,9 +7,9 @@ holds the math. The loop around it (the closure, the groups, skipping parameters
 refusing sparse gradients) is written once, here.
 
 Two faster paths compute the same update. With ``foreach=True`` a group's tensors are bucketed by
-device and dtype and :meth:`~PerTensorOptimizer.update_foreach` updates each bucket with
+device and dtype, and :meth:`~PerTensorOptimizer.update_foreach` updates each bucket with
 ``torch._foreach_*`` arithmetic, one operation over a list of tensors instead of one per tensor (the
-``*_foreach`` functions). With ``fused=True`` :meth:`~PerTensorOptimizer.update_fused` runs one kernel of
+``*_foreach`` functions). With ``fused=True`` :meth:`~PerTensorOptimizer.update_fused` runs, per bucket, one kernel of
 the course's own (:mod:`companion.optim.fused`, written in Triton) that reads and writes each number once.
 ``foreach=None``, the default, means the readable per-tensor path (torch would choose foreach on a GPU).
 """
@@ -41,7 +41,7 @@ class PerTensorOptimizer(torch.optim.Optimizer):
         raise NotImplementedError
 
     def update_fused(self, params: list[Tensor], grads: list[Tensor], states: list[dict], group: dict) -> None:
-        """One step for all of a group's parameters with a fused kernel (``fused=True``)."""
+        """One step for a list of parameters that share a device and a dtype, with a fused kernel (``fused=True``)."""
         raise NotImplementedError
 
     def state_of(self, param: Tensor, group: dict) -> dict:
@@ -61,11 +61,12 @@ class PerTensorOptimizer(torch.optim.Optimizer):
             sparse = any(p.grad.is_sparse for p in params)
             if sparse and not self.sparse_gradients:
                 raise RuntimeError(self.sparse_message.format(name=type(self).__name__))
-            if group.get("fused") and params:
-                self.update_fused(params, [p.grad for p in params], [self.state_of(p, group) for p in params], group)
-            elif group.get("foreach") and not sparse:  # like torch, a sparse gradient takes the per-tensor path
+            # like torch, a sparse gradient takes the per-tensor path unless the group is fused
+            fast = (self.update_fused if group.get("fused")
+                    else self.update_foreach if group.get("foreach") and not sparse else None)
+            if fast is not None:
                 for bucket in by_device_and_dtype(params):
-                    self.update_foreach(bucket, [p.grad for p in bucket], [self.state_of(p, group) for p in bucket], group)
+                    fast(bucket, [p.grad for p in bucket], [self.state_of(p, group) for p in bucket], group)
             else:
                 for p in params:
                     self.update(p, p.grad, self.state_of(p, group), group)

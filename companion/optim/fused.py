@@ -8,7 +8,7 @@ parameter, Adam reads θ, g, m, v and writes θ, m, v, 7 × 4 = **28 bytes** a s
 v^max: 36); SGD with momentum reads θ, g, b and writes θ, b, **20 bytes** (plain SGD: 12). For
 bfloat16 parameters halve those numbers. An optimizer step is memory-bound, so bytes are time.
 
-One launch covers a whole bucket: the host writes a table of each tensor's data addresses (θ, g, the
+One launch covers a whole bucket (the optimizer's parameters of one device and dtype): the host writes a table of each tensor's data addresses (θ, g, the
 state buffers, the step count) and element count, and a map from each block of ``BLOCK`` elements to
 its tensor and first element; each program of the kernel reads its row of the table, turns the
 addresses back into typed pointers, and updates its block. The math is in float32 (float64 for
@@ -27,7 +27,6 @@ from types import SimpleNamespace
 import torch
 from torch import Tensor
 
-from companion.optim._base import by_device_and_dtype
 
 try:
     import triton
@@ -329,15 +328,23 @@ def scalars_on(device, lr: float | Tensor, *others: float) -> Tensor:
     return torch.cat([torch.tensor([float(lr)], dtype=torch.float64), rest]).to(device)
 
 
-def launch(kernel: DeviceFunction, device: torch.device, blocks: int, *args, **constexprs) -> None:
-    """One launch of ``kernel`` over ``blocks`` programs: compiled for a GPU's tensors, interpreted on the host
-    for a CPU's."""
+def launch(kernel: DeviceFunction, params: list[Tensor], columns: list[list[int]], scalars: Tensor,
+           **constexprs) -> None:
+    """One launch of ``kernel`` over every block of ``params`` (one device and dtype), its tables built from
+    ``columns``: compiled for a GPU's tensors, interpreted on the host for a CPU's."""
+    device, dtype = params[0].device, params[0].dtype
+    block = BLOCK[device.type]
+    tables = bucket_tables(columns, [p.numel() for p in params], block, device)
+    blocks = len(tables[-1])
+    if not blocks:
+        return  # only empty tensors
+    constexprs.update(DTYPE=storage_dtype(dtype), COMPUTE=compute_dtype(dtype), BLOCK=block)
     if device.type == "cpu":
-        kernel.interpreted[(blocks,)](*args, **constexprs)
+        kernel.interpreted[(blocks,)](*tables, scalars, **constexprs)
     else:
         with torch.cuda.device(device):
             # fp fusion off: a·b + c rounds twice, as in the interpreter and torch's CPU kernel (tl.fma is explicit)
-            kernel[(blocks,)](*args, **constexprs, num_warps=NUM_WARPS, enable_fp_fusion=False)
+            kernel[(blocks,)](*tables, scalars, **constexprs, num_warps=NUM_WARPS, enable_fp_fusion=False)
 
 
 def address(t: Tensor | None) -> int:
@@ -364,43 +371,32 @@ def init_adam_state(state: dict, param: Tensor, amsgrad: bool) -> None:
 def adam_fused(params: list[Tensor], grads: list[Tensor], states: list[dict], *, lr: float | Tensor,
                beta1: float | Tensor, beta2: float | Tensor, eps: float, weight_decay: float, amsgrad: bool,
                maximize: bool, decoupled_weight_decay: bool = False) -> None:
-    r"""The update of :func:`~companion.optim.adam.adam_step` for all of a group's tensors, in place: per
-    (device, dtype) bucket, t ← t + 1 on every step count, then one launch of ``adam_kernel``.
+    r"""The update of :func:`~companion.optim.adam.adam_step` for a list of tensors of one device and dtype, in
+    place: t ← t + 1 on every step count, then one launch of ``adam_kernel``.
 
     ``lr`` may be a 1-element tensor (read inside the kernel); β₁, β₂ are taken as numbers, as torch does.
     """
     check_fused_params(params)
     for param, state in zip(params, states):
         init_adam_state(state, param, amsgrad)
-    index = {id(p): k for k, p in enumerate(params)}
-    scalars = {}
-    for bucket in by_device_and_dtype(params):
-        ks = [index[id(p)] for p in bucket]
-        device, dtype = bucket[0].device, bucket[0].dtype
-        bucket_grads = [laid_out_like(params[k], grads[k]) for k in ks]  # kept until the launch
-        bucket_states = [states[k] for k in ks]
-        steps = [state["step"] for state in bucket_states]
-        # t ← t + 1, every tensor's count at once
-        torch._foreach_add_(steps, 1)
-        buffers = ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if amsgrad else [])
-        columns = [[address(t) for t in bucket], [address(g) for g in bucket_grads]]
-        columns += [[address(state[key]) for state in bucket_states] for key in buffers]
-        columns += [[0] * len(bucket)] * (not amsgrad)  # no v^max to point to
-        columns.append([address(step) for step in steps])
-        block = BLOCK[device.type]
-        tables = bucket_tables(columns, [p.numel() for p in bucket], block, device)
-        if device not in scalars:
-            scalars[device] = scalars_on(device, lr, float(beta1), float(beta2), eps, weight_decay)
-        if len(tables[-1]):
-            launch(adam_kernel, device, len(tables[-1]), *tables, scalars[device], DTYPE=storage_dtype(dtype),
-                   COMPUTE=compute_dtype(dtype), AMSGRAD=amsgrad, MAXIMIZE=maximize, WEIGHT_DECAY=weight_decay != 0,
-                   DECOUPLED=decoupled_weight_decay, BLOCK=block)
+    grads = [laid_out_like(p, g) for p, g in zip(params, grads)]  # kept until the launch
+    steps = [state["step"] for state in states]
+    # t ← t + 1, every tensor's count at once
+    torch._foreach_add_(steps, 1)
+    buffers = ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if amsgrad else [])
+    columns = [[address(p) for p in params], [address(g) for g in grads]]
+    columns += [[address(state[key]) for state in states] for key in buffers]
+    columns += [[0] * len(params)] * (not amsgrad)  # no v^max to point to
+    columns.append([address(step) for step in steps])
+    scalars = scalars_on(params[0].device, lr, float(beta1), float(beta2), eps, weight_decay)
+    launch(adam_kernel, params, columns, scalars,
+           AMSGRAD=amsgrad, MAXIMIZE=maximize, WEIGHT_DECAY=weight_decay != 0, DECOUPLED=decoupled_weight_decay)
 
 
 def sgd_fused(params: list[Tensor], grads: list[Tensor], states: list[dict], *, lr: float, momentum: float,
               dampening: float, weight_decay: float, nesterov: bool, maximize: bool) -> None:
-    r"""The update of :func:`~companion.optim.sgd.sgd_step` for all of a group's tensors, in place: one launch
-    of ``sgd_kernel`` per (device, dtype) bucket.
+    r"""The update of :func:`~companion.optim.sgd.sgd_step` for a list of tensors of one device and dtype, in
+    place: one launch of ``sgd_kernel``.
 
     With μ ≠ 0 a tensor without a buffer gets one (``state["momentum_buffer"]``), filled by the kernel
     with g_1; unlike torch's fused path this also holds for a tensor whose first gradient comes after the
@@ -414,19 +410,8 @@ def sgd_fused(params: list[Tensor], grads: list[Tensor], states: list[dict], *, 
             state["momentum_buffer"] = torch.empty_like(param, memory_format=torch.preserve_format)
         elif momentum != 0:
             state["momentum_buffer"] = laid_out_like(param, state["momentum_buffer"])
-    index = {id(p): k for k, p in enumerate(params)}
-    scalars = {}
-    for bucket in by_device_and_dtype(params):
-        ks = [index[id(p)] for p in bucket]
-        device, dtype = bucket[0].device, bucket[0].dtype
-        bucket_grads = [laid_out_like(params[k], grads[k]) for k in ks]  # kept until the launch
-        columns = [[address(p) for p in bucket], [address(g) for g in bucket_grads],
-                   [address(states[k].get("momentum_buffer")) for k in ks], [int(firsts[k]) for k in ks]]
-        block = BLOCK[device.type]
-        tables = bucket_tables(columns, [p.numel() for p in bucket], block, device)
-        if device not in scalars:
-            scalars[device] = scalars_on(device, lr, momentum, dampening, weight_decay)
-        if len(tables[-1]):
-            launch(sgd_kernel, device, len(tables[-1]), *tables, scalars[device], DTYPE=storage_dtype(dtype),
-                   COMPUTE=compute_dtype(dtype), MOMENTUM=momentum != 0, NESTEROV=nesterov, MAXIMIZE=maximize,
-                   WEIGHT_DECAY=weight_decay != 0, BLOCK=block)
+    grads = [laid_out_like(p, g) for p, g in zip(params, grads)]  # kept until the launch
+    columns = [[address(p) for p in params], [address(g) for g in grads],
+               [address(state.get("momentum_buffer")) for state in states], [int(first) for first in firsts]]
+    launch(sgd_kernel, params, columns, scalars_on(params[0].device, lr, momentum, dampening, weight_decay),
+           MOMENTUM=momentum != 0, NESTEROV=nesterov, MAXIMIZE=maximize, WEIGHT_DECAY=weight_decay != 0)
