@@ -137,7 +137,7 @@ def adam_foreach(params: list[Tensor], grads: list[Tensor], states: list[dict], 
     is one ``torch._foreach_*`` operation over the whole list (torch's ``foreach=True`` path).
 
     The same equations, in the order torch's multi-tensor path computes them; m's average is written
-    as a linear interpolation, :math:`m_t = m_{t-1} + (1 - eta_1)(g_t - m_{t-1})`.
+    as a linear interpolation, :math:`m_t = m_{t-1} + (1 - \beta_1)(g_t - m_{t-1})`.
     """
     refuse_tensor_hyperparameters(lr=lr, beta1=beta1, beta2=beta2)
     for param, state in zip(params, states):
