@@ -13,7 +13,9 @@ import sys
 
 import yaml
 
-DRAWS = re.compile(r"plt\.(show|subplots|figure|plot)\(|\bplot\.(contour|plot_trajectories|plot_curves)\(")
+DRAWS = re.compile(
+    r"plt\.(show|subplots|figure|plot)\(|\bplot\.(contour|plot_trajectories|plot_curves)\("
+)
 IMAGE = re.compile(r"<img[^>]+src=\"[^\"]*_images/[^\"]+\.png\"")
 
 
@@ -32,14 +34,18 @@ def main(root: pathlib.Path) -> int:
         if not notebook.exists():
             continue
         cells = json.loads(notebook.read_text())["cells"]
-        code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+        code = "\n".join(
+            "".join(c["source"]) for c in cells if c["cell_type"] == "code"
+        )
         if not DRAWS.search(code):
             continue
         checked += 1
         page = (root / "_build" / "html" / f"{name}.html").read_text()
         if not IMAGE.search(page):
             missing.append(name)
-    print(f"{checked} chapters draw figures; {checked - len(missing)} have them in their built page")
+    print(
+        f"{checked} chapters draw figures; {checked - len(missing)} have them in their built page"
+    )
     if missing:
         print("no figure in the built page of: " + ", ".join(missing), file=sys.stderr)
     return 1 if missing or checked == 0 else 0

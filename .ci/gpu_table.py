@@ -22,7 +22,9 @@ def notebook_rows(path: str) -> list[tuple[str, float, str, int]]:
             outcome[name] = "failed"
         else:
             outcome.setdefault(name, "passed")
-    return sorted(((n, seconds[n], outcome[n], cells[n]) for n in seconds), key=lambda r: -r[1])
+    return sorted(
+        ((n, seconds[n], outcome[n], cells[n]) for n in seconds), key=lambda r: -r[1]
+    )
 
 
 if __name__ == "__main__":
@@ -30,5 +32,7 @@ if __name__ == "__main__":
     print("| notebook | seconds on CUDA | outcome | cells |\n|---|---:|---|---:|")
     for name, s, result, n in rows:
         print(f"| {name} | {s:.1f} | {result} | {n} |")
-    print(f"\n{len(rows)} notebooks, {sum(r[1] for r in rows):.0f} s of cells, "
-          f"{sum(r[2] == 'failed' for r in rows)} failed")
+    print(
+        f"\n{len(rows)} notebooks, {sum(r[1] for r in rows):.0f} s of cells, "
+        f"{sum(r[2] == 'failed' for r in rows)} failed"
+    )

@@ -41,14 +41,25 @@ def cell_source(url: str | None = None) -> str:
 
 
 def install_cell(url: str | None = None) -> dict:
-    source = cell_source(url).splitlines(keepends=True)  # stored as a list of lines, as Jupyter does
-    return {"cell_type": "code", "execution_count": None, "id": CELL_ID,
-            "metadata": {"tags": [TAG]}, "outputs": [], "source": source}
+    source = cell_source(url).splitlines(
+        keepends=True
+    )  # stored as a list of lines, as Jupyter does
+    return {
+        "cell_type": "code",
+        "execution_count": None,
+        "id": CELL_ID,
+        "metadata": {"tags": [TAG]},
+        "outputs": [],
+        "source": source,
+    }
 
 
 def toc_notebooks(toc: pathlib.Path = ROOT / "_toc.yml") -> list[pathlib.Path]:
     text = yaml.safe_load(toc.read_text())
-    files, stack = [text["root"]], list(text.get("parts", [])) + list(text.get("chapters", []))
+    files, stack = (
+        [text["root"]],
+        list(text.get("parts", [])) + list(text.get("chapters", [])),
+    )
     while stack:
         entry = stack.pop(0)
         files += [entry["file"]] if "file" in entry else []
@@ -58,7 +69,9 @@ def toc_notebooks(toc: pathlib.Path = ROOT / "_toc.yml") -> list[pathlib.Path]:
 
 def is_install_cell(cell: dict) -> bool:
     return cell.get("id") == CELL_ID or (
-        cell["cell_type"] == "code" and "".join(cell["source"]).lstrip().startswith("# On Colab or Binder:"))
+        cell["cell_type"] == "code"
+        and "".join(cell["source"]).lstrip().startswith("# On Colab or Binder:")
+    )
 
 
 def status(nb: dict, url: str | None = None) -> str:
@@ -68,7 +81,9 @@ def status(nb: dict, url: str | None = None) -> str:
     if not where:
         return "missing"
     cell = cells[where[0]]
-    fresh = "".join(cell["source"]) == cell_source(url) and TAG in cell.get("metadata", {}).get("tags", [])
+    fresh = "".join(cell["source"]) == cell_source(url) and TAG in cell.get(
+        "metadata", {}
+    ).get("tags", [])
     return "ok" if where == [0] and fresh else "stale"
 
 
@@ -77,21 +92,42 @@ def write(path: pathlib.Path, url: str | None = None) -> bool:
     nb = json.loads(path.read_text(encoding="utf-8"))
     if status(nb, url) == "ok":
         return False
-    nb["cells"] = [install_cell(url)] + [c for c in nb["cells"] if not is_install_cell(c)]
-    nb["nbformat"], nb["nbformat_minor"] = 4, max(nb.get("nbformat_minor", 5), 5)  # cell ids need 4.5
+    nb["cells"] = [install_cell(url)] + [
+        c for c in nb["cells"] if not is_install_cell(c)
+    ]
+    nb["nbformat"], nb["nbformat_minor"] = (
+        4,
+        max(nb.get("nbformat_minor", 5), 5),
+    )  # cell ids need 4.5
     # nbformat's own layout (sorted keys, one-space indent), so only the new cell shows in a diff
-    path.write_text(json.dumps(nb, sort_keys=True, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    path.write_text(
+        json.dumps(nb, sort_keys=True, indent=1, ensure_ascii=False) + "\n",
+        encoding="utf-8",
+    )
     return True
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("notebooks", nargs="*", type=pathlib.Path, help="default: every notebook in _toc.yml")
-    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a notebook needs the cell")
+    parser.add_argument(
+        "notebooks",
+        nargs="*",
+        type=pathlib.Path,
+        help="default: every notebook in _toc.yml",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="change nothing; exit 1 if a notebook needs the cell",
+    )
     args = parser.parse_args(argv)
     notebooks, url = args.notebooks or toc_notebooks(), repository_url()
     if args.check:
-        bad = [(p, s) for p in notebooks if (s := status(json.loads(p.read_text(encoding="utf-8")), url)) != "ok"]
+        bad = [
+            (p, s)
+            for p in notebooks
+            if (s := status(json.loads(p.read_text(encoding="utf-8")), url)) != "ok"
+        ]
         for p, s in bad:
             print(f"{p}: install cell {s} (run .ci/install_cell.py)")
         return 1 if bad else 0

@@ -47,10 +47,14 @@ def model_with_grads(widths: list[int], seed: int = 0) -> nn.Module:
     return model
 
 
-def median_step_times(name: str, options: dict, widths: list[int], repeats: int, warmup: int = 3) -> tuple[float, float]:
+def median_step_times(
+    name: str, options: dict, widths: list[int], repeats: int, warmup: int = 3
+) -> tuple[float, float]:
     models = [model_with_grads(widths), model_with_grads(widths)]
-    opts = [getattr(ours, name)(models[0].parameters(), **options),
-            getattr(torch.optim, name)(models[1].parameters(), **options, foreach=False)]
+    opts = [
+        getattr(ours, name)(models[0].parameters(), **options),
+        getattr(torch.optim, name)(models[1].parameters(), **options, foreach=False),
+    ]
     times: list[list[float]] = [[], []]
     for i in range(warmup + repeats):
         for k in (0, 1) if i % 2 == 0 else (1, 0):  # alternate who goes first
@@ -67,14 +71,21 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), median of {args.repeats} steps")
-    print(f"| optimizer | model | parameters | ours (ms) | torch foreach=False (ms) | ours / torch |")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), median of {args.repeats} steps"
+    )
+    print(
+        f"| optimizer | model | parameters | ours (ms) | torch foreach=False (ms) | ours / torch |"
+    )
     print("|---|---|---|---|---|---|")
     for size in args.sizes:
         n = sum(p.numel() for p in model_with_grads(SIZES[size]).parameters())
         for name, options in OPTIMIZERS:
             a, b = median_step_times(name, options, SIZES[size], args.repeats)
-            print(f"| {name} | {size} | {n:,} | {a * 1e3:.3f} | {b * 1e3:.3f} | {a / b:.2f} |", flush=True)
+            print(
+                f"| {name} | {size} | {n:,} | {a * 1e3:.3f} | {b * 1e3:.3f} | {a / b:.2f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

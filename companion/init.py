@@ -22,7 +22,13 @@ import torch
 from torch import Tensor
 
 LINEAR_NONLINEARITIES = (
-    "linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
+    "linear",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
 )
 
 
@@ -46,7 +52,9 @@ def calculate_gain(nonlinearity: str, param: int | float | None = None) -> float
     if nonlinearity == "leaky_relu":
         if param is None:
             negative_slope = 0.01
-        elif (not isinstance(param, bool) and isinstance(param, int)) or isinstance(param, float):
+        elif (not isinstance(param, bool) and isinstance(param, int)) or isinstance(
+            param, float
+        ):
             negative_slope = param  # True / False are ints too, hence the bool test
         else:
             raise ValueError(f"negative_slope {param} not a valid number")
@@ -90,13 +98,23 @@ def _calculate_correct_fan(tensor: Tensor, mode: str) -> int:
     return fan_in if mode == "fan_in" else fan_out
 
 
-def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
+def uniform_(
+    tensor: Tensor,
+    a: float = 0.0,
+    b: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> Tensor:
     r"""Fill ``tensor`` in place with draws from :math:`\mathcal{U}(a, b)`."""
     with torch.no_grad():
         return tensor.uniform_(a, b, generator=generator)
 
 
-def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
+def normal_(
+    tensor: Tensor,
+    mean: float = 0.0,
+    std: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> Tensor:
     r"""Fill ``tensor`` in place with draws from :math:`\mathcal{N}(\text{mean}, \text{std}^2)`."""
     with torch.no_grad():
         return tensor.normal_(mean, std, generator=generator)
@@ -126,7 +144,9 @@ def xavier_std(tensor: Tensor, gain: float = 1.0) -> float:
     return gain * math.sqrt(2.0 / float(fan_in + fan_out))
 
 
-def kaiming_std(tensor: Tensor, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu") -> float:
+def kaiming_std(
+    tensor: Tensor, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu"
+) -> float:
     r"""He et al.'s standard deviation :math:`\text{gain} / \sqrt{n_\text{mode}}`."""
     fan = _calculate_correct_fan(tensor, mode)
     gain = calculate_gain(nonlinearity, a)
@@ -134,7 +154,9 @@ def kaiming_std(tensor: Tensor, a: float = 0, mode: str = "fan_in", nonlinearity
     return gain / math.sqrt(fan)
 
 
-def xavier_uniform_(tensor: Tensor, gain: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
+def xavier_uniform_(
+    tensor: Tensor, gain: float = 1.0, generator: torch.Generator | None = None
+) -> Tensor:
     r"""Glorot & Bengio's initialization, uniform version: :math:`W \sim \mathcal{U}(-a, a)` with
 
     .. math::
@@ -145,7 +167,9 @@ def xavier_uniform_(tensor: Tensor, gain: float = 1.0, generator: torch.Generato
     return uniform_(tensor, -a, a, generator)
 
 
-def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
+def xavier_normal_(
+    tensor: Tensor, gain: float = 1.0, generator: torch.Generator | None = None
+) -> Tensor:
     r"""Glorot & Bengio's initialization, normal version: :math:`W \sim \mathcal{N}(0, \text{std}^2)` with
 
     .. math::
@@ -154,8 +178,13 @@ def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator: torch.Generator
     return normal_(tensor, 0.0, xavier_std(tensor, gain), generator)
 
 
-def kaiming_uniform_(tensor: Tensor, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
-                     generator: torch.Generator | None = None) -> Tensor:
+def kaiming_uniform_(
+    tensor: Tensor,
+    a: float = 0,
+    mode: str = "fan_in",
+    nonlinearity: str = "leaky_relu",
+    generator: torch.Generator | None = None,
+) -> Tensor:
     r"""He et al.'s initialization, uniform version: :math:`W \sim \mathcal{U}(-b, b)` with
 
     .. math::
@@ -172,8 +201,13 @@ def kaiming_uniform_(tensor: Tensor, a: float = 0, mode: str = "fan_in", nonline
     return uniform_(tensor, -bound, bound, generator)
 
 
-def kaiming_normal_(tensor: Tensor, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
-                    generator: torch.Generator | None = None) -> Tensor:
+def kaiming_normal_(
+    tensor: Tensor,
+    a: float = 0,
+    mode: str = "fan_in",
+    nonlinearity: str = "leaky_relu",
+    generator: torch.Generator | None = None,
+) -> Tensor:
     r"""He et al.'s initialization, normal version: :math:`W \sim \mathcal{N}(0, \text{std}^2)` with
 
     .. math::
@@ -186,6 +220,15 @@ def kaiming_normal_(tensor: Tensor, a: float = 0, mode: str = "fan_in", nonlinea
 
 
 __all__ = [
-    "calculate_gain", "calculate_fan_in_and_fan_out", "uniform_", "normal_", "constant_", "ones_", "zeros_",
-    "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_",
+    "calculate_gain",
+    "calculate_fan_in_and_fan_out",
+    "uniform_",
+    "normal_",
+    "constant_",
+    "ones_",
+    "zeros_",
+    "xavier_uniform_",
+    "xavier_normal_",
+    "kaiming_uniform_",
+    "kaiming_normal_",
 ]

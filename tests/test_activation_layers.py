@@ -17,13 +17,27 @@ from test_activations import MODULE_CASES, PARITY_ULPS, _ids, _input, _pair
 
 # -- module contract -------------------------------------------------------------------------------------
 
-NAMES = ["Sigmoid", "Tanh", "ReLU", "LeakyReLU", "PReLU", "ELU", "GELU", "SiLU", "Softmax", "LogSoftmax"]
+NAMES = [
+    "Sigmoid",
+    "Tanh",
+    "ReLU",
+    "LeakyReLU",
+    "PReLU",
+    "ELU",
+    "GELU",
+    "SiLU",
+    "Softmax",
+    "LogSoftmax",
+]
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_signature(name):
     """The same constructor parameters (names, kinds, defaults) as torch's class."""
-    ours, theirs = inspect.signature(getattr(L, name).__init__), inspect.signature(getattr(nn, name).__init__)
+    ours, theirs = (
+        inspect.signature(getattr(L, name).__init__),
+        inspect.signature(getattr(nn, name).__init__),
+    )
     assert [(p.name, p.kind, p.default) for p in ours.parameters.values()] == [
         (p.name, p.kind, p.default) for p in theirs.parameters.values()
     ]
@@ -38,7 +52,9 @@ def test_repr_and_attributes(case):
         assert getattr(ours, attr) == getattr(theirs, attr)
 
 
-@pytest.mark.parametrize("case", [c for c in MODULE_CASES if c[1].get("inplace")], ids=_ids)
+@pytest.mark.parametrize(
+    "case", [c for c in MODULE_CASES if c[1].get("inplace")], ids=_ids
+)
 def test_inplace_overwrites_the_input(case):
     """inplace=True returns the input tensor itself holding torch's result, and the gradient through it
     equals torch's (both within 1e-13)."""
@@ -47,10 +63,14 @@ def test_inplace_overwrites_the_input(case):
     base = _input((4, 5), seed=4).requires_grad_()
     results = []
     for module in (ours, theirs):
-        x = base * 1.0  # a non-leaf copy: in-place on a leaf that requires grad is an error
+        x = (
+            base * 1.0
+        )  # a non-leaf copy: in-place on a leaf that requires grad is an error
         out = module(x)
         assert out is x
-        (g,) = torch.autograd.grad((out * torch.arange(20.0, dtype=torch.float64).reshape(4, 5)).sum(), base)
+        (g,) = torch.autograd.grad(
+            (out * torch.arange(20.0, dtype=torch.float64).reshape(4, 5)).sum(), base
+        )
         results.append((out.detach(), g))
     assert_close(results[0][0], results[1][0], ulps=PARITY_ULPS)
     assert_close(results[0][1], results[1][1], ulps=PARITY_ULPS)
@@ -96,7 +116,9 @@ def test_prelu_parameter_and_state_dict_interchange():
     """Parameter ``weight`` of shape (num_parameters,); state_dicts load both ways, after which the
     two agree within PARITY_ULPS."""
     ours, theirs = L.PReLU(3, init=0.1).double(), nn.PReLU(3, init=0.1).double()
-    assert [n for n, _ in ours.named_parameters()] == ["weight"] and ours.weight.shape == (3,)
+    assert [n for n, _ in ours.named_parameters()] == [
+        "weight"
+    ] and ours.weight.shape == (3,)
     assert ours.state_dict().keys() == theirs.state_dict().keys()
     with torch.no_grad():
         theirs.weight.copy_(torch.tensor([0.3, -0.2, 0.05]))
@@ -123,7 +145,9 @@ def test_prelu_learns_with_an_optimizer():
 
 def test_prelu_factory_kwargs_and_reset():
     m = L.PReLU(4, init=0.3, dtype=torch.float64, device="cpu")
-    assert m.weight.dtype == torch.float64 and torch.equal(m.weight, torch.full((4,), 0.3, dtype=torch.float64))
+    assert m.weight.dtype == torch.float64 and torch.equal(
+        m.weight, torch.full((4,), 0.3, dtype=torch.float64)
+    )
     with torch.no_grad():
         m.weight.zero_()
     m.reset_parameters()
@@ -150,15 +174,29 @@ class MaxoutByDefinition(nn.Module):
         super().__init__()
         self.k = maxout.pieces
         self.weight = nn.Parameter(maxout.weight.detach().clone())
-        self.bias = None if maxout.bias is None else nn.Parameter(maxout.bias.detach().clone())
+        self.bias = (
+            None if maxout.bias is None else nn.Parameter(maxout.bias.detach().clone())
+        )
 
     def forward(self, x):
-        pieces = [F.linear(x, self.weight[j :: self.k], None if self.bias is None else self.bias[j :: self.k])
-                  for j in range(self.k)]
+        pieces = [
+            F.linear(
+                x,
+                self.weight[j :: self.k],
+                None if self.bias is None else self.bias[j :: self.k],
+            )
+            for j in range(self.k)
+        ]
         return torch.stack(pieces, dim=-1).amax(dim=-1)
 
 
-MAXOUT_CASES = [(5, 3, 2, True), (5, 3, 1, True), (4, 6, 3, True), (7, 2, 4, False), (1, 1, 5, True)]
+MAXOUT_CASES = [
+    (5, 3, 2, True),
+    (5, 3, 1, True),
+    (4, 6, 3, True),
+    (7, 2, 4, False),
+    (1, 1, 5, True),
+]
 
 
 @pytest.mark.parametrize("shape", [(10,), (6, 10), (2, 3, 10)], ids=str)
@@ -181,7 +219,9 @@ def test_maxout_represents_relu_and_abs():
         m.bias.zero_()
     x = torch.linspace(-3, 3, 13, dtype=torch.float64).unsqueeze(1)
     out = m(x)
-    assert torch.equal(out[:, 0], x[:, 0].clamp(min=0)) and torch.equal(out[:, 1], x[:, 0].abs())
+    assert torch.equal(out[:, 0], x[:, 0].clamp(min=0)) and torch.equal(
+        out[:, 1], x[:, 0].abs()
+    )
 
 
 def test_maxout_default_init_like_linear():
@@ -210,11 +250,15 @@ def test_cuda(case):
     """On CUDA in float32, outputs and gradients within 128 ε(float32)·scale of torch's (GPU kernels round
     transcendental functions differently)."""
     ours, theirs = _pair(*case, dtype=torch.float32, device="cuda")
-    assert_modules_close(ours, theirs, _input((4, 3, 5), dtype=torch.float32, device="cuda"), ulps=128)
+    assert_modules_close(
+        ours, theirs, _input((4, 3, 5), dtype=torch.float32, device="cuda"), ulps=128
+    )
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_maxout_cuda():
     torch.manual_seed(0)
     ours = L.Maxout(5, 3, 2).cuda()
-    assert_modules_close(ours, MaxoutByDefinition(ours), torch.randn(6, 5, device="cuda"), ulps=128)
+    assert_modules_close(
+        ours, MaxoutByDefinition(ours), torch.randn(6, 5, device="cuda"), ulps=128
+    )

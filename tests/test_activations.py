@@ -21,26 +21,47 @@ from companion.testing.tolerances import assert_close
 # tests/test_tolerances.py).
 PARITY_ULPS = 64
 EXTREME_ULPS = 64  # inputs up to ±1000: outputs up to 1000, measured against that scale
-GRADCHECK = dict(eps=1e-6, atol=1e-7, rtol=1e-5)  # finite differences of float64 functions
+GRADCHECK = dict(
+    eps=1e-6, atol=1e-7, rtol=1e-5
+)  # finite differences of float64 functions
 
 # (name, constructor arguments): every module with each of its options
 MODULE_CASES = [
-    ("Sigmoid", {}), ("Tanh", {}),
-    ("ReLU", {}), ("ReLU", dict(inplace=True)),
-    ("LeakyReLU", {}), ("LeakyReLU", dict(negative_slope=0.2)), ("LeakyReLU", dict(negative_slope=0.0)),
-    ("LeakyReLU", dict(negative_slope=-0.3)), ("LeakyReLU", dict(negative_slope=1.7)),
+    ("Sigmoid", {}),
+    ("Tanh", {}),
+    ("ReLU", {}),
+    ("ReLU", dict(inplace=True)),
+    ("LeakyReLU", {}),
+    ("LeakyReLU", dict(negative_slope=0.2)),
+    ("LeakyReLU", dict(negative_slope=0.0)),
+    ("LeakyReLU", dict(negative_slope=-0.3)),
+    ("LeakyReLU", dict(negative_slope=1.7)),
     ("LeakyReLU", dict(negative_slope=0.1, inplace=True)),
-    ("PReLU", {}), ("PReLU", dict(init=0.1)), ("PReLU", dict(num_parameters=3)),
+    ("PReLU", {}),
+    ("PReLU", dict(init=0.1)),
+    ("PReLU", dict(num_parameters=3)),
     ("PReLU", dict(num_parameters=3, init=-0.5)),
-    ("ELU", {}), ("ELU", dict(alpha=0.5)), ("ELU", dict(alpha=2.0)), ("ELU", dict(alpha=0.0)),
+    ("ELU", {}),
+    ("ELU", dict(alpha=0.5)),
+    ("ELU", dict(alpha=2.0)),
+    ("ELU", dict(alpha=0.0)),
     ("ELU", dict(alpha=1.3, inplace=True)),
-    ("GELU", {}), ("GELU", dict(approximate="tanh")),
-    ("SiLU", {}), ("SiLU", dict(inplace=True)),
-    ("Softmax", dict(dim=0)), ("Softmax", dict(dim=1)), ("Softmax", dict(dim=-1)),
-    ("LogSoftmax", dict(dim=0)), ("LogSoftmax", dict(dim=1)), ("LogSoftmax", dict(dim=-1)),
+    ("GELU", {}),
+    ("GELU", dict(approximate="tanh")),
+    ("SiLU", {}),
+    ("SiLU", dict(inplace=True)),
+    ("Softmax", dict(dim=0)),
+    ("Softmax", dict(dim=1)),
+    ("Softmax", dict(dim=-1)),
+    ("LogSoftmax", dict(dim=0)),
+    ("LogSoftmax", dict(dim=1)),
+    ("LogSoftmax", dict(dim=-1)),
 ]
 SHAPES = [(7, 3), (2, 3, 5), (4, 3, 2, 2), (1, 3), (2, 3, 1, 2, 2)]
-ELEMENTWISE_SHAPES = [(), (9,)]  # shapes that also work for element-wise modules (not PReLU(3) / dim=1)
+ELEMENTWISE_SHAPES = [
+    (),
+    (9,),
+]  # shapes that also work for element-wise modules (not PReLU(3) / dim=1)
 
 
 def _ids(case):
@@ -84,14 +105,18 @@ def _shapes_for(name, kwargs):
 PARITY = [(case, shape) for case in MODULE_CASES for shape in _shapes_for(*case)]
 
 
-@pytest.mark.parametrize("case,shape", PARITY, ids=[f"{_ids(c)}-{s}" for c, s in PARITY])
+@pytest.mark.parametrize(
+    "case,shape", PARITY, ids=[f"{_ids(c)}-{s}" for c, s in PARITY]
+)
 def test_parity_with_torch(case, shape):
     """Output, input gradient and parameter gradients within PARITY_ULPS of torch's, in float64."""
     ours, theirs = _pair(*case)
     assert_modules_close(ours, theirs, _input(shape), ulps=PARITY_ULPS)
 
 
-KINKS = torch.tensor([0.0, -0.0, 1e-300, -1e-300, 1e-8, -1e-8, 2.0, -2.0], dtype=torch.float64)
+KINKS = torch.tensor(
+    [0.0, -0.0, 1e-300, -1e-300, 1e-8, -1e-8, 2.0, -2.0], dtype=torch.float64
+)
 
 
 @pytest.mark.parametrize("case", MODULE_CASES, ids=_ids)
@@ -107,19 +132,42 @@ def test_kinks_follow_torch(case):
 def test_kink_conventions_explicitly():
     """The derivative at exactly 0, written out."""
     x = torch.zeros(1, dtype=torch.float64, requires_grad=True)
-    expected = {"ReLU": 0.0, "LeakyReLU": 0.2, "ELU": 0.7, "PReLU": 0.3, "GELU": 0.5, "SiLU": 0.5}
-    modules = {"ReLU": L.ReLU(), "LeakyReLU": L.LeakyReLU(0.2), "ELU": L.ELU(0.7),
-               "PReLU": L.PReLU(init=0.3, dtype=torch.float64), "GELU": L.GELU(), "SiLU": L.SiLU()}
+    expected = {
+        "ReLU": 0.0,
+        "LeakyReLU": 0.2,
+        "ELU": 0.7,
+        "PReLU": 0.3,
+        "GELU": 0.5,
+        "SiLU": 0.5,
+    }
+    modules = {
+        "ReLU": L.ReLU(),
+        "LeakyReLU": L.LeakyReLU(0.2),
+        "ELU": L.ELU(0.7),
+        "PReLU": L.PReLU(init=0.3, dtype=torch.float64),
+        "GELU": L.GELU(),
+        "SiLU": L.SiLU(),
+    }
     for name, module in modules.items():
         (g,) = torch.autograd.grad(module(x).sum(), x)
-        assert g.item() == expected[name], name  # exact: at 0 each derivative is one correctly rounded product
+        assert g.item() == expected[name], (
+            name
+        )  # exact: at 0 each derivative is one correctly rounded product
 
 
-EXTREME = torch.tensor([[-1000.0, 1000.0, 0.0, 1.0], [1000.0, 999.0, -1000.0, 500.0],
-                        [-1000.0, -1000.0, -999.0, -1000.0]], dtype=torch.float64)
+EXTREME = torch.tensor(
+    [
+        [-1000.0, 1000.0, 0.0, 1.0],
+        [1000.0, 999.0, -1000.0, 500.0],
+        [-1000.0, -1000.0, -999.0, -1000.0],
+    ],
+    dtype=torch.float64,
+)
 
 
-@pytest.mark.parametrize("case", [c for c in MODULE_CASES if c[1].get("num_parameters", 1) == 1], ids=_ids)
+@pytest.mark.parametrize(
+    "case", [c for c in MODULE_CASES if c[1].get("num_parameters", 1) == 1], ids=_ids
+)
 def test_extreme_inputs(case):
     """Inputs of ±1000 (softmax and sigmoid of ±1000 included): finite outputs, and outputs and
     gradients within EXTREME_ULPS of torch's."""
@@ -132,9 +180,14 @@ def test_extreme_inputs(case):
 def test_softmax_of_large_logits_is_exact():
     """softmax([1000, 1000, −1000]) = [½, ½, 0] and log-softmax stays finite: the max is subtracted first."""
     x = torch.tensor([1000.0, 1000.0, -1000.0], dtype=torch.float64)
-    assert torch.equal(L.Softmax(dim=0)(x), torch.tensor([0.5, 0.5, 0.0], dtype=torch.float64))
+    assert torch.equal(
+        L.Softmax(dim=0)(x), torch.tensor([0.5, 0.5, 0.0], dtype=torch.float64)
+    )
     log = L.LogSoftmax(dim=0)(x)
-    assert torch.isfinite(log).all() and abs(log[2].item() - (-2000.0 - math.log(2.0))) < 1e-12
+    assert (
+        torch.isfinite(log).all()
+        and abs(log[2].item() - (-2000.0 - math.log(2.0))) < 1e-12
+    )
 
 
 def test_sigmoid_of_extremes():
@@ -190,7 +243,11 @@ def test_gradgradcheck(name, fn):
     assert torch.autograd.gradgradcheck(fn, (_away_from_kinks(),), **GRADCHECK)
 
 
-@pytest.mark.parametrize("channels,shape", [(1, (5, 4)), (3, (5, 3)), (3, (2, 3, 4)), (2, (2, 2, 3, 3))], ids=str)
+@pytest.mark.parametrize(
+    "channels,shape",
+    [(1, (5, 4)), (3, (5, 3)), (3, (2, 3, 4)), (2, (2, 2, 3, 3))],
+    ids=str,
+)
 def test_prelu_gradcheck_and_gradgradcheck(channels, shape):
     """PReLU's backward for the input and the slopes, first and second order (same tolerances)."""
     x = _away_from_kinks(shape, seed=2)
@@ -202,10 +259,17 @@ def test_prelu_gradcheck_and_gradgradcheck(channels, shape):
 def test_second_derivatives_match_torch():
     """d²y/dx² through our backward equals torch's double backward within PARITY_ULPS."""
     x = _input((50,), scale=2.0, seed=3)
-    pairs = [(A.SigmoidFunction.apply, torch.sigmoid), (A.TanhFunction.apply, torch.tanh),
-             (lambda t: A.GELUFunction.apply(t, "none"), F.gelu),
-             (lambda t: A.GELUFunction.apply(t, "tanh"), lambda t: F.gelu(t, approximate="tanh")),
-             (A.SiLUFunction.apply, F.silu), (lambda t: A.ELUFunction.apply(t, 0.8), lambda t: F.elu(t, 0.8))]
+    pairs = [
+        (A.SigmoidFunction.apply, torch.sigmoid),
+        (A.TanhFunction.apply, torch.tanh),
+        (lambda t: A.GELUFunction.apply(t, "none"), F.gelu),
+        (
+            lambda t: A.GELUFunction.apply(t, "tanh"),
+            lambda t: F.gelu(t, approximate="tanh"),
+        ),
+        (A.SiLUFunction.apply, F.silu),
+        (lambda t: A.ELUFunction.apply(t, 0.8), lambda t: F.elu(t, 0.8)),
+    ]
     for ours, theirs in pairs:
         second = []
         for fn in (ours, theirs):

@@ -18,13 +18,19 @@ OURS, THEIRS = Adafactor, torch.optim.Adafactor
 def _cases():
     """Every combination of the options that change the math, then lr, τ, the eps pair and d alone and all together."""
     cases = []
-    for weight_decay, maximize, lr in itertools.product((0.0, 0.05), (False, True), (0.01, 0.1)):
+    for weight_decay, maximize, lr in itertools.product(
+        (0.0, 0.05), (False, True), (0.01, 0.1)
+    ):
         cases.append(dict(lr=lr, weight_decay=weight_decay, maximize=maximize))
     cases += [
         dict(),  # torch's defaults
         dict(lr=1.0),  # ρ_t = 1/√t throughout: the paper's relative step
-        dict(lr=0.2),  # ρ_t = γ up to t = 25, then 1/√t: the switch falls inside the replay and the closed loop
-        dict(lr=0.5, weight_decay=0.01),  # the decay uses γ, not ρ_t (which is below γ from t = 5 on)
+        dict(
+            lr=0.2
+        ),  # ρ_t = γ up to t = 25, then 1/√t: the switch falls inside the replay and the closed loop
+        dict(
+            lr=0.5, weight_decay=0.01
+        ),  # the decay uses γ, not ρ_t (which is below γ from t = 5 on)
         dict(beta2_decay=-0.5),
         dict(beta2_decay=0.0),  # 1 − β̂₂ = 1: the last squared gradient only
         dict(eps=(1e-30, 1e-3)),
@@ -33,13 +39,22 @@ def _cases():
         dict(eps=(None, 10.0)),  # α_t = ε₂ ρ_t: the parameters' scale never counts
         dict(d=2.0),
         dict(d=1e6),  # no clipping
-        dict(lr=0.05, beta2_decay=-0.6, eps=(1e-20, 1e-2), d=1.5, weight_decay=0.1, maximize=True),
+        dict(
+            lr=0.05,
+            beta2_decay=-0.6,
+            eps=(1e-20, 1e-2),
+            d=1.5,
+            weight_decay=0.1,
+            maximize=True,
+        ),
     ]
     return cases
 
 
 CASES = _cases()
-ROUND_TRIP = CASES[::2] + [dict(lr=0.05, beta2_decay=-0.6, eps=(1e-20, 1e-2), d=1.5, weight_decay=0.1)]
+ROUND_TRIP = CASES[::2] + [
+    dict(lr=0.05, beta2_decay=-0.6, eps=(1e-20, 1e-2), d=1.5, weight_decay=0.1)
+]
 
 
 @pytest.mark.parametrize("shape", [(), (5,), (4, 3), (2, 3, 4), (2, 1, 3, 2)])
@@ -58,20 +73,44 @@ def test_state_shapes_and_values_like_torch(shape):
             opt.step()
         states.append((p.detach(), opt.state[p]))
     (p_ours, ours), (p_torch, theirs) = states
-    assert set(ours) == set(theirs) == ({"step", "row_var", "col_var"} if len(shape) > 1 else {"step", "variance"})
+    assert (
+        set(ours)
+        == set(theirs)
+        == ({"step", "row_var", "col_var"} if len(shape) > 1 else {"step", "variance"})
+    )
     for key in theirs:
-        assert ours[key].shape == theirs[key].shape and ours[key].dtype == theirs[key].dtype, key
-        assert_close(ours[key], theirs[key], ulps=64)  # 4 steps of a norm over ≤ 4 entries and a lerp: a few ε each
+        assert (
+            ours[key].shape == theirs[key].shape
+            and ours[key].dtype == theirs[key].dtype
+        ), key
+        assert_close(
+            ours[key], theirs[key], ulps=64
+        )  # 4 steps of a norm over ≤ 4 entries and a lerp: a few ε each
     assert_close(p_ours, p_torch, ulps=64)
 
 
 def test_first_step_of_a_vector_is_the_clipped_relative_step():
     """At t = 1, V̂ = G², so U = sign(G), RMS(U) = 1 (no clipping with d = 1) and the step is ρ₁ RMS(θ) sign(G)."""
     p = torch.tensor([3.0, -4.0], dtype=torch.float64)
-    adafactor_step(p, torch.tensor([0.5, -2.0], dtype=torch.float64), {}, lr=0.1, beta2_decay=-0.8, eps1=None,
-                   eps2=1e-3, d=1.0, weight_decay=0.0, maximize=False)
+    adafactor_step(
+        p,
+        torch.tensor([0.5, -2.0], dtype=torch.float64),
+        {},
+        lr=0.1,
+        beta2_decay=-0.8,
+        eps1=None,
+        eps2=1e-3,
+        d=1.0,
+        weight_decay=0.0,
+        maximize=False,
+    )
     step = 0.1 * (12.5**0.5)  # ρ₁ = min(0.1, 1) times RMS(θ) = √((9 + 16)/2)
-    torch.testing.assert_close(p, torch.tensor([3.0 - step, -4.0 + step], dtype=torch.float64), rtol=0, atol=1e-14)
+    torch.testing.assert_close(
+        p,
+        torch.tensor([3.0 - step, -4.0 + step], dtype=torch.float64),
+        rtol=0,
+        atol=1e-14,
+    )
 
 
 def test_default_eps1_is_the_first_parameters_like_torch():
@@ -88,27 +127,42 @@ def test_default_eps1_is_the_first_parameters_like_torch():
             second.grad = torch.full_like(second, 1e-9 * (1.0 + k))
             opt.step()
         runs.append(second.detach())
-    assert_close(runs[0], runs[1], ulps=64)  # 3 steps of a norm over ≤ 3 entries and a lerp: a few ε each
+    assert_close(
+        runs[0], runs[1], ulps=64
+    )  # 3 steps of a norm over ≤ 3 entries and a lerp: a few ε each
 
 
 def test_complex_parameters_refused_like_torch():
     for cls in (OURS, THEIRS):
         p = torch.zeros(2, dtype=torch.complex128, requires_grad=True)
         p.grad = torch.ones_like(p)
-        with pytest.raises(RuntimeError, match="Adafactor does not support complex parameters"):
+        with pytest.raises(
+            RuntimeError, match="Adafactor does not support complex parameters"
+        ):
             cls([p]).step()
 
 
 class TestAdafactor(OptimizerContract):
     """The shared contract, filled with Adafactor's tables."""
+
     ours, theirs = OURS, THEIRS
     cases = CASES
     round_trip = ROUND_TRIP
     missing_grad = [dict(lr=0.1), dict(lr=0.1, weight_decay=0.1)]
-    invalid = [dict(lr=-0.1), dict(beta2_decay=0.1), dict(eps=(-1e-30, 1e-3)), dict(eps=(None, -1e-3)),
-        dict(d=0.5), dict(weight_decay=-1.0), dict(lr=torch.tensor([0.1, 0.2]))]
+    invalid = [
+        dict(lr=-0.1),
+        dict(beta2_decay=0.1),
+        dict(eps=(-1e-30, 1e-3)),
+        dict(eps=(None, -1e-3)),
+        dict(d=0.5),
+        dict(weight_decay=-1.0),
+        dict(lr=torch.tensor([0.1, 0.2])),
+    ]
     switches = ["foreach"]
     scheduled = [dict(lr=0.05, weight_decay=0.01)]
-    tensor_lr = [dict(lr=torch.tensor(0.05), weight_decay=0.1), dict(lr=torch.tensor([0.05]))]
+    tensor_lr = [
+        dict(lr=torch.tensor(0.05), weight_decay=0.1),
+        dict(lr=torch.tensor([0.05])),
+    ]
     cuda = [dict(lr=0.05, weight_decay=0.01)]
     state = [dict(lr=0.1), dict(lr=0.1, weight_decay=0.1, eps=(1e-3, 1e-3))]

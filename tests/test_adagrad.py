@@ -21,25 +21,52 @@ TOL = 1e-12  # replay-level agreement for the extra checks below
 def _cases():
     """Every combination of lr_decay, weight_decay, initial_accumulator_value and maximize, eps alone, all together."""
     cases = [
-        dict(lr=0.1, lr_decay=lr_decay, weight_decay=weight_decay, initial_accumulator_value=init, maximize=maximize)
-        for lr_decay, weight_decay, init, maximize in itertools.product((0.0, 0.1), (0.0, 0.05), (0.0, 0.1), (False, True))
+        dict(
+            lr=0.1,
+            lr_decay=lr_decay,
+            weight_decay=weight_decay,
+            initial_accumulator_value=init,
+            maximize=maximize,
+        )
+        for lr_decay, weight_decay, init, maximize in itertools.product(
+            (0.0, 0.1), (0.0, 0.05), (0.0, 0.1), (False, True)
+        )
     ]
     cases.append(dict(lr=0.1, eps=1e-3))
-    cases.append(dict(lr=0.1, lr_decay=0.1, weight_decay=0.05, initial_accumulator_value=0.1, eps=1e-3, maximize=True))
+    cases.append(
+        dict(
+            lr=0.1,
+            lr_decay=0.1,
+            weight_decay=0.05,
+            initial_accumulator_value=0.1,
+            eps=1e-3,
+            maximize=True,
+        )
+    )
     return cases
 
 
 CASES = _cases()
 
 
-@pytest.mark.parametrize("options", [dict(lr=0.1), dict(lr=0.1, lr_decay=0.1, weight_decay=0.1, initial_accumulator_value=0.5)], ids=str)
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(lr=0.1),
+        dict(lr=0.1, lr_decay=0.1, weight_decay=0.1, initial_accumulator_value=0.5),
+    ],
+    ids=str,
+)
 def test_missing_grad_leaves_parameter_and_initial_state_alone(options):
     """torch creates Adagrad's state in the constructor, so a parameter without a gradient keeps its
     *initial* state (step 0, sum = initial_accumulator_value), identical to torch's, and its value."""
     pairs = []
     for cls in (OURS, THEIRS):
         gen = torch.Generator().manual_seed(0)
-        a, b = (torch.randn(3, generator=gen, dtype=torch.float64, requires_grad=True) for _ in range(2))
+        a, b = (
+            torch.randn(3, generator=gen, dtype=torch.float64, requires_grad=True)
+            for _ in range(2)
+        )
         before = b.detach().clone()
         opt = cls([a, b], **options)
         for _ in range(3):
@@ -47,7 +74,10 @@ def test_missing_grad_leaves_parameter_and_initial_state_alone(options):
             opt.step()
         assert torch.equal(b.detach(), before)
         assert opt.state[b]["step"].item() == 0.0
-        assert torch.equal(opt.state[b]["sum"], torch.full_like(b, options.get("initial_accumulator_value", 0.0)))
+        assert torch.equal(
+            opt.state[b]["sum"],
+            torch.full_like(b, options.get("initial_accumulator_value", 0.0)),
+        )
         pairs.append(opt)
     assert state_diff(*pairs) < TOL
 
@@ -59,19 +89,31 @@ def test_state_is_created_eagerly_like_torch(default_dtype):
     torch.set_default_dtype(default_dtype)
     try:
         p = torch.zeros(2, 3, dtype=torch.float64, requires_grad=True)
-        ours, theirs = OURS([p], initial_accumulator_value=0.3), THEIRS([p], initial_accumulator_value=0.3)
+        ours, theirs = (
+            OURS([p], initial_accumulator_value=0.3),
+            THEIRS([p], initial_accumulator_value=0.3),
+        )
         s, t = ours.state[p], theirs.state[p]
         assert set(s) == set(t) == {"step", "sum"}
-        assert s["step"].dtype == t["step"].dtype == default_dtype and s["step"].dim() == 0
-        assert s["sum"].dtype == t["sum"].dtype and max_abs_diff(s["sum"], t["sum"]) == 0.0
+        assert (
+            s["step"].dtype == t["step"].dtype == default_dtype and s["step"].dim() == 0
+        )
+        assert (
+            s["sum"].dtype == t["sum"].dtype and max_abs_diff(s["sum"], t["sum"]) == 0.0
+        )
     finally:
         torch.set_default_dtype(old)
 
 
 def test_group_initial_accumulator_value_is_ignored_like_torch():
     """torch fills every group's sum with the constructor's value; ours does the same (the closed-loop bound)."""
-    diff = contract.compare_optimizers(OURS, THEIRS, dict(lr=0.1, initial_accumulator_value=0.1),
-                                       group_options={"lr": 0.05, "initial_accumulator_value": 2.0}, relative=True)
+    diff = contract.compare_optimizers(
+        OURS,
+        THEIRS,
+        dict(lr=0.1, initial_accumulator_value=0.1),
+        group_options={"lr": 0.05, "initial_accumulator_value": 2.0},
+        relative=True,
+    )
     assert diff <= contract.CLOSED_LOOP_ULPS * EPS, diff
 
 
@@ -92,7 +134,10 @@ def test_add_param_group_initializes_lazily_like_torch():
     opts, params = [], []
     for cls in (OURS, THEIRS):
         gen = torch.Generator().manual_seed(0)
-        a, b = (torch.randn(4, generator=gen, dtype=torch.float64, requires_grad=True) for _ in range(2))
+        a, b = (
+            torch.randn(4, generator=gen, dtype=torch.float64, requires_grad=True)
+            for _ in range(2)
+        )
         opt = cls([a], lr=0.1, initial_accumulator_value=0.2)
         opt.add_param_group({"params": [b], "lr": 0.3})
         assert len(opt.state[b]) == 0
@@ -107,15 +152,27 @@ def test_add_param_group_initializes_lazily_like_torch():
 
 class TestAdagrad(OptimizerContract):
     """The shared contract, filled with Adagrad's tables."""
+
     ours, theirs = OURS, THEIRS
     cases = CASES
     round_trip = CASES[::3] + CASES[-2:]
-    invalid = [dict(lr=-0.1), dict(lr_decay=-0.1), dict(weight_decay=-1.0), dict(initial_accumulator_value=-0.5),
-        dict(eps=-1e-10), dict(lr=torch.tensor([0.1, 0.2]))]
+    invalid = [
+        dict(lr=-0.1),
+        dict(lr_decay=-0.1),
+        dict(weight_decay=-1.0),
+        dict(initial_accumulator_value=-0.5),
+        dict(eps=-1e-10),
+        dict(lr=torch.tensor([0.1, 0.2])),
+    ]
     switches = ["differentiable", "fused"]
     scheduled = [dict(lr=0.1, lr_decay=0.01)]
     tensor_lr = [dict(lr=torch.tensor(0.05)), dict(lr=torch.tensor(0.05), lr_decay=0.1)]
-    cuda = [dict(lr=0.1, lr_decay=0.01, weight_decay=0.01, initial_accumulator_value=0.1)]
-    sparse = [dict(lr=0.1), dict(lr=0.1, lr_decay=0.05, maximize=True, initial_accumulator_value=0.1),
-              dict(weight_decay=0.1)]  # torch refuses weight decay with sparse gradients
+    cuda = [
+        dict(lr=0.1, lr_decay=0.01, weight_decay=0.01, initial_accumulator_value=0.1)
+    ]
+    sparse = [
+        dict(lr=0.1),
+        dict(lr=0.1, lr_decay=0.05, maximize=True, initial_accumulator_value=0.1),
+        dict(weight_decay=0.1),
+    ]  # torch refuses weight decay with sparse gradients
     foreach = CASES + [dict(lr=torch.tensor(0.05), lr_decay=0.1, maximize=True)]

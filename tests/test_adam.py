@@ -17,14 +17,28 @@ def _cases():
     for weight_decay, decoupled, amsgrad, maximize in itertools.product(
         (0.0, 0.05), (False, True), (False, True), (False, True)
     ):
-        cases.append(dict(lr=0.01, weight_decay=weight_decay, decoupled_weight_decay=decoupled,
-                          amsgrad=amsgrad, maximize=maximize))
+        cases.append(
+            dict(
+                lr=0.01,
+                weight_decay=weight_decay,
+                decoupled_weight_decay=decoupled,
+                amsgrad=amsgrad,
+                maximize=maximize,
+            )
+        )
     cases += [
         dict(lr=0.01, betas=(0.5, 0.9)),
         dict(lr=0.01, betas=(0.0, 0.99)),
         dict(lr=0.01, eps=1e-3),
-        dict(lr=0.01, betas=(0.8, 0.95), eps=1e-4, weight_decay=0.1, amsgrad=True, maximize=True,
-             decoupled_weight_decay=True),
+        dict(
+            lr=0.01,
+            betas=(0.8, 0.95),
+            eps=1e-4,
+            weight_decay=0.1,
+            amsgrad=True,
+            maximize=True,
+            decoupled_weight_decay=True,
+        ),
     ]
     return cases
 
@@ -45,13 +59,22 @@ def test_constant_gradient_step_is_lr():
         assert_close(step, torch.full_like(step, 0.1), ulps=2**10, what=f"t={t}")
 
 
-INVALID = [dict(lr=-0.1), dict(eps=-1e-8), dict(betas=(1.0, 0.999)), dict(betas=(-0.1, 0.999)),
-    dict(betas=(0.9, 1.0)), dict(weight_decay=-1.0), dict(betas=(0.9, torch.tensor(0.99))),
-    dict(betas=(0, 0.999)), dict(lr=torch.tensor([0.1, 0.2]))]
+INVALID = [
+    dict(lr=-0.1),
+    dict(eps=-1e-8),
+    dict(betas=(1.0, 0.999)),
+    dict(betas=(-0.1, 0.999)),
+    dict(betas=(0.9, 1.0)),
+    dict(weight_decay=-1.0),
+    dict(betas=(0.9, torch.tensor(0.99))),
+    dict(betas=(0, 0.999)),
+    dict(lr=torch.tensor([0.1, 0.2])),
+]
 
 
 class TestAdam(OptimizerContract):
     """The shared contract, filled with Adam's tables."""
+
     ours, theirs = OURS, THEIRS
     cases = CASES
     round_trip = CASES[::3] + CASES[-4:]
@@ -60,7 +83,14 @@ class TestAdam(OptimizerContract):
     switches = ["capturable", "differentiable"]
     foreach = CASES
     scheduled = [dict(lr=0.01, amsgrad=True)]
-    tensor_lr = [dict(lr=torch.tensor(0.01)), dict(lr=0.01, betas=(torch.tensor(0.8), torch.tensor([0.99])))]
-    cuda = [dict(lr=0.01, amsgrad=True, weight_decay=0.01), dict(lr=0.01, weight_decay=0.01, decoupled_weight_decay=True),
-            dict(lr=0.01, amsgrad=True, weight_decay=0.01, foreach=True), dict(lr=0.01, amsgrad=True, weight_decay=0.01, fused=True)]
+    tensor_lr = [
+        dict(lr=torch.tensor(0.01)),
+        dict(lr=0.01, betas=(torch.tensor(0.8), torch.tensor([0.99]))),
+    ]
+    cuda = [
+        dict(lr=0.01, amsgrad=True, weight_decay=0.01),
+        dict(lr=0.01, weight_decay=0.01, decoupled_weight_decay=True),
+        dict(lr=0.01, amsgrad=True, weight_decay=0.01, foreach=True),
+        dict(lr=0.01, amsgrad=True, weight_decay=0.01, fused=True),
+    ]
     state = [dict(lr=0.1), dict(lr=0.1, amsgrad=True)]

@@ -18,20 +18,42 @@ def _variant(**fixed):
     [
         (_variant(), torch.optim.Adam, dict(lr=0.01)),  # Algorithm 1 is torch's Adam
         (_variant(), torch.optim.Adam, dict(lr=0.01, betas=(0.5, 0.9), eps=1e-3)),
-        (_variant(eps_hat=True), torch.optim.Adam, dict(lr=0.01, eps=0.0)),  # the forms agree when ε = 0
-        (DozatNAdam, torch.optim.NAdam, dict(lr=0.01, momentum_decay=1e4)),  # agree when μ_t = β₁ throughout
-        (DozatNAdam, torch.optim.NAdam, dict(lr=0.01, betas=(0.6, 0.9), momentum_decay=1e4)),
+        (
+            _variant(eps_hat=True),
+            torch.optim.Adam,
+            dict(lr=0.01, eps=0.0),
+        ),  # the forms agree when ε = 0
+        (
+            DozatNAdam,
+            torch.optim.NAdam,
+            dict(lr=0.01, momentum_decay=1e4),
+        ),  # agree when μ_t = β₁ throughout
+        (
+            DozatNAdam,
+            torch.optim.NAdam,
+            dict(lr=0.01, betas=(0.6, 0.9), momentum_decay=1e4),
+        ),
     ],
-    ids=["adam", "adam-betas-eps", "eps-hat-eps0", "nadam-constant-mu", "nadam-constant-mu-betas"],
+    ids=[
+        "adam",
+        "adam-betas-eps",
+        "eps-hat-eps0",
+        "nadam-constant-mu",
+        "nadam-constant-mu-betas",
+    ],
 )
 def test_agrees_with_torch_where_it_must(ours, theirs, options):
-    d_param, d_state = replay_gradients(ours, theirs, options, steps=200, missing_every=3)
+    d_param, d_state = replay_gradients(
+        ours, theirs, options, steps=200, missing_every=3
+    )
     assert d_param < TOL and d_state < TOL, (d_param, d_state)
 
 
 def test_dozat_nadam_differs_with_the_default_schedule():
     """With the warming μ_t the paper's first moment is not torch's: the runs part by more than 1e-3."""
-    d_param, _ = replay_gradients(DozatNAdam, torch.optim.NAdam, dict(lr=0.01), steps=50)
+    d_param, _ = replay_gradients(
+        DozatNAdam, torch.optim.NAdam, dict(lr=0.01), steps=50
+    )
     assert d_param > 1e-3
 
 
@@ -59,7 +81,9 @@ def test_no_bias_correction_first_step():
     opt = AdamVariant([p], lr=0.1, betas=(0.9, 0.999), eps=0.0, bias_correction=False)
     p.grad = torch.tensor([2.0, -0.5, 1e-4], dtype=torch.float64)
     opt.step()
-    expected = -0.1 * 0.1 / 0.001**0.5 * torch.tensor([1.0, -1.0, 1.0], dtype=torch.float64)
+    expected = (
+        -0.1 * 0.1 / 0.001**0.5 * torch.tensor([1.0, -1.0, 1.0], dtype=torch.float64)
+    )
     assert torch.allclose(p.detach(), expected, rtol=0, atol=TOL)
 
 
@@ -74,7 +98,9 @@ def _dozat_by_hand(grads, lr, beta1, beta2, eps, psi):
     for t, g in enumerate(grads, start=1):
         mu = beta1 * (1 - 0.5 * 0.96 ** (t * psi))
         mu_next = beta1 * (1 - 0.5 * 0.96 ** ((t + 1) * psi))
-        prod = np.float32(prod * np.float32(mu))  # a float32 tensor times a Python float: float32 arithmetic
+        prod = np.float32(
+            prod * np.float32(mu)
+        )  # a float32 tensor times a Python float: float32 arithmetic
         m = mu * m + (1 - mu) * g
         v = beta2 * v + (1 - beta2) * g * g
         denom = math.sqrt(v / (1 - beta2**t)) + eps
@@ -98,10 +124,17 @@ def test_dozat_nadam_three_steps_by_hand(psi):
         p.grad = torch.tensor([g], dtype=torch.float64)
         opt.step()
         ours.append(p.item())
-    expected = torch.tensor(_dozat_by_hand(grads, lr, beta1, beta2, eps, psi), dtype=torch.float64)
+    expected = torch.tensor(
+        _dozat_by_hand(grads, lr, beta1, beta2, eps, psi), dtype=torch.float64
+    )
     # three steps of a dozen elementwise operations each, the two sides ordering their products differently
     # (addcdiv vs a product of Python floats): a few ε per operation, compounding over three steps
-    assert_close(torch.tensor(ours, dtype=torch.float64), expected, ulps=64, what="θ after steps 1, 2, 3")
+    assert_close(
+        torch.tensor(ours, dtype=torch.float64),
+        expected,
+        ulps=64,
+        what="θ after steps 1, 2, 3",
+    )
     # and the first step is not γ: 1 + μ₂(1 − μ₁)/(1 − μ₁μ₂) times γ·sign(g) (ε negligible)
     mu1, mu2 = (beta1 * (1 - 0.5 * 0.96 ** (k * psi)) for k in (1, 2))
     assert abs(abs(ours[0]) / lr - (1 + mu2 * (1 - mu1) / (1 - mu1 * mu2))) < 1e-6

@@ -12,7 +12,9 @@ from companion.testing.parity import replay_gradients
 from companion.testing.tolerances import assert_close, eps
 
 OURS, THEIRS = ASGD, torch.optim.ASGD
-F32_IN_F64_ULPS = eps(torch.float32) / eps(torch.float64)  # one float32 ε (2⁻²³) in units of the float64 ε (2⁻⁵²)
+F32_IN_F64_ULPS = eps(torch.float32) / eps(
+    torch.float64
+)  # one float32 ε (2⁻²³) in units of the float64 ε (2⁻⁵²)
 
 
 def _cases():
@@ -20,16 +22,22 @@ def _cases():
     25 closed-loop and 200 replayed steps), then each other option alone, then all together."""
     cases = [
         dict(lr=0.05, t0=t0, weight_decay=weight_decay, maximize=maximize)
-        for t0, weight_decay, maximize in itertools.product((5, 50), (0.0, 0.05), (False, True))
+        for t0, weight_decay, maximize in itertools.product(
+            (5, 50), (0.0, 0.05), (False, True)
+        )
     ]
     cases += [
         dict(),  # torch's defaults: t₀ = 10⁶, no averaging within the test's steps
         dict(lr=0.1),
         dict(lr=1e-3, t0=5),
         dict(lr=0.05, t0=0),  # averaging from the first steps on
-        dict(lr=0.05, t0=150),  # the replay's average starts three quarters of the way in
+        dict(
+            lr=0.05, t0=150
+        ),  # the replay's average starts three quarters of the way in
         dict(lr=0.05, t0=5.5),  # a t₀ between two steps
-        dict(lr=0.05, lambd=0.0, t0=5),  # a constant step and no shrink: plain SGD plus the average
+        dict(
+            lr=0.05, lambd=0.0, t0=5
+        ),  # a constant step and no shrink: plain SGD plus the average
         dict(lr=0.1, lambd=0.5, t0=5),  # a strong shrink and a fast decay of η
         dict(lr=0.05, alpha=0.5, t0=5),
         dict(lr=0.05, alpha=1.0, t0=5),
@@ -53,7 +61,9 @@ def _run(steps, *, t0, default_dtype, lr=0.1, lambd=1e-4, alpha=0.75):
         opt = ASGD([p], lr=lr, lambd=lambd, alpha=alpha, t0=t0)
         iterates = []
         for _ in range(steps):
-            p.grad = torch.randn(4, generator=gen, dtype=torch.float64) + p.detach()  # a noisy quadratic's gradient
+            p.grad = (
+                torch.randn(4, generator=gen, dtype=torch.float64) + p.detach()
+            )  # a noisy quadratic's gradient
             opt.step()
             iterates.append(p.detach().clone())
     finally:
@@ -68,10 +78,18 @@ def test_ax_is_the_mean_of_the_iterates_after_t0(t0):
     within 256 ε of the iterates' scale."""
     steps = 30
     opt, p, iterates = _run(steps, t0=t0, default_dtype=torch.float64)
-    expected = iterates[t0 + 1:].sum(0) / (steps - t0 - 1)  # θ_{t₀+2} is row t₀ + 1
+    expected = iterates[t0 + 1 :].sum(0) / (steps - t0 - 1)  # θ_{t₀+2} is row t₀ + 1
     ax = opt.state[p]["ax"]
-    assert_close(ax, expected, ulps=256, scale=iterates.abs().max().item(), what="ax against the hand-computed mean")
-    assert (ax - p.detach()).abs().max() > 1e-3, "the average should differ from the last iterate"
+    assert_close(
+        ax,
+        expected,
+        ulps=256,
+        scale=iterates.abs().max().item(),
+        what="ax against the hand-computed mean",
+    )
+    assert (ax - p.detach()).abs().max() > 1e-3, (
+        "the average should differ from the last iterate"
+    )
 
 
 def test_ax_with_float32_scalars_is_the_mean_up_to_float32_weights():
@@ -81,8 +99,13 @@ def test_ax_with_float32_scalars_is_the_mean_up_to_float32_weights():
     steps, t0 = 30, 5
     opt, p, iterates = _run(steps, t0=t0, default_dtype=torch.float32)
     assert opt.state[p]["mu"].dtype == torch.float32
-    expected = iterates[t0 + 1:].mean(0)
-    assert_close(opt.state[p]["ax"], expected, ulps=4 * F32_IN_F64_ULPS, scale=iterates.abs().max().item())
+    expected = iterates[t0 + 1 :].mean(0)
+    assert_close(
+        opt.state[p]["ax"],
+        expected,
+        ulps=4 * F32_IN_F64_ULPS,
+        scale=iterates.abs().max().item(),
+    )
 
 
 def test_ax_is_the_iterate_before_averaging_starts():
@@ -92,23 +115,35 @@ def test_ax_is_the_iterate_before_averaging_starts():
     assert opt.state[p]["mu"].item() == 1.0
 
 
-@pytest.mark.parametrize("lr, lambd, alpha", [(0.1, 1e-4, 0.75), (0.5, 0.3, 0.6), (0.05, 2.0, 1.0)])
+@pytest.mark.parametrize(
+    "lr, lambd, alpha", [(0.1, 1e-4, 0.75), (0.5, 0.3, 0.6), (0.05, 2.0, 1.0)]
+)
 def test_eta_and_mu_follow_their_formulas(lr, lambd, alpha):
     """After t steps η = γ/(1 + λγt)^α and μ = 1/max(1, t − t₀), computed here by hand in float64 and stored by
     ASGD in float64 (the default dtype float64): one pow and three roundings, within 8 ε of η."""
     t0 = 3
     for steps in (1, 2, 7, 20):
-        opt, p, _ = _run(steps, t0=t0, default_dtype=torch.float64, lr=lr, lambd=lambd, alpha=alpha)
+        opt, p, _ = _run(
+            steps, t0=t0, default_dtype=torch.float64, lr=lr, lambd=lambd, alpha=alpha
+        )
         state = opt.state[p]
         assert state["step"].item() == steps
-        assert_close(state["eta"], torch.tensor(lr / (1 + lambd * lr * steps) ** alpha, dtype=torch.float64), ulps=8)
-        assert state["mu"].item() == 1 / max(1, steps - t0)  # 1/k is one correctly rounded division
+        assert_close(
+            state["eta"],
+            torch.tensor(lr / (1 + lambd * lr * steps) ** alpha, dtype=torch.float64),
+            ulps=8,
+        )
+        assert state["mu"].item() == 1 / max(
+            1, steps - t0
+        )  # 1/k is one correctly rounded division
 
 
 def test_eta_decays_as_a_power_of_t():
     """For large t, η_t ≈ γ (λγt)^{−α}: doubling t divides η by 2^α (within 1e-4 once λγt ≫ 1)."""
     lr, lambd, alpha = 1.0, 1.0, 0.75
-    ratio = decaying_step(2e6, lr=lr, lambd=lambd, alpha=alpha) / decaying_step(1e6, lr=lr, lambd=lambd, alpha=alpha)
+    ratio = decaying_step(2e6, lr=lr, lambd=lambd, alpha=alpha) / decaying_step(
+        1e6, lr=lr, lambd=lambd, alpha=alpha
+    )
     assert ratio == pytest.approx(2**-alpha, rel=1e-4)
     assert averaging_weight(3, 5) == 1 and averaging_weight(9, 5) == 0.25
 
@@ -138,7 +173,17 @@ def test_first_step_by_hand():
         theta = torch.tensor([1.0, -2.0, 0.5])
         g = torch.tensor([0.3, 0.1, -4.0])
         p, state = theta.clone(), {}
-        asgd_step(p, g, state, lr=0.1, lambd=0.2, alpha=0.75, t0=1e6, weight_decay=0.05, maximize=False)
+        asgd_step(
+            p,
+            g,
+            state,
+            lr=0.1,
+            lambd=0.2,
+            alpha=0.75,
+            t0=1e6,
+            weight_decay=0.05,
+            maximize=False,
+        )
     finally:
         torch.set_default_dtype(previous)
     expected = (1 - 0.2 * 0.1) * theta - 0.1 * (g + 0.05 * theta)
@@ -159,14 +204,19 @@ def test_complex_parameter_like_torch():
             p.grad = g.clone()
             opt.step()
     ours, theirs = opts[0].state[ps[0]], opts[1].state[ps[1]]
-    assert ours["eta"].item() == theirs["eta"].item() and ours["mu"].item() == theirs["mu"].item()
+    assert (
+        ours["eta"].item() == theirs["eta"].item()
+        and ours["mu"].item() == theirs["mu"].item()
+    )
     for a, b in ((ps[0].detach(), ps[1].detach()), (ours["ax"], theirs["ax"])):
         assert_close(torch.view_as_real(a), torch.view_as_real(b), ulps=2**12)
 
 
 def test_replay_state_matches_after_averaging_begins():
     """The replay's state comparison includes ``ax`` once it has become a true average (t₀ = 5, 200 steps)."""
-    d_param, d_state = replay_gradients(OURS, THEIRS, dict(lr=0.05, t0=5), steps=200, relative=True)
+    d_param, d_state = replay_gradients(
+        OURS, THEIRS, dict(lr=0.05, t0=5), steps=200, relative=True
+    )
     assert d_param <= 2**12 * eps() and d_state <= 2**12 * eps()
 
 
@@ -177,9 +227,20 @@ class TestASGD(OptimizerContract):
     cases = CASES
     round_trip = ROUND_TRIP
     missing_grad = [dict(lr=0.1), dict(lr=0.1, t0=0, weight_decay=0.1)]
-    invalid = [dict(lr=-0.1), dict(weight_decay=-1.0), dict(lr=torch.tensor([0.1, 0.2]))]
+    invalid = [
+        dict(lr=-0.1),
+        dict(weight_decay=-1.0),
+        dict(lr=torch.tensor([0.1, 0.2])),
+    ]
     switches = ["foreach", "differentiable", "capturable"]
     scheduled = [dict(lr=0.05, t0=5), dict(lr=0.05, t0=5, weight_decay=0.01, lambd=0.1)]
-    tensor_lr = [dict(lr=torch.tensor(0.05), t0=5), dict(lr=torch.tensor([0.05]), t0=5, weight_decay=0.05)]
-    state = [dict(lr=0.1), dict(lr=0.1, t0=1), dict(lr=0.1, lambd=0.5, alpha=1.0, t0=0, weight_decay=0.1)]
+    tensor_lr = [
+        dict(lr=torch.tensor(0.05), t0=5),
+        dict(lr=torch.tensor([0.05]), t0=5, weight_decay=0.05),
+    ]
+    state = [
+        dict(lr=0.1),
+        dict(lr=0.1, t0=1),
+        dict(lr=0.1, lambd=0.5, alpha=1.0, t0=0, weight_decay=0.1),
+    ]
     cuda = [dict(lr=0.05, t0=5, weight_decay=0.01)]

@@ -7,7 +7,14 @@ import pytest
 import torch
 from torch import nn
 
-from companion.experiments.backprop import Parameters, TwoLayerMSE, backward, central_differences, forward, sgd_update
+from companion.experiments.backprop import (
+    Parameters,
+    TwoLayerMSE,
+    backward,
+    central_differences,
+    forward,
+    sgd_update,
+)
 from companion.optim import SGD
 from companion.testing.tolerances import assert_close
 
@@ -30,6 +37,8 @@ def grad_ulps(h, activation):
     if activation != "tanh":
         return GRAD_ULPS
     return GRAD_ULPS + float((h * h / ((1 - h) * (1 + h))).max())
+
+
 # The loss: one reduction over N = n·k ≤ 256 squared errors, after an identical forward pass up to
 # the activation (ours: 1/(1 + e^{−z}), torch's sigmoid kernel; a few ε each).
 LOSS_ULPS = 64
@@ -37,16 +46,25 @@ LOSS_ULPS = 64
 
 def _torch_net(d, m, k, activation, seed=0):
     torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(d, m), TORCH_ACTIVATIONS[activation](), nn.Linear(m, k)).to(DTYPE)
+    return nn.Sequential(
+        nn.Linear(d, m), TORCH_ACTIVATIONS[activation](), nn.Linear(m, k)
+    ).to(DTYPE)
 
 
 def _params(net) -> Parameters:
-    return Parameters(*(t.detach().clone() for t in (net[0].weight, net[0].bias, net[2].weight, net[2].bias)))
+    return Parameters(
+        *(
+            t.detach().clone()
+            for t in (net[0].weight, net[0].bias, net[2].weight, net[2].bias)
+        )
+    )
 
 
 def _data(n, d, k, seed=1):
     g = torch.Generator().manual_seed(seed)
-    return 2 * torch.randn(n, d, generator=g, dtype=DTYPE), torch.randn(n, k, generator=g, dtype=DTYPE)
+    return 2 * torch.randn(n, d, generator=g, dtype=DTYPE), torch.randn(
+        n, k, generator=g, dtype=DTYPE
+    )
 
 
 @pytest.mark.parametrize("activation", sorted(TORCH_ACTIVATIONS))
@@ -62,7 +80,12 @@ def test_forward_and_backward_match_autograd(shape, activation):
     cache = forward(params, x, y, activation)
     grads, dx = backward(params, cache, activation)
     assert_close(cache.loss, loss_ref.detach(), ulps=LOSS_ULPS, what="loss")
-    reference = (net[0].weight.grad, net[0].bias.grad, net[2].weight.grad, net[2].bias.grad)
+    reference = (
+        net[0].weight.grad,
+        net[0].bias.grad,
+        net[2].weight.grad,
+        net[2].bias.grad,
+    )
     ulps = grad_ulps(cache.h, activation)
     for name, ours, theirs in zip(Parameters._fields, grads, reference):
         assert ours.shape == theirs.shape
@@ -76,7 +99,9 @@ def test_gradcheck_and_gradgradcheck(activation):
     x, y = _data(n, d, k)
     params = _params(_torch_net(d, m, k, activation))
     if activation == "relu":
-        x = x + 0.1  # keep the pre-activations away from the kink, where finite differences are meaningless
+        x = (
+            x + 0.1
+        )  # keep the pre-activations away from the kink, where finite differences are meaningless
     inputs = [t.clone().requires_grad_() for t in (x, y, *params)]
     fn = lambda *t: TwoLayerMSE.apply(*t, activation)  # noqa: E731
     assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-8, rtol=1e-6)
@@ -89,7 +114,9 @@ def test_central_differences_agree_with_the_hand_gradients():
     params = _params(_torch_net(d, m, k, "tanh"))
     grads, _ = backward(params, forward(params, x, y, "tanh"), "tanh")
     h = 6e-6  # ≈ ε^{1/3}: truncation O(h²) and rounding O(ε/h) balance
-    numeric = central_differences(lambda: forward(params, x, y, "tanh").loss, list(params), h=h)
+    numeric = central_differences(
+        lambda: forward(params, x, y, "tanh").loss, list(params), h=h
+    )
     # The error of a central difference is about h²|f'''|/6 + ε|f|/h ≈ 1e-10 for |f|, |f'''| of order 1:
     # a bound relative to the gradients' size, and far above float64 rounding, so it could only fail
     # if a hand gradient were wrong.
@@ -102,7 +129,9 @@ def test_central_differences_of_a_known_function():
     (g,) = central_differences(lambda: (t**3).sum(), [t], h=1e-5)
     # exact: 3t²; the central difference of a cubic errs by exactly h² (f''' = 6, error h²·6/6)
     assert (g - 3 * t**2).abs().max() <= 1e-10 + 1e-9
-    assert torch.equal(t, torch.tensor([0.3, -1.2, 2.0], dtype=DTYPE))  # restored in place
+    assert torch.equal(
+        t, torch.tensor([0.3, -1.2, 2.0], dtype=DTYPE)
+    )  # restored in place
 
 
 @pytest.mark.parametrize("activation", sorted(TORCH_ACTIVATIONS))
@@ -121,7 +150,12 @@ def test_one_sgd_step_by_hand_equals_companion_and_torch_sgd(activation):
         # θ − η g: the gradients agree within GRAD_ULPS of their scale, and η|g| ≤ |θ| here, plus one
         # rounding of θ − ηg (torch may fuse the multiply-add): GRAD_ULPS + 2 of the parameters' scale
         for pname, ours, stepped in zip(Parameters._fields, by_hand, _params(net)):
-            assert_close(ours, stepped, ulps=GRAD_ULPS + 2, what=f"{name}: {pname} after one step")
+            assert_close(
+                ours,
+                stepped,
+                ulps=GRAD_ULPS + 2,
+                what=f"{name}: {pname} after one step",
+            )
 
 
 def test_sgd_update_lowers_the_loss_and_validates():
@@ -133,7 +167,9 @@ def test_sgd_update_lowers_the_loss_and_validates():
         cache = forward(params, x, y)
         losses.append(cache.loss.item())
         params = sgd_update(params, backward(params, cache)[0], lr=0.1)
-    assert all(b < a for a, b in zip(losses, losses[1:]))  # a small step on a smooth loss: always down
+    assert all(
+        b < a for a, b in zip(losses, losses[1:])
+    )  # a small step on a smooth loss: always down
     assert losses[-1] < 0.25 * losses[0]  # measured: 0.74 → 0.11
     with pytest.raises(ValueError, match="Invalid learning rate"):
         sgd_update(params, params, lr=-1.0)

@@ -6,7 +6,12 @@ import math
 import pytest
 import torch
 
-from companion.experiments.bias_variance import decompose, legendre_features, polynomial_learner, sample_training_sets
+from companion.experiments.bias_variance import (
+    decompose,
+    legendre_features,
+    polynomial_learner,
+    sample_training_sets,
+)
 from companion.testing.tolerances import assert_close
 
 DTYPE = torch.float64
@@ -19,15 +24,28 @@ def target(x):
 
 def _run(degree, seed, noise_std=0.3, n_sets=300, n_train=25):
     g = torch.Generator().manual_seed(seed)
-    sets = sample_training_sets(target, n_sets=n_sets, n_train=n_train, noise_std=noise_std, generator=g)
-    return decompose(polynomial_learner(degree), target, noise_std=noise_std, x_test=X_TEST, training_sets=sets, generator=g)
+    sets = sample_training_sets(
+        target, n_sets=n_sets, n_train=n_train, noise_std=noise_std, generator=g
+    )
+    return decompose(
+        polynomial_learner(degree),
+        target,
+        noise_std=noise_std,
+        x_test=X_TEST,
+        training_sets=sets,
+        generator=g,
+    )
 
 
 def test_legendre_features_are_the_legendre_polynomials():
     x = torch.linspace(-1, 1, 7, dtype=DTYPE)
     P = legendre_features(x, 3)
-    exact = torch.stack([torch.ones_like(x), x, (3 * x**2 - 1) / 2, (5 * x**3 - 3 * x) / 2], dim=-1)
-    assert_close(P, exact, ulps=8, what="P0..P3")  # a three-term recurrence, a few roundings per step
+    exact = torch.stack(
+        [torch.ones_like(x), x, (3 * x**2 - 1) / 2, (5 * x**3 - 3 * x) / 2], dim=-1
+    )
+    assert_close(
+        P, exact, ulps=8, what="P0..P3"
+    )  # a three-term recurrence, a few roundings per step
     assert legendre_features(x, 0).shape == (7, 1)
 
 
@@ -51,11 +69,24 @@ def test_noise_free_exact_model_has_no_bias_or_variance():
     # a cubic fitted by a cubic without noise: every fit is exact, so bias² = variance = noise = error = 0
     cubic = lambda x: x**3 - x  # noqa: E731
     g = torch.Generator().manual_seed(0)
-    sets = sample_training_sets(cubic, n_sets=20, n_train=10, noise_std=0.0, generator=g)
-    d, pred = decompose(polynomial_learner(3), cubic, noise_std=0.0, x_test=X_TEST, training_sets=sets, generator=g)
+    sets = sample_training_sets(
+        cubic, n_sets=20, n_train=10, noise_std=0.0, generator=g
+    )
+    d, pred = decompose(
+        polynomial_learner(3),
+        cubic,
+        noise_std=0.0,
+        x_test=X_TEST,
+        training_sets=sets,
+        generator=g,
+    )
     # lstsq on 10 points with 4 Legendre columns of order 1: a few hundred ε of rounding at most
-    assert_close(pred, cubic(X_TEST).expand_as(pred), ulps=256, scale=1.0, what="exact fits")
-    assert abs(d.bias2) < 1e-25 and d.variance < 1e-25 and d.error < 1e-25 and d.noise == 0
+    assert_close(
+        pred, cubic(X_TEST).expand_as(pred), ulps=256, scale=1.0, what="exact fits"
+    )
+    assert (
+        abs(d.bias2) < 1e-25 and d.variance < 1e-25 and d.error < 1e-25 and d.noise == 0
+    )
 
 
 def test_constant_model_variance_is_that_of_a_mean():
@@ -75,15 +106,31 @@ def test_bias_falls_and_variance_rises_with_degree():
     variance = [t[0].variance for t in terms]
     assert bias2[4] < 0.05 * bias2[0] and variance[9] > 100 * variance[0]
     errors = [t[0].error for t in terms]
-    assert 0 < min(range(10), key=errors.__getitem__) < 9  # the best capacity is in between
+    assert (
+        0 < min(range(10), key=errors.__getitem__) < 9
+    )  # the best capacity is in between
 
 
 def test_errors():
     g = torch.Generator().manual_seed(0)
     sets = sample_training_sets(target, n_sets=1, n_train=5, noise_std=0.1, generator=g)
     with pytest.raises(ValueError, match="at least 2 training sets"):
-        decompose(polynomial_learner(1), target, noise_std=0.1, x_test=X_TEST, training_sets=sets, generator=g)
+        decompose(
+            polynomial_learner(1),
+            target,
+            noise_std=0.1,
+            x_test=X_TEST,
+            training_sets=sets,
+            generator=g,
+        )
     with pytest.raises(ValueError, match="noise_std"):
-        decompose(polynomial_learner(1), target, noise_std=-1.0, x_test=X_TEST, training_sets=sets, generator=g)
+        decompose(
+            polynomial_learner(1),
+            target,
+            noise_std=-1.0,
+            x_test=X_TEST,
+            training_sets=sets,
+            generator=g,
+        )
     with pytest.raises(ValueError, match="degree"):
         legendre_features(X_TEST, -1)

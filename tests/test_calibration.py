@@ -6,7 +6,9 @@ import torch
 
 from companion.core.calibration import expected_calibration_error, reliability
 
-EPS_ULPS = 64  # sums over ≤ 1000 examples of numbers in [0, 1], in float64: tens of roundings
+EPS_ULPS = (
+    64  # sums over ≤ 1000 examples of numbers in [0, 1], in float64: tens of roundings
+)
 
 
 def _direct_ece(probs, labels, n_bins):
@@ -17,7 +19,11 @@ def _direct_ece(probs, labels, n_bins):
         inside = (conf > lo) & (conf <= hi) if b else (conf <= hi)
         if inside.any():
             acc = (pred[inside] == labels[inside]).double().mean()
-            total += inside.sum().item() / len(conf) * (acc - conf[inside].mean()).abs().item()
+            total += (
+                inside.sum().item()
+                / len(conf)
+                * (acc - conf[inside].mean()).abs().item()
+            )
     return total
 
 
@@ -27,7 +33,13 @@ def test_ece_matches_direct_computation(n_bins, seed):
     g = torch.Generator().manual_seed(seed)
     probs = (3 * torch.randn(500, 7, generator=g, dtype=torch.float64)).softmax(1)
     labels = torch.randint(7, (500,), generator=g)
-    assert abs(expected_calibration_error(probs, labels, n_bins) - _direct_ece(probs, labels, n_bins)) <= EPS_ULPS * 2.2e-16
+    assert (
+        abs(
+            expected_calibration_error(probs, labels, n_bins)
+            - _direct_ece(probs, labels, n_bins)
+        )
+        <= EPS_ULPS * 2.2e-16
+    )
 
 
 def test_known_cases():
@@ -42,7 +54,9 @@ def test_known_cases():
     assert abs(expected_calibration_error(p, y, n_bins=10)) <= 4 * 2.2e-16
     bins = reliability(p, y, n_bins=10)
     assert bins.count.sum() == 10 and bins.count[7] == 10  # 0.8 lies in (0.7, 0.8]
-    assert bins.confidence[0].isnan() and abs(bins.accuracy[7].item() - 0.8) <= 4 * 2.2e-16
+    assert (
+        bins.confidence[0].isnan() and abs(bins.accuracy[7].item() - 0.8) <= 4 * 2.2e-16
+    )
 
 
 def test_errors():

@@ -27,12 +27,20 @@ def _rows():
 
 def _notebook(where: str) -> Path:
     doc = re.search(r"\{doc\}`([^`]+)`", where)
-    path = doc.group(1) + ".ipynb" if doc else re.search(r"`([^`]+\.ipynb)`", where).group(1)
+    path = (
+        doc.group(1) + ".ipynb"
+        if doc
+        else re.search(r"`([^`]+\.ipynb)`", where).group(1)
+    )
     return BOOK / path
 
 
 def _locator(where: str) -> str:
-    found = [s for s in re.findall(r"`([^`]+)`", where) if s.startswith(("# claim:", "assert"))]
+    found = [
+        s
+        for s in re.findall(r"`([^`]+)`", where)
+        if s.startswith(("# claim:", "assert"))
+    ]
     assert len(found) == 1, where
     return found[0]
 
@@ -57,11 +65,17 @@ def test_each_row_points_to_a_cell_that_exists_and_asserts(row):
     locator = _locator(row["where"])
     cells = _code_cells(path)
     if locator.startswith("# claim:"):
-        hits = [c for c in cells if locator in c.splitlines()]     # a whole line: `# claim: x` is not `# claim: x-y`
+        hits = [
+            c for c in cells if locator in c.splitlines()
+        ]  # a whole line: `# claim: x` is not `# claim: x-y`
     else:
         hits = [c for c in cells if locator in c]
-    assert len(hits) == 1, f"{row['id']}: {len(hits)} cells of {path.name} match {locator!r}"
-    assert ASSERTS.search(hits[0]), f"{row['id']}: the cell matching {locator!r} asserts nothing"
+    assert len(hits) == 1, (
+        f"{row['id']}: {len(hits)} cells of {path.name} match {locator!r}"
+    )
+    assert ASSERTS.search(hits[0]), (
+        f"{row['id']}: the cell matching {locator!r} asserts nothing"
+    )
     assert row["verdict"].split(":")[0].split(" (")[0] in VERDICTS, row["verdict"]
     assert row["measured"] and row["claim"]
 
@@ -72,18 +86,40 @@ def test_every_claim_label_in_the_book_is_in_the_ledger():
         if "_build" in path.parts:
             continue
         for cell in _code_cells(path):
-            labels |= {line.strip() for line in cell.splitlines() if line.strip().startswith("# claim:")}
+            labels |= {
+                line.strip()
+                for line in cell.splitlines()
+                if line.strip().startswith("# claim:")
+            }
     listed = {_locator(row["where"]) for row in ROWS}
-    assert labels <= listed, f"labelled cells missing from book/claims.md: {sorted(labels - listed)}"
+    assert labels <= listed, (
+        f"labelled cells missing from book/claims.md: {sorted(labels - listed)}"
+    )
 
 
 def test_the_source_articles_claims_are_covered():
     # the list in shared/seeds/README.md, by the ledger id that measures each
     seeds_claims = [
-        "l1-sparse-l2-shrinks", "l2-is-sgd-weight-decay", "dropout-ensemble", "dropconnect-generalizes-dropout",
-        "early-stopping-u-curve", "momentum-damps-zigzag", "nag-rate", "nag-not-sgd", "adagrad-rate-decays",
-        "adadelta-no-lr", "adam-bias-correction", "init-zero-symmetry", "init-xavier-tanh-he-relu",
-        "linear-layers-collapse", "sigmoid-vanishes", "relu-dies", "bn-faster-larger-lr", "bn-14x",
-        "random-search", "batch-size-epoch", "label-smoothing-logits",
+        "l1-sparse-l2-shrinks",
+        "l2-is-sgd-weight-decay",
+        "dropout-ensemble",
+        "dropconnect-generalizes-dropout",
+        "early-stopping-u-curve",
+        "momentum-damps-zigzag",
+        "nag-rate",
+        "nag-not-sgd",
+        "adagrad-rate-decays",
+        "adadelta-no-lr",
+        "adam-bias-correction",
+        "init-zero-symmetry",
+        "init-xavier-tanh-he-relu",
+        "linear-layers-collapse",
+        "sigmoid-vanishes",
+        "relu-dies",
+        "bn-faster-larger-lr",
+        "bn-14x",
+        "random-search",
+        "batch-size-epoch",
+        "label-smoothing-logits",
     ]
     assert set(seeds_claims) <= {row["id"].strip("`") for row in ROWS}

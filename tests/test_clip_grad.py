@@ -61,17 +61,30 @@ def test_clip_grad_norm_matches_torch(norm_type, max_norm, missing):
 def test_single_tensor_generator_and_no_gradients():
     p = _params()[0]
     q = _copy([p])[0]
-    assert_close(U.clip_grad_norm_(p, 0.5), torch.nn.utils.clip_grad_norm_(q, 0.5), ulps=NORM, what="single")
+    assert_close(
+        U.clip_grad_norm_(p, 0.5),
+        torch.nn.utils.clip_grad_norm_(q, 0.5),
+        ulps=NORM,
+        what="single",
+    )
     assert_close(p.grad, q.grad, ulps=GRAD, what="single tensor grad")
     ps = _params()
     qs = _copy(ps)
-    assert_close(U.clip_grad_norm_((x for x in ps), 0.5), torch.nn.utils.clip_grad_norm_((x for x in qs), 0.5),
-                 ulps=NORM, what="generator")
+    assert_close(
+        U.clip_grad_norm_((x for x in ps), 0.5),
+        torch.nn.utils.clip_grad_norm_((x for x in qs), 0.5),
+        ulps=NORM,
+        what="generator",
+    )
     with pytest.warns(UserWarning, match="empty generator"):
         none = U.clip_grad_norm_((x for x in []), 1.0)
     assert none.item() == 0.0 and none.dtype == torch.float32
     without = _params(missing=(0, 1, 2, 3))
-    assert U.clip_grad_norm_(without, 1.0).item() == torch.nn.utils.clip_grad_norm_(_copy(without), 1.0).item() == 0.0
+    assert (
+        U.clip_grad_norm_(without, 1.0).item()
+        == torch.nn.utils.clip_grad_norm_(_copy(without), 1.0).item()
+        == 0.0
+    )
 
 
 def test_norm_below_max_leaves_gradients_unchanged():
@@ -79,7 +92,9 @@ def test_norm_below_max_leaves_gradients_unchanged():
     before = [p.grad.clone() for p in ps]
     U.clip_grad_norm_(ps, 10.0)
     for p, g in zip(ps, before):
-        assert_close(p.grad, g, ulps=0, what="no clipping below max_norm")  # multiplied by exactly 1.0
+        assert_close(
+            p.grad, g, ulps=0, what="no clipping below max_norm"
+        )  # multiplied by exactly 1.0
 
 
 def test_clipped_norm_is_max_norm():
@@ -87,7 +102,9 @@ def test_clipped_norm_is_max_norm():
     total = U.clip_grad_norm_(ps, 2.0)
     after = torch.cat([p.grad.reshape(-1) for p in ps]).norm()
     # ‖c g‖ = 2 ν / (ν + 10⁻⁶): max_norm up to the 1e-6 guard; a norm over 18 entries -> 64 ε
-    assert_close(after, 2.0 * total / (total + 1e-6), ulps=64, what="‖g‖ after clipping")
+    assert_close(
+        after, 2.0 * total / (total + 1e-6), ulps=64, what="‖g‖ after clipping"
+    )
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf])
@@ -100,7 +117,10 @@ def test_error_if_nonfinite(bad):
     with pytest.raises(RuntimeError) as theirs:
         torch.nn.utils.clip_grad_norm_(qs, 1.0, error_if_nonfinite=True)
     assert str(ours.value) == str(theirs.value)
-    a, b = U.clip_grad_norm_(ps, 1.0), torch.nn.utils.clip_grad_norm_(qs, 1.0)  # scaled by the bad norm anyway
+    a, b = (
+        U.clip_grad_norm_(ps, 1.0),
+        torch.nn.utils.clip_grad_norm_(qs, 1.0),
+    )  # scaled by the bad norm anyway
     assert_close(a, b, ulps=0, what="non-finite norm")
     for p, q in zip(ps, qs):
         assert_close(p.grad, q.grad, ulps=GRAD, what="grad scaled by a non-finite norm")
@@ -123,7 +143,9 @@ def test_clip_grad_value_matches_torch(clip_value, missing):
     torch.nn.utils.clip_grad_value_(theirs, clip_value)
     for p, q in zip(ours, theirs):
         if p.grad is not None:
-            assert_close(p.grad, q.grad, ulps=0, what="clamped")  # a comparison and a copy: exact
+            assert_close(
+                p.grad, q.grad, ulps=0, what="clamped"
+            )  # a comparison and a copy: exact
     p = _params()[0]
     q = _copy([p])[0]
     U.clip_grad_value_(p, 0.2)
@@ -134,7 +156,10 @@ def test_clip_grad_value_matches_torch(clip_value, missing):
 @pytest.mark.parametrize("name", ["clip_grad_norm_", "clip_grad_value_"])
 def test_signature_matches_torch(name):
     def shape(fn):
-        return [(q.name, q.kind, q.default) for q in inspect.signature(fn).parameters.values()]
+        return [
+            (q.name, q.kind, q.default)
+            for q in inspect.signature(fn).parameters.values()
+        ]
 
     assert shape(getattr(U, name)) == shape(getattr(torch.nn.utils, name))
 
@@ -156,4 +181,9 @@ def test_cuda_float32():
     for p, g in zip(ps, _params(scale=5.0, dtype=torch.float32)):
         p.grad = g.grad.cuda()
     qs = _copy(ps)
-    assert_close(U.clip_grad_norm_(ps, 1.0), torch.nn.utils.clip_grad_norm_(qs, 1.0), ulps=64, what="cuda norm")
+    assert_close(
+        U.clip_grad_norm_(ps, 1.0),
+        torch.nn.utils.clip_grad_norm_(qs, 1.0),
+        ulps=64,
+        what="cuda norm",
+    )

@@ -45,32 +45,91 @@ CASES = [
     ("Conv1d", dict(C1, kernel_size=4, padding="same", dilation=3), (2, 3, 13)),
     ("Conv1d", dict(C1, kernel_size=3, padding="valid", stride=2), (2, 3, 9)),
     ("Conv1d", dict(in_channels=6, out_channels=4, kernel_size=3, groups=2), (2, 6, 8)),
-    ("Conv1d", dict(in_channels=4, out_channels=8, kernel_size=3, groups=4, padding=1), (2, 4, 8)),  # depthwise
+    (
+        "Conv1d",
+        dict(in_channels=4, out_channels=8, kernel_size=3, groups=4, padding=1),
+        (2, 4, 8),
+    ),  # depthwise
     ("Conv1d", dict(C1, kernel_size=3, bias=False), (2, 3, 8)),
     ("Conv1d", dict(C1, kernel_size=3, padding=2, padding_mode="reflect"), (2, 3, 8)),
-    ("Conv1d", dict(C1, kernel_size=3, padding=2, padding_mode="replicate", stride=2), (2, 3, 8)),
-    ("Conv1d", dict(C1, kernel_size=3, padding=2, padding_mode="circular", dilation=2), (2, 3, 8)),
-    ("Conv1d", dict(C1, kernel_size=4, padding="same", padding_mode="circular"), (2, 3, 8)),
-    ("Conv1d", dict(C1, kernel_size=3, padding="same", padding_mode="reflect", dilation=2), (2, 3, 8)),
+    (
+        "Conv1d",
+        dict(C1, kernel_size=3, padding=2, padding_mode="replicate", stride=2),
+        (2, 3, 8),
+    ),
+    (
+        "Conv1d",
+        dict(C1, kernel_size=3, padding=2, padding_mode="circular", dilation=2),
+        (2, 3, 8),
+    ),
+    (
+        "Conv1d",
+        dict(C1, kernel_size=4, padding="same", padding_mode="circular"),
+        (2, 3, 8),
+    ),
+    (
+        "Conv1d",
+        dict(C1, kernel_size=3, padding="same", padding_mode="reflect", dilation=2),
+        (2, 3, 8),
+    ),
     ("Conv1d", dict(C1, kernel_size=3, padding=1), (3, 9)),  # unbatched
     ("Conv1d", dict(C1, kernel_size=3), (0, 3, 9)),  # an empty batch
     ("Conv2d", dict(C1, kernel_size=3), (2, 3, 7, 6)),
-    ("Conv2d", dict(C1, kernel_size=(3, 2), stride=(2, 1), padding=(1, 0)), (2, 3, 8, 7)),
+    (
+        "Conv2d",
+        dict(C1, kernel_size=(3, 2), stride=(2, 1), padding=(1, 0)),
+        (2, 3, 8, 7),
+    ),
     ("Conv2d", dict(C1, kernel_size=3, stride=2, padding=1), (2, 3, 9, 8)),
-    ("Conv2d", dict(C1, kernel_size=(2, 3), dilation=(2, 1), padding=(2, 1)), (2, 3, 7, 6)),
+    (
+        "Conv2d",
+        dict(C1, kernel_size=(2, 3), dilation=(2, 1), padding=(2, 1)),
+        (2, 3, 7, 6),
+    ),
     ("Conv2d", dict(C1, kernel_size=3, padding="same"), (2, 3, 6, 5)),
-    ("Conv2d", dict(C1, kernel_size=(4, 2), padding="same", dilation=(1, 3)), (2, 3, 6, 7)),
+    (
+        "Conv2d",
+        dict(C1, kernel_size=(4, 2), padding="same", dilation=(1, 3)),
+        (2, 3, 6, 7),
+    ),
     ("Conv2d", dict(C1, kernel_size=2, padding="valid"), (2, 3, 5, 5)),
-    ("Conv2d", dict(in_channels=4, out_channels=6, kernel_size=3, groups=2), (2, 4, 6, 6)),
-    ("Conv2d", dict(in_channels=3, out_channels=6, kernel_size=3, groups=3, padding=1), (2, 3, 5, 5)),  # depthwise
+    (
+        "Conv2d",
+        dict(in_channels=4, out_channels=6, kernel_size=3, groups=2),
+        (2, 4, 6, 6),
+    ),
+    (
+        "Conv2d",
+        dict(in_channels=3, out_channels=6, kernel_size=3, groups=3, padding=1),
+        (2, 3, 5, 5),
+    ),  # depthwise
     ("Conv2d", dict(C1, kernel_size=3, bias=False, stride=(1, 2)), (2, 3, 6, 7)),
-    ("Conv2d", dict(C1, kernel_size=3, padding=(2, 1), padding_mode="reflect"), (2, 3, 6, 5)),
-    ("Conv2d", dict(C1, kernel_size=3, padding=(1, 2), padding_mode="replicate"), (2, 3, 5, 6)),
-    ("Conv2d", dict(C1, kernel_size=3, padding=2, padding_mode="circular", stride=2), (2, 3, 6, 6)),
-    ("Conv2d", dict(C1, kernel_size=(2, 4), padding="same", padding_mode="circular"), (2, 3, 5, 6)),
+    (
+        "Conv2d",
+        dict(C1, kernel_size=3, padding=(2, 1), padding_mode="reflect"),
+        (2, 3, 6, 5),
+    ),
+    (
+        "Conv2d",
+        dict(C1, kernel_size=3, padding=(1, 2), padding_mode="replicate"),
+        (2, 3, 5, 6),
+    ),
+    (
+        "Conv2d",
+        dict(C1, kernel_size=3, padding=2, padding_mode="circular", stride=2),
+        (2, 3, 6, 6),
+    ),
+    (
+        "Conv2d",
+        dict(C1, kernel_size=(2, 4), padding="same", padding_mode="circular"),
+        (2, 3, 5, 6),
+    ),
     ("Conv2d", dict(C1, kernel_size=3, padding=1), (3, 5, 5)),  # unbatched
 ]
-IDS = [f"{name}-{'-'.join(f'{k}={v}' for k, v in kw.items() if k not in C1)}-{shape}" for name, kw, shape in CASES]
+IDS = [
+    f"{name}-{'-'.join(f'{k}={v}' for k, v in kw.items() if k not in C1)}-{shape}"
+    for name, kw, shape in CASES
+]
 
 
 def pair(name, kwargs, dtype=torch.float64, seed=0):
@@ -83,32 +142,54 @@ def pair(name, kwargs, dtype=torch.float64, seed=0):
 
 
 def batch(shape, seed=1, dtype=torch.float64):
-    return torch.randn(shape, generator=torch.Generator().manual_seed(rng_seed(seed)), dtype=dtype)
+    return torch.randn(
+        shape, generator=torch.Generator().manual_seed(rng_seed(seed)), dtype=dtype
+    )
 
 
-@pytest.mark.filterwarnings("ignore:Using padding='same'")  # torch's own note on even kernels
+@pytest.mark.filterwarnings(
+    "ignore:Using padding='same'"
+)  # torch's own note on even kernels
 @pytest.mark.parametrize("name,kwargs,shape", CASES, ids=IDS)
 def test_same_weights_output_and_gradients_as_torch(name, kwargs, shape):
     ours, theirs = pair(name, kwargs)
     for a, b in zip(ours.parameters(), theirs.parameters()):
-        assert torch.equal(a, b)  # the same draws from the same seed (same init calls in the same order)
+        assert torch.equal(
+            a, b
+        )  # the same draws from the same seed (same init calls in the same order)
     assert_modules_close(ours, theirs, batch(shape), ulps=CONV_ULPS)
 
 
 @pytest.mark.parametrize("name,kwargs,shape", CASES, ids=IDS)
 def test_attributes_and_repr_like_torch(name, kwargs, shape):
     ours, theirs = pair(name, kwargs)
-    for attr in ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups",
-                 "padding_mode", "output_padding", "transposed", "_reversed_padding_repeated_twice"):
+    for attr in (
+        "in_channels",
+        "out_channels",
+        "kernel_size",
+        "stride",
+        "padding",
+        "dilation",
+        "groups",
+        "padding_mode",
+        "output_padding",
+        "transposed",
+        "_reversed_padding_repeated_twice",
+    ):
         assert getattr(ours, attr) == getattr(theirs, attr), attr
     assert repr(ours) == repr(theirs)
-    assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()]
+    assert [n for n, _ in ours.named_parameters()] == [
+        n for n, _ in theirs.named_parameters()
+    ]
 
 
 @pytest.mark.parametrize("name", ["Conv1d", "Conv2d"])
 def test_signature_and_constants(name):
     ours, theirs = getattr(cnn, name), getattr(nn, name)
-    spec = lambda cls: [(p.name, p.kind, p.default) for p in inspect.signature(cls.__init__).parameters.values()]
+    spec = lambda cls: [
+        (p.name, p.kind, p.default)
+        for p in inspect.signature(cls.__init__).parameters.values()
+    ]
     assert spec(ours) == spec(theirs)
     assert ours.__constants__ == theirs.__constants__
 
@@ -129,7 +210,9 @@ def test_state_dict_interchange(name):
     assert_close(ours(x), theirs(x), ulps=CONV_ULPS)
     no_bias = getattr(cnn, name)(**kwargs, bias=False)
     with pytest.raises(RuntimeError, match="Unexpected key"):
-        no_bias.load_state_dict(theirs.state_dict())  # as torch: a bias where the layer has none is refused
+        no_bias.load_state_dict(
+            theirs.state_dict()
+        )  # as torch: a bias where the layer has none is refused
 
 
 def test_initialization_bound_and_variance():
@@ -145,27 +228,78 @@ def test_initialization_bound_and_variance():
     se = math.sqrt(4 * bound**4 / 45 / w.numel())
     assert abs(w.pow(2).mean().item() - bound**2 / 3) < 5 * se
     grouped = cnn.Conv1d(8, 4, 5, groups=2)
-    assert grouped.weight.shape == (4, 4, 5) and grouped.weight.abs().max() <= 1 / math.sqrt(4 * 5)
+    assert grouped.weight.shape == (
+        4,
+        4,
+        5,
+    ) and grouped.weight.abs().max() <= 1 / math.sqrt(4 * 5)
 
 
 GRADCHECK = [
-    ("Conv1d", dict(in_channels=2, out_channels=2, kernel_size=3, stride=2, padding=1, dilation=2), (2, 2, 7)),
-    ("Conv1d", dict(in_channels=2, out_channels=4, kernel_size=2, groups=2, padding="same",
-                    padding_mode="reflect"), (1, 2, 5)),
-    ("Conv2d", dict(in_channels=2, out_channels=2, kernel_size=(2, 3), stride=(1, 2), padding=(1, 1),
-                    padding_mode="circular"), (1, 2, 4, 5)),
-    ("Conv2d", dict(in_channels=2, out_channels=2, kernel_size=2, padding="same", dilation=(2, 1)), (2, 4, 4)),
+    (
+        "Conv1d",
+        dict(
+            in_channels=2,
+            out_channels=2,
+            kernel_size=3,
+            stride=2,
+            padding=1,
+            dilation=2,
+        ),
+        (2, 2, 7),
+    ),
+    (
+        "Conv1d",
+        dict(
+            in_channels=2,
+            out_channels=4,
+            kernel_size=2,
+            groups=2,
+            padding="same",
+            padding_mode="reflect",
+        ),
+        (1, 2, 5),
+    ),
+    (
+        "Conv2d",
+        dict(
+            in_channels=2,
+            out_channels=2,
+            kernel_size=(2, 3),
+            stride=(1, 2),
+            padding=(1, 1),
+            padding_mode="circular",
+        ),
+        (1, 2, 4, 5),
+    ),
+    (
+        "Conv2d",
+        dict(
+            in_channels=2,
+            out_channels=2,
+            kernel_size=2,
+            padding="same",
+            dilation=(2, 1),
+        ),
+        (2, 4, 4),
+    ),
 ]
 
 
-@pytest.mark.parametrize("name,kwargs,shape", GRADCHECK, ids=[f"{n}-{s}" for n, _, s in GRADCHECK])
+@pytest.mark.parametrize(
+    "name,kwargs,shape", GRADCHECK, ids=[f"{n}-{s}" for n, _, s in GRADCHECK]
+)
 def test_gradcheck(name, kwargs, shape):
     """Autograd through the windows view and the product: first and second derivatives, in the input and the
     parameters, against finite differences."""
     layer = getattr(cnn, name)(**kwargs, dtype=torch.float64)
     x = batch(shape).requires_grad_()
     fn = lambda x, w, b: conv_with(layer, x, w, b)  # noqa: E731
-    inputs = (x, layer.weight.detach().clone().requires_grad_(), layer.bias.detach().clone().requires_grad_())
+    inputs = (
+        x,
+        layer.weight.detach().clone().requires_grad_(),
+        layer.bias.detach().clone().requires_grad_(),
+    )
     assert torch.autograd.gradcheck(fn, inputs)
     assert torch.autograd.gradgradcheck(fn, inputs)
 
@@ -179,7 +313,9 @@ def test_functional_conv_matches_torch():
     """companion.nn.conv.conv with asymmetric zero padding equals torch's conv of the padded input."""
     x, w, b = batch((2, 4, 9)), batch((6, 2, 3), seed=2), batch((6,), seed=3)
     ours = conv(x, w, b, (2,), ((1, 2),), (1,), 2)
-    theirs = torch.nn.functional.conv1d(torch.nn.functional.pad(x, [1, 2]), w, b, 2, 0, 1, 2)
+    theirs = torch.nn.functional.conv1d(
+        torch.nn.functional.pad(x, [1, 2]), w, b, 2, 0, 1, 2
+    )
     assert_close(ours, theirs, ulps=CONV_ULPS)
 
 
@@ -203,11 +339,19 @@ FORWARD_ERRORS = [
     ("Conv2d", dict(C1, kernel_size=3), (1, 3, 4, 4, 4)),
     ("Conv1d", dict(in_channels=4, out_channels=5, kernel_size=3), (2, 3, 10)),
     ("Conv1d", dict(in_channels=4, out_channels=5, kernel_size=3), (3, 10)),
-    ("Conv1d", dict(in_channels=4, out_channels=6, kernel_size=3, groups=2), (2, 3, 10)),
+    (
+        "Conv1d",
+        dict(in_channels=4, out_channels=6, kernel_size=3, groups=2),
+        (2, 3, 10),
+    ),
     ("Conv2d", dict(in_channels=4, out_channels=5, kernel_size=3), (2, 3, 8, 8)),
     ("Conv1d", dict(C1, kernel_size=11), (2, 3, 10)),
     ("Conv1d", dict(C1, kernel_size=4, dilation=4, padding=1), (2, 3, 10)),
-    ("Conv1d", dict(C1, kernel_size=4, dilation=4, padding=1, padding_mode="reflect"), (2, 3, 10)),
+    (
+        "Conv1d",
+        dict(C1, kernel_size=4, dilation=4, padding=1, padding_mode="reflect"),
+        (2, 3, 10),
+    ),
     ("Conv2d", dict(C1, kernel_size=(3, 9)), (2, 3, 8, 8)),
     ("Conv2d", dict(C1, kernel_size=(3, 9)), (3, 8, 8)),
     ("Conv1d", dict(C1, kernel_size=1), (2, 3, 0)),
@@ -218,10 +362,18 @@ FORWARD_ERRORS = [
     ("Conv1d", dict(C1, kernel_size=3, stride=0, dilation=-1), (2, 3, 10)),
     ("Conv1d", dict(C1, kernel_size=3, dilation=-1), (2, 3, 10)),
     ("Conv1d", dict(C1, kernel_size=3, dilation=0), (2, 3, 10)),
-    ("Conv1d", dict(in_channels=4, out_channels=5, kernel_size=3, dilation=0), (2, 3, 10)),
+    (
+        "Conv1d",
+        dict(in_channels=4, out_channels=5, kernel_size=3, dilation=0),
+        (2, 3, 10),
+    ),
     ("Conv2d", dict(in_channels=3, out_channels=0, kernel_size=3), (2, 3, 8, 8)),
     ("Conv1d", dict(C1, kernel_size=3, padding=10, padding_mode="reflect"), (2, 3, 10)),
-    ("Conv1d", dict(C1, kernel_size=3, padding=11, padding_mode="circular"), (2, 3, 10)),
+    (
+        "Conv1d",
+        dict(C1, kernel_size=3, padding=11, padding_mode="circular"),
+        (2, 3, 10),
+    ),
 ]
 
 
@@ -230,7 +382,9 @@ def both_raise(name, kwargs, call=lambda layer: layer):
     out = []
     for module in (cnn, nn):
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # a zero-element weight warns at initialization, in both
+            warnings.simplefilter(
+                "ignore"
+            )  # a zero-element weight warns at initialization, in both
             out.append(raised(lambda: call(getattr(module, name)(**kwargs))))
     return out
 
@@ -238,17 +392,27 @@ def both_raise(name, kwargs, call=lambda layer: layer):
 def set_in_order(message: str) -> str:
     """The message with the items of a printed set sorted. torch prints a set literal, whose order follows the
     string hashes of the process that compiled torch's bytecode: the order is torch's accident, not its words."""
-    return re.sub(r"\{([^}]*)\}", lambda m: "{" + ", ".join(sorted(m.group(1).split(", "))) + "}", message)
+    return re.sub(
+        r"\{([^}]*)\}",
+        lambda m: "{" + ", ".join(sorted(m.group(1).split(", "))) + "}",
+        message,
+    )
 
 
-@pytest.mark.parametrize("name,kwargs", CONSTRUCTOR_ERRORS, ids=[f"{n}-{k}" for n, k in CONSTRUCTOR_ERRORS])
+@pytest.mark.parametrize(
+    "name,kwargs", CONSTRUCTOR_ERRORS, ids=[f"{n}-{k}" for n, k in CONSTRUCTOR_ERRORS]
+)
 def test_constructor_errors_like_torch(name, kwargs):
     ours, theirs = both_raise(name, kwargs)
     assert theirs is not None and theirs[0] is ValueError
     assert ours[0] is theirs[0] and set_in_order(ours[1]) == set_in_order(theirs[1])
 
 
-@pytest.mark.parametrize("name,kwargs,shape", FORWARD_ERRORS, ids=[f"{n}-{k}-{s}" for n, k, s in FORWARD_ERRORS])
+@pytest.mark.parametrize(
+    "name,kwargs,shape",
+    FORWARD_ERRORS,
+    ids=[f"{n}-{k}-{s}" for n, k, s in FORWARD_ERRORS],
+)
 def test_forward_errors_like_torch(name, kwargs, shape):
     x = torch.randn(shape)
     ours, theirs = both_raise(name, kwargs, lambda layer: layer(x))
@@ -265,9 +429,13 @@ def test_cuda(name, kwargs, shape):
     allow_tf32 = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     try:
-        assert_modules_close(ours, theirs, x, ulps=CUDA_TOL / torch.finfo(torch.float32).eps)
+        assert_modules_close(
+            ours, theirs, x, ulps=CUDA_TOL / torch.finfo(torch.float32).eps
+        )
     finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = allow_tf32
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = (
+            allow_tf32
+        )
     assert ours(x).device.type == "cuda"
 
 
@@ -293,5 +461,7 @@ def test_runs_no_torch_convolution_kernel():
             with AtenOps() as ops, warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 layer(x).sum().backward()
-            found = {n for n in ops.names if "conv" in n or "im2col" in n or "col2im" in n}
+            found = {
+                n for n in ops.names if "conv" in n or "im2col" in n or "col2im" in n
+            }
             assert bool(found) == runs_kernel, (name, kwargs, found)

@@ -17,7 +17,11 @@ from companion.coursework import guard, release
 from companion.coursework.__main__ import main
 
 NAMES = asg.names()
-PARTS = {"Regularization", "Optimization", "Initialization, activations and normalization"}
+PARTS = {
+    "Regularization",
+    "Optimization",
+    "Initialization, activations and normalization",
+}
 
 
 def test_six_assignments_cover_every_part():
@@ -29,27 +33,50 @@ def test_six_assignments_cover_every_part():
 @pytest.mark.parametrize("name", NAMES)
 def test_assignment_is_complete(name):
     a = asg.load(name)
-    for key in ("title", "chapter", "minutes", "required", "forbidden", "guard", "question", "wrong"):
+    for key in (
+        "title",
+        "chapter",
+        "minutes",
+        "required",
+        "forbidden",
+        "guard",
+        "question",
+        "wrong",
+    ):
         assert key in a.meta, key
     book_page = re.search(r"\(book/([\w/]+)\)", a.meta["chapter"]).group(1)
     assert (Path(__file__).parents[1] / "book" / f"{book_page}.ipynb").is_file()
     cells = a.notebook["cells"]
-    assert "Learning goals" in "".join(asg.cell_source(c) for c in cells if c["cell_type"] == "markdown")
-    assert sum("setup" in asg.tags(c) for c in cells) == 1 and any("answer" in asg.tags(c) for c in cells)
+    assert "Learning goals" in "".join(
+        asg.cell_source(c) for c in cells if c["cell_type"] == "markdown"
+    )
+    assert sum("setup" in asg.tags(c) for c in cells) == 1 and any(
+        "answer" in asg.tags(c) for c in cells
+    )
     assert a.meta["question"]["rubric"].strip() and a.meta["question"]["points"] > 0
     regions = [r for c in cells for r in asg.solution_regions(asg.cell_source(c))]
-    assert any(a.meta["wrong"]["old"] in r for r in regions), "the wrong answer patches a solution line"
+    assert any(a.meta["wrong"]["old"] in r for r in regions), (
+        "the wrong answer patches a solution line"
+    )
 
 
 def test_strip_solutions():
-    text = ("def f(x):\n    y = 1\n    # BEGIN SOLUTION\n    return x + y\n    # END SOLUTION\n\n"
-            "class A:\n    # BEGIN SOLUTION\n    def g(self, a, b=2):\n        pass\n"
-            "    # STUB def g(self, *args):\n    # STUB     raise NotImplementedError\n    # END SOLUTION\n"
-            "<!-- BEGIN SOLUTION -->\nmodel answer\n<!-- END SOLUTION -->\n")
+    text = (
+        "def f(x):\n    y = 1\n    # BEGIN SOLUTION\n    return x + y\n    # END SOLUTION\n\n"
+        "class A:\n    # BEGIN SOLUTION\n    def g(self, a, b=2):\n        pass\n"
+        "    # STUB def g(self, *args):\n    # STUB     raise NotImplementedError\n    # END SOLUTION\n"
+        "<!-- BEGIN SOLUTION -->\nmodel answer\n<!-- END SOLUTION -->\n"
+    )
     out = asg.strip_solutions(text)
-    assert out == ("def f(x):\n    y = 1\n    raise NotImplementedError  # your code here\n\nclass A:\n"
-                   "    def g(self, *args):\n        raise NotImplementedError\n")
-    assert asg.solution_regions(text) == ["    return x + y\n", "    def g(self, a, b=2):\n        pass\n", "model answer\n"]
+    assert out == (
+        "def f(x):\n    y = 1\n    raise NotImplementedError  # your code here\n\nclass A:\n"
+        "    def g(self, *args):\n        raise NotImplementedError\n"
+    )
+    assert asg.solution_regions(text) == [
+        "    return x + y\n",
+        "    def g(self, a, b=2):\n        pass\n",
+        "model answer\n",
+    ]
     with pytest.raises(ValueError, match="without END"):
         asg.strip_solutions("# BEGIN SOLUTION\nx = 1\n")
 
@@ -57,9 +84,16 @@ def test_strip_solutions():
 def _solution_lines(name):
     """Every non-trivial line of every solution region (and of the hidden checks) of an assignment."""
     a = asg.load(name)
-    regions = [r for c in a.notebook["cells"] for r in asg.solution_regions(asg.cell_source(c))]
-    lines = {ln.strip() for r in regions for ln in r.splitlines() if len(ln.strip()) >= 24}
-    hidden = {f"def {n}(ns)" for n in re.findall(r"^def (\w+)\(ns\)", a.checks_path.read_text(), re.M)}
+    regions = [
+        r for c in a.notebook["cells"] for r in asg.solution_regions(asg.cell_source(c))
+    ]
+    lines = {
+        ln.strip() for r in regions for ln in r.splitlines() if len(ln.strip()) >= 24
+    }
+    hidden = {
+        f"def {n}(ns)"
+        for n in re.findall(r"^def (\w+)\(ns\)", a.checks_path.read_text(), re.M)
+    }
     return regions, lines, hidden
 
 
@@ -72,15 +106,25 @@ def released(tmp_path_factory):
 
 
 def test_release_has_no_solutions_no_hidden_checks_no_markers(released):
-    student_files = [p for p in released.rglob("*") if p.is_file() and "gradescope" not in p.parts]
-    assert sorted(p.relative_to(released).as_posix() for p in student_files) == sorted(f"{n}/{n}.ipynb" for n in NAMES)
+    student_files = [
+        p for p in released.rglob("*") if p.is_file() and "gradescope" not in p.parts
+    ]
+    assert sorted(p.relative_to(released).as_posix() for p in student_files) == sorted(
+        f"{n}/{n}.ipynb" for n in NAMES
+    )
     zips = {p.stem: p for p in (released / "gradescope").glob("*.zip")}
     assert set(zips) == set(NAMES)
     for name in NAMES:
         regions, lines, hidden = _solution_lines(name)
         texts = {f"{name}.ipynb": (released / name / f"{name}.ipynb").read_text()}
         with zipfile.ZipFile(zips[name]) as zf:
-            texts.update({f"zip:{n}": zf.read(n).decode() for n in zf.namelist() if not n.startswith("companion/")})
+            texts.update(
+                {
+                    f"zip:{n}": zf.read(n).decode()
+                    for n in zf.namelist()
+                    if not n.startswith("companion/")
+                }
+            )
         for where, text in texts.items():
             for region in regions:
                 assert region.strip() not in text, (where, region[:80])
@@ -93,7 +137,11 @@ def test_release_has_no_solutions_no_hidden_checks_no_markers(released):
             assert fn not in student, fn
         nb = json.loads(student)
         assert all(not c.get("outputs") for c in nb["cells"])
-        assert any("raise NotImplementedError" in "".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+        assert any(
+            "raise NotImplementedError" in "".join(c["source"])
+            for c in nb["cells"]
+            if c["cell_type"] == "code"
+        )
 
 
 def test_adamax_stub_is_the_class_with_its_equations(released):
@@ -107,8 +155,15 @@ def test_adamax_stub_is_the_class_with_its_equations(released):
 def test_gradescope_zip(released, tmp_path):
     with zipfile.ZipFile(released / "gradescope" / "adamax.zip") as zf:
         names = zf.namelist()
-        assert {"setup.sh", "run_autograder", "assignments/adamax/checks.py", "assignments/adamax/meta.toml",
-                "assignments/adamax/spec.json", "companion/coursework/grader.py", "companion/testing/optim_contract.py"} <= set(names)
+        assert {
+            "setup.sh",
+            "run_autograder",
+            "assignments/adamax/checks.py",
+            "assignments/adamax/meta.toml",
+            "assignments/adamax/spec.json",
+            "companion/coursework/grader.py",
+            "companion/testing/optim_contract.py",
+        } <= set(names)
         assert (zf.getinfo("run_autograder").external_attr >> 16) & 0o111
         assert "/autograder/results/results.json" in zf.read("run_autograder").decode()
         zf.extractall(tmp_path)
@@ -125,29 +180,48 @@ def test_release_is_reproducible(released, tmp_path):
 SETUP = "import torch\nfrom torch import nn\nimport torch.nn.functional as F\n"
 
 
-@pytest.mark.parametrize("source, hit", [
-    ("class Adamax(torch.optim.Adamax): pass", "torch.optim.Adamax"),
-    ("from torch.optim import Adamax as A", "torch.optim.Adamax"),
-    ("import torch.optim._functional as Fn\nFn.adamax", "torch.optim._functional"),
-    ("opt = getattr(torch.optim, 'Adamax')", "torch.optim.Adamax"),
-    ("y = F.rms_norm(x, (3,))", "torch.nn.functional.rms_norm"),
-    ("m = nn.RMSNorm(3)", "torch.nn.RMSNorm"),
-    ("from torch.nn import functional as G\nG.rms_norm", "torch.nn.functional.rms_norm"),
-])
+@pytest.mark.parametrize(
+    "source, hit",
+    [
+        ("class Adamax(torch.optim.Adamax): pass", "torch.optim.Adamax"),
+        ("from torch.optim import Adamax as A", "torch.optim.Adamax"),
+        ("import torch.optim._functional as Fn\nFn.adamax", "torch.optim._functional"),
+        ("opt = getattr(torch.optim, 'Adamax')", "torch.optim.Adamax"),
+        ("y = F.rms_norm(x, (3,))", "torch.nn.functional.rms_norm"),
+        ("m = nn.RMSNorm(3)", "torch.nn.RMSNorm"),
+        (
+            "from torch.nn import functional as G\nG.rms_norm",
+            "torch.nn.functional.rms_norm",
+        ),
+    ],
+)
 def test_static_rule_finds_the_torch_implementation(source, hit):
-    forbidden = ["torch.optim.Adamax", "torch.optim._functional", "torch.nn.functional.rms_norm", "torch.nn.RMSNorm"]
+    forbidden = [
+        "torch.optim.Adamax",
+        "torch.optim._functional",
+        "torch.nn.functional.rms_norm",
+        "torch.nn.RMSNorm",
+    ]
     found = guard.static_violations(SETUP, [source], forbidden)
     assert found and found[0].startswith(hit), found
 
 
-@pytest.mark.parametrize("source", [
-    "class Adamax(torch.optim.Optimizer): pass",
-    "y = torch.maximum(a, b); F.softplus(x)",
-    "class RMSNorm(nn.Module): pass",
-    "def broken(:",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "class Adamax(torch.optim.Optimizer): pass",
+        "y = torch.maximum(a, b); F.softplus(x)",
+        "class RMSNorm(nn.Module): pass",
+        "def broken(:",
+    ],
+)
 def test_static_rule_allows_the_building_blocks(source):
-    forbidden = ["torch.optim.Adamax", "torch.optim._functional", "torch.nn.functional.rms_norm", "torch.nn.RMSNorm"]
+    forbidden = [
+        "torch.optim.Adamax",
+        "torch.optim._functional",
+        "torch.nn.functional.rms_norm",
+        "torch.nn.RMSNorm",
+    ]
     assert guard.static_violations(SETUP, [source], forbidden) == []
 
 
@@ -162,14 +236,27 @@ def test_runtime_guard_refuses_only_calls_from_the_answer(monkeypatch):
     monkeypatch.setitem(sys.modules, "fake_torch_impl", fake)
     refused = []
     guard.install(["fake_torch_impl.Impl", "fake_torch_impl.impl"], refused)
-    assert fake.impl(3) == 6 and fake.Impl(1).x == 1  # the checks (not the answer) may use the originals
+    assert (
+        fake.impl(3) == 6 and fake.Impl(1).x == 1
+    )  # the checks (not the answer) may use the originals
     ns = {"__name__": guard.ANSWER_MODULE, "fake": fake}
     for source in ("fake.impl(3)", "fake.Impl(1)", "class Mine(fake.Impl): pass"):
         with pytest.raises(guard.Forbidden):
             exec(compile(source, f"{guard.ANSWER_FILE} 1>", "exec"), ns)
-    exec(compile("class Own:\n    def go(self):\n        return 1\n", f"{guard.ANSWER_FILE} 2>", "exec"), ns)
+    exec(
+        compile(
+            "class Own:\n    def go(self):\n        return 1\n",
+            f"{guard.ANSWER_FILE} 2>",
+            "exec",
+        ),
+        ns,
+    )
     assert ns["Own"]().go() == 1
-    assert refused == ["fake_torch_impl.impl", "fake_torch_impl.Impl", "fake_torch_impl.Impl"]
+    assert refused == [
+        "fake_torch_impl.impl",
+        "fake_torch_impl.Impl",
+        "fake_torch_impl.Impl",
+    ]
 
 
 def test_list_prints_one_assignment_per_line_name_first():

@@ -16,13 +16,20 @@ import pytest
 from companion.coursework import assignment as asg
 from companion.coursework import grader, release, sandbox
 
-pytestmark = pytest.mark.skipif(os.environ.get("COMPANION_KERNEL_RERUN") == "1",
-                                reason="grading runs subprocesses; once is enough (not per ATen kernel)")
+pytestmark = pytest.mark.skipif(
+    os.environ.get("COMPANION_KERNEL_RERUN") == "1",
+    reason="grading runs subprocesses; once is enough (not per ATen kernel)",
+)
 
 LIMITS = sandbox.Limits(wall_s=90, check_s=30, answer_s=10)
 
 
-def notebook(a: asg.Assignment, replace: tuple[str, str] | None = None, extra: str = "", answer: str | None = None) -> dict:
+def notebook(
+    a: asg.Assignment,
+    replace: tuple[str, str] | None = None,
+    extra: str = "",
+    answer: str | None = None,
+) -> dict:
     """The instructor's notebook as a submission: optionally one solution text replaced, code appended to the
     answer cell, or the answer cell's source replaced whole."""
     nb = copy.deepcopy(a.notebook)
@@ -55,34 +62,55 @@ def check_names(a):
 def test_solution_full_student_zero_wrong_loses_what_it_should(name, tmp_path):
     a = asg.load(name)
     w = a.meta["wrong"]
-    subs = [write(tmp_path / "solution.ipynb", a.notebook),
-            write(tmp_path / "student.ipynb", release.student_notebook(a.notebook)),
-            write(tmp_path / "wrong.ipynb", notebook(a, (w["old"], w["new"])))]
-    results = {r.submission: r for r in grader.grade(name, subs, tmp_path / "out", jobs=2, limits=LIMITS)}
+    subs = [
+        write(tmp_path / "solution.ipynb", a.notebook),
+        write(tmp_path / "student.ipynb", release.student_notebook(a.notebook)),
+        write(tmp_path / "wrong.ipynb", notebook(a, (w["old"], w["new"]))),
+    ]
+    results = {
+        r.submission: r
+        for r in grader.grade(name, subs, tmp_path / "out", jobs=2, limits=LIMITS)
+    }
     grades = read_grades(tmp_path / "out")
     names = check_names(a)
     assert list(grades["solution"]) == ["submission", *names, "total", "possible"]
-    assert all(r.grader_error is None for r in results.values()), [r.grader_error for r in results.values()]
-    assert grades["solution"]["total"] == grades["solution"]["possible"], results["solution"].reasons
+    assert all(r.grader_error is None for r in results.values()), [
+        r.grader_error for r in results.values()
+    ]
+    assert grades["solution"]["total"] == grades["solution"]["possible"], results[
+        "solution"
+    ].reasons
     assert float(grades["student"]["total"]) == 0
     assert all(results["student"].reasons.values())
     lost = [n for n in names if results["wrong"].reasons[n]]
     assert lost == w["loses"], {n: results["wrong"].reasons[n] for n in names}
     feedback = (tmp_path / "out" / "feedback" / "wrong.md").read_text()
-    assert "What went wrong" in feedback and results["wrong"].reasons[w["loses"][0]] in feedback
+    assert (
+        "What went wrong" in feedback
+        and results["wrong"].reasons[w["loses"][0]] in feedback
+    )
     report = grader.gradescope(a, results["solution"])
-    assert report["score"] == sum(t["max_score"] for t in report["tests"]) and len(report["tests"]) == len(names)
+    assert report["score"] == sum(t["max_score"] for t in report["tests"]) and len(
+        report["tests"]
+    ) == len(names)
 
 
 def test_grading_twice_gives_the_same_grades(tmp_path):
     a = asg.load("mish")
     w = a.meta["wrong"]
-    subs = [write(tmp_path / "s1.ipynb", a.notebook), write(tmp_path / "s2.ipynb", notebook(a, (w["old"], w["new"])))]
+    subs = [
+        write(tmp_path / "s1.ipynb", a.notebook),
+        write(tmp_path / "s2.ipynb", notebook(a, (w["old"], w["new"]))),
+    ]
     first = grader.grade("mish", subs, tmp_path / "one", jobs=2, limits=LIMITS)
     grader.grade("mish", subs, tmp_path / "two", jobs=2, limits=LIMITS)
-    assert (tmp_path / "one" / "grades.csv").read_bytes() == (tmp_path / "two" / "grades.csv").read_bytes()
+    assert (tmp_path / "one" / "grades.csv").read_bytes() == (
+        tmp_path / "two" / "grades.csv"
+    ).read_bytes()
     for s in ("s1", "s2"):
-        assert (tmp_path / "one" / "feedback" / f"{s}.md").read_text() == (tmp_path / "two" / "feedback" / f"{s}.md").read_text()
+        assert (tmp_path / "one" / "feedback" / f"{s}.md").read_text() == (
+            tmp_path / "two" / "feedback" / f"{s}.md"
+        ).read_text()
     assert [r.submission for r in first] == ["s1", "s2"]
 
 

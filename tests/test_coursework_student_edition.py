@@ -17,8 +17,13 @@ FULL = ROOT / "_build" / "student" / "_build" / "html"
 PAGE = "book/optimization/momentum.ipynb"
 
 pytestmark = [
-    pytest.mark.skipif(os.environ.get("COMPANION_KERNEL_RERUN") == "1", reason="a build: once is enough"),
-    pytest.mark.skipif(shutil.which("jupyter-book") is None, reason="needs jupyter-book"),
+    pytest.mark.skipif(
+        os.environ.get("COMPANION_KERNEL_RERUN") == "1",
+        reason="a build: once is enough",
+    ),
+    pytest.mark.skipif(
+        shutil.which("jupyter-book") is None, reason="needs jupyter-book"
+    ),
 ]
 
 
@@ -28,15 +33,23 @@ def site(tmp_path_factory):
         return FULL, ROOT / "_build" / "student-src" / "book"
     out = tmp_path_factory.mktemp("student") / "edition"
     env = {**os.environ, "STUDENT_EDITION_OUT": str(out)}
-    done = subprocess.run([str(ROOT / ".ci" / "student-edition"), PAGE], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [str(ROOT / ".ci" / "student-edition"), PAGE],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return out / "_build" / "html", Path(f"{out}-src") / "book"
 
 
 def test_no_solution_text_and_no_page_sources(site):
     html, book = site
-    assert sum(len(runs) for runs in se.blocks(book).values()) > 0, "no solution blocks found to look for"
+    assert sum(len(runs) for runs in se.blocks(book).values()) > 0, (
+        "no solution blocks found to look for"
+    )
     assert se.scan(html, book) == []
 
 
@@ -52,11 +65,15 @@ def test_the_scan_reports_a_leak(tmp_path):
     """A page that renders a solution's sentence (with markup and HTML escapes) and a copied source are caught."""
     (tmp_path / "_sources").mkdir()
     (tmp_path / "_sources" / "momentum.ipynb.txt").write_text("x")
-    (tmp_path / "page.html").write_text("<p>They disagree from step 31 on. PyTorch&#8217;s <em>buffer</em> "
-                                        "<span class='math'>b</span> holds raw gradients</p>")
+    (tmp_path / "page.html").write_text(
+        "<p>They disagree from step 31 on. PyTorch&#8217;s <em>buffer</em> "
+        "<span class='math'>b</span> holds raw gradients</p>"
+    )
     leaks = se.scan(tmp_path, ROOT / "book" / "optimization")
     assert any("page source copied" in leak for leak in leaks)
-    assert any("solution text from momentum.ipynb in page.html" in leak for leak in leaks), leaks
+    assert any(
+        "solution text from momentum.ipynb in page.html" in leak for leak in leaks
+    ), leaks
 
 
 def test_a_sentence_the_chapter_says_anyway_is_not_a_leak(tmp_path):
@@ -64,19 +81,46 @@ def test_a_sentence_the_chapter_says_anyway_is_not_a_leak(tmp_path):
     one that only the solution says is."""
     book = tmp_path / "book"
     book.mkdir()
-    nb = {"cells": [
-        {"cell_type": "markdown", "metadata": {}, "source": "The rate decays as one over the square root of t."},
-        {"cell_type": "code", "metadata": {}, "execution_count": 1, "source": "print(...)",
-         "outputs": [{"output_type": "stream", "name": "stdout", "text": "the weights after epoch two repeat\n"}]},
-        {"cell_type": "markdown", "metadata": {}, "source": (
-            "```{solution} ex-x\n:class: dropdown\nThe rate decays as one over the square root of t. The weights "
-            "after epoch two repeat. Only the solution tells you this secret answer here.\n```")},
-    ], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    nb = {
+        "cells": [
+            {
+                "cell_type": "markdown",
+                "metadata": {},
+                "source": "The rate decays as one over the square root of t.",
+            },
+            {
+                "cell_type": "code",
+                "metadata": {},
+                "execution_count": 1,
+                "source": "print(...)",
+                "outputs": [
+                    {
+                        "output_type": "stream",
+                        "name": "stdout",
+                        "text": "the weights after epoch two repeat\n",
+                    }
+                ],
+            },
+            {
+                "cell_type": "markdown",
+                "metadata": {},
+                "source": (
+                    "```{solution} ex-x\n:class: dropdown\nThe rate decays as one over the square root of t. The weights "
+                    "after epoch two repeat. Only the solution tells you this secret answer here.\n```"
+                ),
+            },
+        ],
+        "metadata": {},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
     (book / "page.ipynb").write_text(json.dumps(nb))
     site = tmp_path / "site"
     site.mkdir()
-    (site / "page.html").write_text("<p>The rate decays as one over the square root of t.</p>"
-                                    "<pre>the weights after epoch two repeat</pre>"
-                                    "<p>Only the solution tells you this secret answer here.</p>")
+    (site / "page.html").write_text(
+        "<p>The rate decays as one over the square root of t.</p>"
+        "<pre>the weights after epoch two repeat</pre>"
+        "<p>Only the solution tells you this secret answer here.</p>"
+    )
     leaks = se.scan(site, book)
     assert len(leaks) == 1 and "secret answer" in leaks[0], leaks

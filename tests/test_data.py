@@ -3,7 +3,14 @@
 import pytest
 import torch
 
-from companion.core.data import Split, batches, load_digits, load_mnist1d, make_classification, make_regression
+from companion.core.data import (
+    Split,
+    batches,
+    load_digits,
+    load_mnist1d,
+    make_classification,
+    make_regression,
+)
 
 
 def test_digits_splits_are_fixed_and_disjoint():
@@ -12,7 +19,10 @@ def test_digits_splits_are_fixed_and_disjoint():
     for x, y in zip(a, b):
         assert torch.equal(x.X, y.X) and torch.equal(x.y, y.y)
     rows = torch.cat([s.X for s in a])
-    assert torch.unique(rows, dim=0).shape[0] == torch.unique(load_digits_all(), dim=0).shape[0]
+    assert (
+        torch.unique(rows, dim=0).shape[0]
+        == torch.unique(load_digits_all(), dim=0).shape[0]
+    )
     assert a.train.X.min() >= 0 and a.train.X.max() <= 1
     assert set(a.train.y.tolist()) == set(range(10))
 
@@ -27,7 +37,9 @@ def load_digits_all():
 def test_digits_options(dtype):
     d = load_digits(dtype=dtype, n_train=100, images=True)
     assert d.train.X.shape == (100, 1, 8, 8) and d.train.X.dtype == dtype
-    assert torch.equal(d.train.X.reshape(100, -1), load_digits(dtype=dtype).train.X[:100])
+    assert torch.equal(
+        d.train.X.reshape(100, -1), load_digits(dtype=dtype).train.X[:100]
+    )
     assert len(d.val) == 359
 
 
@@ -38,7 +50,10 @@ def test_digits_bad_n_train(n_train):
 
 
 def test_regression_is_reproducible_and_sparse():
-    (data, w), (data2, w2) = make_regression(seed=3, n_informative=4), make_regression(seed=3, n_informative=4)
+    (data, w), (data2, w2) = (
+        make_regression(seed=3, n_informative=4),
+        make_regression(seed=3, n_informative=4),
+    )
     assert torch.equal(data.X, data2.X) and torch.equal(w, w2)
     assert (w[4:] == 0).all() and (w[:4] != 0).all()
     residual = data.y - data.X @ w
@@ -68,11 +83,20 @@ def test_batches_cover_every_example_once():
 def test_mnist1d_splits_shapes_and_labels():
     d = load_mnist1d()
     assert [len(s) for s in d] == [3500, 500, 1000]
-    assert all(s.X.shape == (len(s), 40) and s.X.dtype == torch.float32 and s.y.dtype == torch.long for s in d)
+    assert all(
+        s.X.shape == (len(s), 40)
+        and s.X.dtype == torch.float32
+        and s.y.dtype == torch.long
+        for s in d
+    )
     counts = torch.bincount(torch.cat([s.y for s in d]), minlength=10)
-    assert counts.tolist() == [500] * 10                      # the generator makes 500 sequences of each class
+    assert (
+        counts.tolist() == [500] * 10
+    )  # the generator makes 500 sequences of each class
     test_counts = torch.bincount(d.test.y, minlength=10)
-    assert test_counts.min() > 70 and test_counts.max() < 130  # a random fifth: 100 ± 9.5 per class
+    assert (
+        test_counts.min() > 70 and test_counts.max() < 130
+    )  # a random fifth: 100 ± 9.5 per class
     # standardized over the whole set: mean 0, standard deviation 1 over all 5000 × 40 values
     values = torch.cat([s.X for s in d]).double()
     assert abs(values.mean().item()) < 1e-3 and abs(values.std().item() - 1) < 1e-3
@@ -80,10 +104,16 @@ def test_mnist1d_splits_shapes_and_labels():
 
 def test_mnist1d_is_the_same_at_every_call_and_n_val_moves_rows_between_train_and_val():
     a, again, b = load_mnist1d(), load_mnist1d(), load_mnist1d(dtype=torch.float64)
-    assert all(torch.equal(x.X, y.X) and torch.equal(x.y, y.y) for x, y in zip(a, again))
+    assert all(
+        torch.equal(x.X, y.X) and torch.equal(x.y, y.y) for x, y in zip(a, again)
+    )
     # float64 holds the generator's values; float32 is each of them rounded once
-    assert all(y.X.dtype == torch.float64 and torch.equal(x.X, y.X.float()) and torch.equal(x.y, y.y)
-               for x, y in zip(a, b))
+    assert all(
+        y.X.dtype == torch.float64
+        and torch.equal(x.X, y.X.float())
+        and torch.equal(x.y, y.y)
+        for x, y in zip(a, b)
+    )
     c = load_mnist1d(n_val=0)
     assert [len(s) for s in c] == [4000, 0, 1000]
     assert torch.equal(c.test.X, a.test.X)
@@ -100,12 +130,19 @@ def test_mnist1d_bad_n_val(n_val):
 def test_mnist1d_shuffled_positions_are_one_fixed_permutation_of_the_same_sequences():
     from companion.testing.tolerances import assert_close
 
-    plain, shuffled = load_mnist1d(dtype=torch.float64), load_mnist1d(dtype=torch.float64, shuffle_positions=True)
+    plain, shuffled = (
+        load_mnist1d(dtype=torch.float64),
+        load_mnist1d(dtype=torch.float64, shuffle_positions=True),
+    )
     # the generator draws the permutation after the sequences: the same sequences, labels and split, reordered
     # columns. Recover the permutation from the training inputs: column j of the shuffled set is column perm[j]
-    distance = torch.cdist(shuffled.train.X.T, plain.train.X.T)     # (40, 40) distances between columns
+    distance = torch.cdist(
+        shuffled.train.X.T, plain.train.X.T
+    )  # (40, 40) distances between columns
     perm = distance.argmin(dim=1)
-    assert sorted(perm.tolist()) == list(range(40)) and not torch.equal(perm, torch.arange(40))
+    assert sorted(perm.tolist()) == list(range(40)) and not torch.equal(
+        perm, torch.arange(40)
+    )
     for a, b in zip(plain, shuffled):
         assert torch.equal(a.y, b.y)
         # the standardization uses the mean and standard deviation of all values, which the permutation only

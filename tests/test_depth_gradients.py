@@ -6,7 +6,13 @@ import torch
 from torch import nn
 
 from companion.core.data import Split
-from companion.experiments.depth_gradients import ResidualBlock, cosine, deep_mlp, gradients_through_depth, train_clipped
+from companion.experiments.depth_gradients import (
+    ResidualBlock,
+    cosine,
+    deep_mlp,
+    gradients_through_depth,
+    train_clipped,
+)
 
 
 def _data(n=32, seed=0):
@@ -17,7 +23,11 @@ def _data(n=32, seed=0):
 def test_shapes_and_layers():
     plain, res = deep_mlp(8, 16, 5, 3), deep_mlp(8, 16, 5, 3, residual=True)
     assert plain(_data().X).shape == res(_data().X).shape == (32, 3)
-    assert sum(isinstance(m, nn.Linear) for m in plain.modules()) == sum(isinstance(m, nn.Linear) for m in res.modules()) == 6
+    assert (
+        sum(isinstance(m, nn.Linear) for m in plain.modules())
+        == sum(isinstance(m, nn.Linear) for m in res.modules())
+        == 6
+    )
     assert sum(isinstance(m, ResidualBlock) for m in res.modules()) == 4
     stats = gradients_through_depth(res, _data())
     assert len(stats.weight_grad_norm) == 6 and len(stats.gradient_var) == 5
@@ -34,10 +44,16 @@ def test_clipping_rules():
     data = _data()
     for clip in ("none", "norm", "value"):
         torch.manual_seed(0)
-        run = train_clipped(deep_mlp(8, 16, 3, 3), data, clip, threshold=0.01, steps=5, lr=0.1)
+        run = train_clipped(
+            deep_mlp(8, 16, 3, 3), data, clip, threshold=0.01, steps=5, lr=0.1
+        )
         assert len(run.losses) == 5 and not run.diverged
-        if clip != "value":  # norm clipping rescales: the direction is unchanged (float32: 64 ε of roundings)
-            assert all(abs(c - 1) <= 64 * torch.finfo(torch.float32).eps for c in run.cosines)
+        if (
+            clip != "value"
+        ):  # norm clipping rescales: the direction is unchanged (float32: 64 ε of roundings)
+            assert all(
+                abs(c - 1) <= 64 * torch.finfo(torch.float32).eps for c in run.cosines
+            )
     with pytest.raises(ValueError, match="clip must be"):
         train_clipped(deep_mlp(8, 16, 3, 3), data, "bogus")
     a = [torch.tensor([1.0, 0.0])]

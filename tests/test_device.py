@@ -7,10 +7,19 @@ import pytest
 import torch
 
 import companion
-from companion.core.device import get_device, make_generator, num_threads, rng_seed, seed_everything, seed_offset
+from companion.core.device import (
+    get_device,
+    make_generator,
+    num_threads,
+    rng_seed,
+    seed_everything,
+    seed_offset,
+)
 
 
-@pytest.mark.parametrize("text, offset", [(None, 0), ("", 0), ("0", 0), ("1000", 1000), (" -3 ", -3)])
+@pytest.mark.parametrize(
+    "text, offset", [(None, 0), ("", 0), ("0", 0), ("1000", 1000), (" -3 ", -3)]
+)
 def test_seed_offset_reads_the_environment(monkeypatch, text, offset):
     if text is None:
         monkeypatch.delenv("COMPANION_SEED_OFFSET", raising=False)
@@ -22,15 +31,23 @@ def test_seed_offset_reads_the_environment(monkeypatch, text, offset):
 
 def test_a_bad_offset_says_what_is_wrong(monkeypatch):
     monkeypatch.setenv("COMPANION_SEED_OFFSET", "ten")
-    with pytest.raises(ValueError, match="COMPANION_SEED_OFFSET must be an integer, got 'ten'"):
+    with pytest.raises(
+        ValueError, match="COMPANION_SEED_OFFSET must be an integer, got 'ten'"
+    ):
         seed_offset()
 
 
 @pytest.mark.parametrize("offset", [0, 1000])
-def test_seed_everything_and_make_generator_draw_what_the_offset_seed_draws(monkeypatch, offset):
+def test_seed_everything_and_make_generator_draw_what_the_offset_seed_draws(
+    monkeypatch, offset
+):
     monkeypatch.setenv("COMPANION_SEED_OFFSET", str(offset))
     g = seed_everything(3)
-    torch_draw, python_draw, numpy_draw = torch.rand(4), random.random(), np.random.rand()
+    torch_draw, python_draw, numpy_draw = (
+        torch.rand(4),
+        random.random(),
+        np.random.rand(),
+    )
     torch.manual_seed(3 + offset)
     random.seed(3 + offset)
     np.random.seed(3 + offset)
@@ -64,7 +81,10 @@ def test_get_device_follows_the_environment(monkeypatch):
     monkeypatch.setenv("COMPANION_DEVICE", "cpu")
     assert get_device() == torch.device("cpu")
     assert get_device("meta") == torch.device("meta")
-    assert companion.get_device is get_device and companion.make_generator is make_generator
+    assert (
+        companion.get_device is get_device
+        and companion.make_generator is make_generator
+    )
 
 
 def test_num_threads_sets_and_restores_the_thread_count():
@@ -75,5 +95,8 @@ def test_num_threads_sets_and_restores_the_thread_count():
     with pytest.raises(RuntimeError), num_threads(1):
         raise RuntimeError("the count is restored on errors too")
     assert torch.get_num_threads() == before
-    with pytest.raises(ValueError, match="threads must be at least 1, got 0"), num_threads(0):
+    with (
+        pytest.raises(ValueError, match="threads must be at least 1, got 0"),
+        num_threads(0),
+    ):
         pass

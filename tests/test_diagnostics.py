@@ -6,7 +6,13 @@ import torch
 from torch import nn
 
 from companion import init
-from companion.core.diagnostics import dead_fraction, init_linear_, linear_layers, signal_statistics, unit_spread
+from companion.core.diagnostics import (
+    dead_fraction,
+    init_linear_,
+    linear_layers,
+    signal_statistics,
+    unit_spread,
+)
 
 TOL = 1e-12  # float64, the same computation done by hand
 
@@ -24,7 +30,9 @@ def test_linear_layers_and_init_linear():
     """All linear layers in order; init_linear_ applies the weight and bias initializers to each (exactly)."""
     net = _net()
     assert len(linear_layers(net)) == 4
-    init_linear_(net, lambda w: init.constant_(w, 0.5), lambda b: init.constant_(b, -1.0))
+    init_linear_(
+        net, lambda w: init.constant_(w, 0.5), lambda b: init.constant_(b, -1.0)
+    )
     for layer in linear_layers(net):
         assert torch.all(layer.weight == 0.5) and torch.all(layer.bias == -1.0)
     init_linear_(net, init.zeros_)  # biases default to zero
@@ -37,10 +45,14 @@ def test_signal_statistics_by_hand(activation, use_loss):
     """Variances of each hidden activation, of the gradient reaching it, and weight-gradient norms
     equal a hand-written forward pass with retain_grad (within 1e-12)."""
     net = _net(activation=activation)
-    x = torch.randn(10, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    x = torch.randn(
+        10, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(1)
+    )
     target = torch.randn(10, 2, dtype=torch.float64)
     loss = (lambda out: ((out - target) ** 2).mean()) if use_loss else None
-    stats = signal_statistics(net, x, loss=loss, generator=torch.Generator().manual_seed(2))
+    stats = signal_statistics(
+        net, x, loss=loss, generator=torch.Generator().manual_seed(2)
+    )
 
     hidden, h = [], x
     for module in net:
@@ -51,11 +63,16 @@ def test_signal_statistics_by_hand(activation, use_loss):
     if use_loss:
         objective = loss(h)
     else:
-        r = torch.randn(h.shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+        r = torch.randn(
+            h.shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64
+        )
         objective = (h * r).sum()
     net.zero_grad()
     objective.backward()
-    assert len(stats.activation_var) == len(stats.gradient_var) == 3 and len(stats.weight_grad_norm) == 4
+    assert (
+        len(stats.activation_var) == len(stats.gradient_var) == 3
+        and len(stats.weight_grad_norm) == 4
+    )
     for ours, t in zip(stats.activation_var, hidden):
         assert abs(ours - t.var().item()) < TOL
     for ours, t in zip(stats.gradient_var, hidden):
@@ -73,9 +90,13 @@ def test_signal_statistics_leaves_grads_alone():
 
 def test_dead_fraction():
     """Units whose pre-activation is ≤ 0 for every example count as dead (exact fractions)."""
-    net = nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 2), nn.ReLU(), nn.Linear(2, 1)).double()
+    net = nn.Sequential(
+        nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 2), nn.ReLU(), nn.Linear(2, 1)
+    ).double()
     with torch.no_grad():
-        net[0].weight.copy_(torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 0.0], [0.0, 1.0]]))
+        net[0].weight.copy_(
+            torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 0.0], [0.0, 1.0]])
+        )
         net[0].bias.copy_(torch.tensor([0.0, 0.0, -1.0, -10.0]))
         net[2].weight.fill_(1.0)
         net[2].bias.copy_(torch.tensor([0.0, -100.0]))

@@ -45,7 +45,9 @@ def _pair(in_features, out_features, bias, p=0.5, seed=0, **kwargs):
 
 
 def _input(lead, in_features, seed=1):
-    return torch.randn(*lead, in_features, generator=torch.Generator().manual_seed(seed), dtype=DTYPE)
+    return torch.randn(
+        *lead, in_features, generator=torch.Generator().manual_seed(seed), dtype=DTYPE
+    )
 
 
 def test_signature():
@@ -65,7 +67,9 @@ def test_signature():
 
 
 @pytest.mark.parametrize("in_features, out_features, bias, lead", SHAPES, ids=SHAPE_IDS)
-def test_initialization_and_state_dict_match_linear(in_features, out_features, bias, lead):
+def test_initialization_and_state_dict_match_linear(
+    in_features, out_features, bias, lead
+):
     """Same seed → bit-identical parameters; state_dicts load both ways with the same keys."""
     ours, theirs = _pair(in_features, out_features, bias)
     assert ours.state_dict().keys() == theirs.state_dict().keys()
@@ -80,9 +84,13 @@ def test_initialization_and_state_dict_match_linear(in_features, out_features, b
 
 @pytest.mark.parametrize("in_features, out_features, bias, lead", SHAPES, ids=SHAPE_IDS)
 @pytest.mark.parametrize("per_example", MASK_KINDS)
-def test_p_zero_equals_linear_in_training(in_features, out_features, bias, lead, per_example):
+def test_p_zero_equals_linear_in_training(
+    in_features, out_features, bias, lead, per_example
+):
     """At p = 0 nothing is dropped: output and all gradients equal nn.Linear's."""
-    ours, theirs = _pair(in_features, out_features, bias, p=0.0, per_example=per_example)
+    ours, theirs = _pair(
+        in_features, out_features, bias, p=0.0, per_example=per_example
+    )
     diffs = compare_modules(ours.train(), theirs.train(), _input(lead, in_features))
     assert max(diffs.values()) < EXACT_TOL, diffs
 
@@ -162,10 +170,15 @@ def test_module_gradient_matches_its_mask(per_example):
     out = layer(x)
     torch.manual_seed(11)
     mask = sample_mask((8, 5, 6) if per_example else (5, 6), 0.3, dtype=DTYPE)
-    assert max_abs_diff(out, dropconnect_linear(x, layer.weight, layer.bias, mask, 0.3)) < EXACT_TOL
+    assert (
+        max_abs_diff(out, dropconnect_linear(x, layer.weight, layer.bias, mask, 0.3))
+        < EXACT_TOL
+    )
 
 
-@pytest.mark.parametrize("mask_shape", [(4, 3, 5), (3, 5)], ids=["per-example", "shared"])
+@pytest.mark.parametrize(
+    "mask_shape", [(4, 3, 5), (3, 5)], ids=["per-example", "shared"]
+)
 @pytest.mark.parametrize("bias", [True, False])
 def test_gradcheck_with_fixed_mask(mask_shape, bias):
     """gradcheck and gradgradcheck (float64) of the pure function with a fixed mask, w.r.t. input,
@@ -185,11 +198,15 @@ def test_column_mask_is_dropout_of_the_input():
     """Dropping whole columns of W (one 0/1 per input unit) is dropout on the layer's input: with the
     mask torch's F.dropout drew, our layer equals nn.Linear(F.dropout(x))."""
     ours, theirs = _pair(6, 4, True, p=0.5)
-    x = _input((5,), 6).abs() + 0.1  # no zero inputs, so dropout's zeros reveal its mask
+    x = (
+        _input((5,), 6).abs() + 0.1
+    )  # no zero inputs, so dropout's zeros reveal its mask
     torch.manual_seed(7)
     dropped = F.dropout(x, p=0.5, training=True)
     keep = (dropped != 0).to(DTYPE)  # (5, 6): which inputs survived, per example
-    mask = keep[:, None, :].expand(5, 4, 6)  # the same 0/1 down each column of every W_n
+    mask = keep[:, None, :].expand(
+        5, 4, 6
+    )  # the same 0/1 down each column of every W_n
     ours_out = dropconnect_linear(x, ours.weight, ours.bias, mask, 0.5)
     assert max_abs_diff(ours_out, theirs(dropped)) < EXACT_TOL
 
@@ -216,7 +233,9 @@ def test_drop_rate_and_sharing(per_example):
     torch.manual_seed(0)
     m = sample_mask((100, 1000), 0.3, dtype=DTYPE)
     assert abs((1 - m.mean().item()) - 0.3) < 0.01
-    layer = DropConnectLinear(20, 20, bias=False, p=0.5, dtype=DTYPE, per_example=per_example)
+    layer = DropConnectLinear(
+        20, 20, bias=False, p=0.5, dtype=DTYPE, per_example=per_example
+    )
     x = _input((), 20).expand(4, 20)  # four copies of one example
     out = layer(x)
     spread = (out - out[0]).abs().max().item()
@@ -241,11 +260,16 @@ def test_moment_matching_forward():
     """At p → 0 moment matching equals the plain eval-mode network; at p = 0.5 it is at least the mean
     rule's first-layer ReLU (Jensen: E[ReLU(u)] ≥ ReLU(E[u]))."""
     torch.manual_seed(0)
-    net = nn.Sequential(DropConnectLinear(6, 8, p=1e-12, dtype=DTYPE), nn.ReLU(),
-                        DropConnectLinear(8, 3, p=1e-12, dtype=DTYPE))
+    net = nn.Sequential(
+        DropConnectLinear(6, 8, p=1e-12, dtype=DTYPE),
+        nn.ReLU(),
+        DropConnectLinear(8, 3, p=1e-12, dtype=DTYPE),
+    )
     x = _input((5,), 6)
     assert max_abs_diff(moment_matching_forward(net, x), net.eval()(x)) < 1e-9
-    first = nn.Sequential(DropConnectLinear(6, 8, p=0.5, dtype=DTYPE), nn.ReLU()).train()
+    first = nn.Sequential(
+        DropConnectLinear(6, 8, p=0.5, dtype=DTYPE), nn.ReLU()
+    ).train()
     mm = moment_matching_forward(first, x)
     assert all(m.training for m in first)  # the modules' modes are left as they were
     assert (mm - first.eval()(x) >= -EXACT_TOL).all()
@@ -254,7 +278,9 @@ def test_moment_matching_forward():
 
 @pytest.mark.parametrize("p", [-0.1, 1.0, 1.5, float("nan")])
 def test_invalid_p(p):
-    with pytest.raises(ValueError, match=r"dropconnect probability must be in \[0, 1\)"):
+    with pytest.raises(
+        ValueError, match=r"dropconnect probability must be in \[0, 1\)"
+    ):
         DropConnectLinear(3, 2, p=p)
 
 

@@ -12,7 +12,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from companion.nn.dropout import Dropout, DropoutScaledAtTest, dropout, dropout_scaled_at_test, keep_mask
+from companion.nn.dropout import (
+    Dropout,
+    DropoutScaledAtTest,
+    dropout,
+    dropout_scaled_at_test,
+    keep_mask,
+)
 from companion.testing.parity import compare_modules
 
 OURS, THEIRS = Dropout, nn.Dropout
@@ -46,8 +52,13 @@ def _input(shape, dtype, layout):
 CASES = [
     (p, shape, dtype, layout)
     for p in (0.0, 0.1, 0.5, 0.9, 1.0)
-    for shape, layout in (((7,), "contiguous"), ((32, 48), "contiguous"), ((32, 48), "transposed"),
-                          ((6, 10), "strided"), ((2, 3, 5, 4), "channels_last"))
+    for shape, layout in (
+        ((7,), "contiguous"),
+        ((32, 48), "contiguous"),
+        ((32, 48), "transposed"),
+        ((6, 10), "strided"),
+        ((2, 3, 5, 4), "channels_last"),
+    )
     for dtype in (torch.float32, torch.float64)
 ]
 IDS = [f"p={p}-{tuple(s)}-{str(d)[6:]}-{l}" for p, s, d, l in CASES]
@@ -89,7 +100,9 @@ def test_inplace(p):
     for cls, xi in zip((OURS, THEIRS), xs):
         torch.manual_seed(1)
         outs.append(cls(p, inplace=True)(xi))
-        assert outs[-1].data_ptr() == xi.data_ptr()  # the input itself was overwritten and returned
+        assert (
+            outs[-1].data_ptr() == xi.data_ptr()
+        )  # the input itself was overwritten and returned
     assert torch.equal(outs[0], outs[1]) and torch.equal(xs[0], xs[1])
     assert not torch.equal(xs[0], x)
 
@@ -116,7 +129,9 @@ def test_p_zero_in_training_and_empty_input_are_identities():
 def test_p_one_zeroes_everything_like_torch():
     x = torch.tensor([1.0, -2.0, float("inf"), float("nan")])
     ours, theirs = OURS(1.0)(x), THEIRS(1.0)(x)
-    assert torch.equal(ours.nan_to_num(7.0), theirs.nan_to_num(7.0))  # 0, 0, nan, nan in both
+    assert torch.equal(
+        ours.nan_to_num(7.0), theirs.nan_to_num(7.0)
+    )  # 0, 0, nan, nan in both
     assert ours[:2].tolist() == [0.0, 0.0] and ours[2:].isnan().all()
 
 
@@ -183,18 +198,25 @@ def test_state_dict_interchange():
     torch.manual_seed(0)
     ours = net(OURS)
     theirs = net(THEIRS)
-    theirs.load_state_dict(ours.state_dict())  # the same keys: a model moves between the two
+    theirs.load_state_dict(
+        ours.state_dict()
+    )  # the same keys: a model moves between the two
     assert ours.state_dict().keys() == theirs.state_dict().keys()
 
 
 def test_training_trajectory_matches_torch():
     """A small float64 MLP trained with either Dropout from the same seed ends with identical weights."""
     gen = torch.Generator().manual_seed(0)
-    X, y = torch.randn(64, 10, generator=gen, dtype=torch.float64), torch.randint(3, (64,), generator=gen)
+    X, y = (
+        torch.randn(64, 10, generator=gen, dtype=torch.float64),
+        torch.randint(3, (64,), generator=gen),
+    )
     finals = []
     for cls in (OURS, THEIRS):
         torch.manual_seed(0)
-        model = nn.Sequential(nn.Linear(10, 32), nn.ReLU(), cls(0.4), nn.Linear(32, 3)).double()
+        model = nn.Sequential(
+            nn.Linear(10, 32), nn.ReLU(), cls(0.4), nn.Linear(32, 3)
+        ).double()
         opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
         for _ in range(30):
             opt.zero_grad()
@@ -214,7 +236,9 @@ def test_scaled_at_test_convention(p):
     torch.manual_seed(5)
     inverted = dropout(x, p, training=True)
     assert (classic / (1 - p) - inverted).abs().max().item() < CONVENTION_TOL
-    assert (dropout_scaled_at_test(x, p, training=False) - (1 - p) * x).abs().max().item() < CONVENTION_TOL
+    assert (
+        dropout_scaled_at_test(x, p, training=False) - (1 - p) * x
+    ).abs().max().item() < CONVENTION_TOL
     n = 4000
     torch.manual_seed(6)
     mean = torch.stack([dropout_scaled_at_test(x, p) for _ in range(n)]).mean(0)
@@ -230,8 +254,12 @@ def test_invalid_p(p):
     """The same ValueError message as torch, from the module and from the function."""
     with pytest.raises(ValueError) as theirs:
         THEIRS(p)
-    for call in (lambda: OURS(p), lambda: dropout(torch.ones(2), p), lambda: DropoutScaledAtTest(p),
-                 lambda: dropout_scaled_at_test(torch.ones(2), p)):
+    for call in (
+        lambda: OURS(p),
+        lambda: dropout(torch.ones(2), p),
+        lambda: DropoutScaledAtTest(p),
+        lambda: dropout_scaled_at_test(torch.ones(2), p),
+    ):
         with pytest.raises(ValueError) as ours:
             call()
         assert str(ours.value) == str(theirs.value)
@@ -254,4 +282,6 @@ def test_cuda():
     g = torch.randn(1000, device="cuda", requires_grad=True)
     out = OURS(p)(g)
     out.sum().backward()
-    assert (g.grad - (out != 0).float() / (1 - p)).abs().max().item() < 1e-6  # the gradient is the mask
+    assert (
+        g.grad - (out != 0).float() / (1 - p)
+    ).abs().max().item() < 1e-6  # the gradient is the mask

@@ -27,7 +27,11 @@ def stamp(model, epoch):
 
 def run_script(values, monitor="val_loss", device="cpu", **options):
     """Feed ``values`` one epoch at a time through on_epoch_end, as fit would; return (callback, model, epochs run)."""
-    callback, model, history = EarlyStopping(monitor=monitor, **options), stamped_model(device), History()
+    callback, model, history = (
+        EarlyStopping(monitor=monitor, **options),
+        stamped_model(device),
+        History(),
+    )
     for epoch, v in enumerate(values):
         stamp(model, epoch)
         getattr(history, monitor).append(v)
@@ -36,26 +40,81 @@ def run_script(values, monitor="val_loss", device="cpu", **options):
     return callback, model, len(values)
 
 
-U = [1.0, 0.8, 0.6, 0.5, 0.55, 0.6, 0.7, 0.8, 0.9, 1.0]  # a U-shaped validation loss, best at epoch 3
+U = [
+    1.0,
+    0.8,
+    0.6,
+    0.5,
+    0.55,
+    0.6,
+    0.7,
+    0.8,
+    0.9,
+    1.0,
+]  # a U-shaped validation loss, best at epoch 3
 # (id, values, options, expected stopped_epoch (None: never stops), expected best_epoch)
 CASES = [
     ("u-patience2", U, dict(patience=2), 5, 3),
     ("u-patience3", U, dict(patience=3), 6, 3),
     ("u-patience0-stops-at-first-miss", U, dict(patience=0), 4, 3),
     ("u-patience-too-long", U, dict(patience=7), None, 3),
-    ("plateau-min-delta-ignores-tiny-gains", [1.0, 0.9, 0.899, 0.898, 0.897, 0.896], dict(patience=3, min_delta=0.01), 4, 1),
-    ("plateau-no-min-delta-keeps-going", [1.0, 0.9, 0.899, 0.898, 0.897, 0.896], dict(patience=3), None, 5),
+    (
+        "plateau-min-delta-ignores-tiny-gains",
+        [1.0, 0.9, 0.899, 0.898, 0.897, 0.896],
+        dict(patience=3, min_delta=0.01),
+        4,
+        1,
+    ),
+    (
+        "plateau-no-min-delta-keeps-going",
+        [1.0, 0.9, 0.899, 0.898, 0.897, 0.896],
+        dict(patience=3),
+        None,
+        5,
+    ),
     ("ties-are-not-improvements", [0.5, 0.5, 0.5, 0.5], dict(patience=2), 2, 0),
-    ("second-dip-resets-wait", [1.0, 0.7, 0.8, 0.9, 0.6, 0.7, 0.8, 0.9], dict(patience=3), 7, 4),
-    ("min-delta-exactly-delta-not-enough", [1.0, 0.75, 0.5], dict(patience=1, min_delta=0.25), 1, 0),
-    ("nan-never-improves", [1.0, float("nan"), float("nan"), 0.5], dict(patience=2), 2, 0),
+    (
+        "second-dip-resets-wait",
+        [1.0, 0.7, 0.8, 0.9, 0.6, 0.7, 0.8, 0.9],
+        dict(patience=3),
+        7,
+        4,
+    ),
+    (
+        "min-delta-exactly-delta-not-enough",
+        [1.0, 0.75, 0.5],
+        dict(patience=1, min_delta=0.25),
+        1,
+        0,
+    ),
+    (
+        "nan-never-improves",
+        [1.0, float("nan"), float("nan"), 0.5],
+        dict(patience=2),
+        2,
+        0,
+    ),
     ("nan-first-is-skipped", [float("nan"), 1.0, 1.2, 1.3], dict(patience=2), 3, 1),
-    ("max-mode-accuracy", [0.5, 0.7, 0.9, 0.85, 0.88, 0.89, 0.9], dict(mode="max", patience=4), 6, 2),
-    ("max-mode-min-delta", [0.5, 0.7, 0.72, 0.73, 0.74], dict(mode="max", patience=2, min_delta=0.05), 3, 1),
+    (
+        "max-mode-accuracy",
+        [0.5, 0.7, 0.9, 0.85, 0.88, 0.89, 0.9],
+        dict(mode="max", patience=4),
+        6,
+        2,
+    ),
+    (
+        "max-mode-min-delta",
+        [0.5, 0.7, 0.72, 0.73, 0.74],
+        dict(mode="max", patience=2, min_delta=0.05),
+        3,
+        1,
+    ),
 ]
 
 
-@pytest.mark.parametrize("values, options, stopped, best", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    "values, options, stopped, best", [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
 def test_scripted_sequences(values, options, stopped, best):
     monitor = "val_acc" if options.get("mode") == "max" else "val_loss"
     callback, model, ran = run_script(values, monitor=monitor, **options)
@@ -90,13 +149,22 @@ def test_step_without_a_model():
     """step() works on bare numbers (no weights kept)."""
     callback = EarlyStopping(patience=1)
     decisions = [callback.step(v, epoch) for epoch, v in enumerate([3.0, 2.0, 2.5])]
-    assert decisions == [False, False, True] and callback.best_epoch == 1 and callback.best_state is None
+    assert (
+        decisions == [False, False, True]
+        and callback.best_epoch == 1
+        and callback.best_state is None
+    )
 
 
 def test_reset_allows_reuse():
     callback, _, _ = run_script(U, patience=2)
     callback.reset()
-    assert (callback.best, callback.best_epoch, callback.stopped_epoch, callback.wait) == (None, None, None, 0)
+    assert (
+        callback.best,
+        callback.best_epoch,
+        callback.stopped_epoch,
+        callback.wait,
+    ) == (None, None, None, 0)
     assert callback.best_state is None
 
 
@@ -104,17 +172,34 @@ def test_reset_allows_reuse():
 def test_monitors_any_history_series(monitor):
     history = History()
     getattr(history, monitor).append(0.3)
-    assert EarlyStopping(monitor=monitor).on_epoch_end(0, history, stamped_model()) is False
+    assert (
+        EarlyStopping(monitor=monitor).on_epoch_end(0, history, stamped_model())
+        is False
+    )
 
 
 def _fit(epochs, callbacks=()):
     torch.manual_seed(0)
-    data = make_classification(n=120, d=4, classes=3, spread=1.5, seed=0, dtype=torch.float64)
-    train, val = type(data)(data.X[:40], data.y[:40]), type(data)(data.X[40:], data.y[40:])
+    data = make_classification(
+        n=120, d=4, classes=3, spread=1.5, seed=0, dtype=torch.float64
+    )
+    train, val = (
+        type(data)(data.X[:40], data.y[:40]),
+        type(data)(data.X[40:], data.y[40:]),
+    )
     model = nn.Sequential(nn.Linear(4, 64), nn.ReLU(), nn.Linear(64, 3)).double()
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    history = fit(model, opt, train, val, epochs=epochs, batch_size=8,
-                  generator=torch.Generator().manual_seed(0), callbacks=callbacks, progress=False)
+    history = fit(
+        model,
+        opt,
+        train,
+        val,
+        epochs=epochs,
+        batch_size=8,
+        generator=torch.Generator().manual_seed(0),
+        callbacks=callbacks,
+        progress=False,
+    )
     return model, history
 
 
@@ -151,7 +236,9 @@ def test_invalid_arguments(options, message):
 
 def test_empty_history_is_an_error():
     with pytest.raises(ValueError, match="history.val_loss is empty"):
-        EarlyStopping().on_epoch_end(0, History(train_loss=[1.0], train_acc=[0.5]), stamped_model())
+        EarlyStopping().on_epoch_end(
+            0, History(train_loss=[1.0], train_acc=[0.5]), stamped_model()
+        )
 
 
 def test_nan_value_is_not_best():

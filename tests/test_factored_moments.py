@@ -10,8 +10,16 @@ from torch import nn
 from companion.core.data import make_classification
 from companion.core.models import mlp
 from companion.experiments.factored_moments import (
-    FlatLinear, adam_average_weights, average_weights, effective_count, frobenius_rank1, i_divergence,
-    relative_error, row_column_estimate, state_bytes, track_second_moments,
+    FlatLinear,
+    adam_average_weights,
+    average_weights,
+    effective_count,
+    frobenius_rank1,
+    i_divergence,
+    relative_error,
+    row_column_estimate,
+    state_bytes,
+    track_second_moments,
 )
 from companion.optim.adafactor import Adafactor
 from companion.optim.adam import Adam
@@ -29,19 +37,28 @@ def test_estimate_keeps_row_and_column_sums(shape):
     v = _squares(shape)
     q = row_column_estimate(v)
     assert q.shape == v.shape
-    assert_close(q.sum(-1), v.sum(-1), ulps=64)  # sums over ≤ 5 entries, then a product and a division: a few ε each
+    assert_close(
+        q.sum(-1), v.sum(-1), ulps=64
+    )  # sums over ≤ 5 entries, then a product and a division: a few ε each
     assert_close(q.sum(-2), v.sum(-2), ulps=64)
 
 
 def test_estimate_is_exact_for_rank_one_and_zero_for_zero():
     gen = torch.Generator().manual_seed(1)
-    a, b = torch.rand(6, 1, generator=gen, dtype=torch.float64), torch.rand(1, 4, generator=gen, dtype=torch.float64)
-    assert_close(row_column_estimate(a @ b), a @ b, ulps=32)  # sums of 4–6 products: a few ε
+    a, b = (
+        torch.rand(6, 1, generator=gen, dtype=torch.float64),
+        torch.rand(1, 4, generator=gen, dtype=torch.float64),
+    )
+    assert_close(
+        row_column_estimate(a @ b), a @ b, ulps=32
+    )  # sums of 4–6 products: a few ε
     zero = torch.zeros(3, 2, dtype=torch.float64)
     assert torch.equal(row_column_estimate(zero), zero)
     v = _squares((4, 3))
     v[:, 1] = 0  # a column without gradient (a blank pixel) stays zero
-    assert torch.equal(row_column_estimate(v)[:, 1], torch.zeros(4, dtype=torch.float64))
+    assert torch.equal(
+        row_column_estimate(v)[:, 1], torch.zeros(4, dtype=torch.float64)
+    )
 
 
 def test_i_divergence_values():
@@ -78,27 +95,44 @@ def test_average_weights_sum_to_one_and_follow_the_recursion():
     v = torch.zeros((), dtype=torch.float64)
     for k in range(1, 10):
         v = v + k**-0.5 * (g2[k - 1] - v)
-    assert math.isclose(v.item(), (average_weights(9, -0.5) * g2).sum().item(), rel_tol=1e-12)
-    assert torch.allclose(average_weights(5, -1.0), torch.full((5,), 0.2, dtype=torch.float64), rtol=1e-12, atol=0)
+    assert math.isclose(
+        v.item(), (average_weights(9, -0.5) * g2).sum().item(), rel_tol=1e-12
+    )
+    assert torch.allclose(
+        average_weights(5, -1.0),
+        torch.full((5,), 0.2, dtype=torch.float64),
+        rtol=1e-12,
+        atol=0,
+    )
 
 
 def test_adam_weights_and_effective_count():
     w = adam_average_weights(10, 0.9)
     assert math.isclose(w.sum().item(), 1.0, rel_tol=1e-12)
-    assert math.isclose(effective_count(torch.full((8,), 0.125, dtype=torch.float64)), 8.0, rel_tol=1e-12)
+    assert math.isclose(
+        effective_count(torch.full((8,), 0.125, dtype=torch.float64)),
+        8.0,
+        rel_tol=1e-12,
+    )
     long_run = effective_count(adam_average_weights(20_000, 0.99))
-    assert math.isclose(long_run, (1 + 0.99) / (1 - 0.99), rel_tol=1e-9)  # (1 + β₂)/(1 − β₂)
+    assert math.isclose(
+        long_run, (1 + 0.99) / (1 - 0.99), rel_tol=1e-9
+    )  # (1 + β₂)/(1 − β₂)
 
 
 def test_state_bytes_of_adam_and_adafactor():
     model = nn.Sequential(nn.Linear(6, 4), nn.Linear(4, 3))
-    for cls, moments, keys in ((Adam, 2 * (24 + 4 + 12 + 3), ("exp_avg", "exp_avg_sq")),
-                               (Adafactor, (4 + 6) + 4 + (3 + 4) + 3, ("row_var", "col_var", "variance"))):
+    for cls, moments, keys in (
+        (Adam, 2 * (24 + 4 + 12 + 3), ("exp_avg", "exp_avg_sq")),
+        (Adafactor, (4 + 6) + 4 + (3 + 4) + 3, ("row_var", "col_var", "variance")),
+    ):
         opt = cls(model.parameters())
         model(torch.randn(2, 6)).sum().backward()
         opt.step()
         assert state_bytes(opt, keys) == 4 * moments  # float32 entries
-        assert state_bytes(opt) == 4 * moments + 4 * 4  # and a float32 step per parameter
+        assert (
+            state_bytes(opt) == 4 * moments + 4 * 4
+        )  # and a float32 step per parameter
 
 
 def test_flat_linear_is_nn_linear():
@@ -108,7 +142,9 @@ def test_flat_linear_is_nn_linear():
     flat = FlatLinear(5, 3)
     assert flat.weight.shape == (15,)
     x = torch.randn(4, 5)
-    assert torch.equal(flat(x), linear(x))  # the same weights and the same F.linear call
+    assert torch.equal(
+        flat(x), linear(x)
+    )  # the same weights and the same F.linear call
 
 
 def test_track_second_moments_gives_adafactors_factors():
@@ -117,11 +153,22 @@ def test_track_second_moments_gives_adafactors_factors():
     torch.manual_seed(0)
     model = mlp(in_features=4, hidden=(8,), out_features=3)
     opt = Adafactor(model.parameters())
-    full = track_second_moments(model, opt, data, steps=7, batch_size=16, generator=torch.Generator().manual_seed(0))
+    full = track_second_moments(
+        model,
+        opt,
+        data,
+        steps=7,
+        batch_size=16,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert set(full) == {"0.weight", "2.weight"}
     for name, p in model.named_parameters():
         if p.dim() == 2:
             assert opt.state[p]["step"].item() == 7
             # 7 lerps of a mean of ≤ 8 squares, in float32 and in another order: tens of ε
-            assert_close(full[name].mean(-1, keepdim=True), opt.state[p]["row_var"], ulps=64)
-            assert_close(full[name].mean(-2, keepdim=True), opt.state[p]["col_var"], ulps=64)
+            assert_close(
+                full[name].mean(-1, keepdim=True), opt.state[p]["row_var"], ulps=64
+            )
+            assert_close(
+                full[name].mean(-2, keepdim=True), opt.state[p]["col_var"], ulps=64
+            )

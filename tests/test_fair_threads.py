@@ -9,7 +9,10 @@ import pytest
 from companion.testing.fair_threads import thread_share, usable_cores
 
 
-@pytest.mark.parametrize("workers, cores, share", [(1, 2, 2), (2, 2, 1), (4, 2, 1), (4, 16, 4), (3, 16, 5), (0, 8, 8)])
+@pytest.mark.parametrize(
+    "workers, cores, share",
+    [(1, 2, 2), (2, 2, 1), (4, 2, 1), (4, 16, 4), (3, 16, 5), (0, 8, 8)],
+)
 def test_thread_share(workers, cores, share):
     assert thread_share(workers, cores) == share
 
@@ -30,8 +33,18 @@ def test_this_worker_and_its_children_use_their_share():
     import torch
 
     assert torch.get_num_threads() == int(expected)
-    child = subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
-                           capture_output=True, text=True, check=True)
+    child = subprocess.run(
+        [sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert child.stdout.strip() == expected
-    if os.environ.get("COMPANION_THREAD_SHARE"):  # the plugin chose it (the user had set no thread count)
-        assert expected == os.environ["COMPANION_THREAD_SHARE"] == str(thread_share(workers))
+    if os.environ.get(
+        "COMPANION_THREAD_SHARE"
+    ):  # the plugin chose it (the user had set no thread count)
+        assert (
+            expected
+            == os.environ["COMPANION_THREAD_SHARE"]
+            == str(thread_share(workers))
+        )

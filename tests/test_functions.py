@@ -43,6 +43,8 @@ def test_optimize_2d_matches_a_hand_written_loop():
     for t in range(10):
         assert_close(path[t], xy, ulps=8)
         assert_close(values[t], fn(xy), ulps=8)
-        xy = xy - 0.1 * torch.tensor([1.0, 4.0], dtype=torch.float64) * xy  # ∇f = (x, κ y)
+        xy = (
+            xy - 0.1 * torch.tensor([1.0, 4.0], dtype=torch.float64) * xy
+        )  # ∇f = (x, κ y)
     assert path.shape == (11, 2) and values.shape == (11,)
     assert_close(path[-1], xy, ulps=8)

@@ -7,7 +7,13 @@ from torch import nn
 
 from companion.core.models import mlp
 from companion.experiments.hidden_matrices import (
-    CUBIC, Combined, LinearDecay, muon_with_adamw, polynomial_iterates, singular_values, split_hidden,
+    CUBIC,
+    Combined,
+    LinearDecay,
+    muon_with_adamw,
+    polynomial_iterates,
+    singular_values,
+    split_hidden,
 )
 from companion.optim.adamw import AdamW
 from companion.optim.muon import NS_COEFFICIENTS, Muon, newton_schulz
@@ -25,7 +31,11 @@ def test_split_hidden(hidden, n_hidden):
     matrices, rest = split_hidden(model)
     assert [p is m.weight for p, m in zip(matrices, linears[1:-1])] == [True] * n_hidden
     assert len(matrices) + len(rest) == len(list(model.parameters()))
-    assert all(p.dim() == 1 for p in rest if p is not linears[0].weight and p is not linears[-1].weight)
+    assert all(
+        p.dim() == 1
+        for p in rest
+        if p is not linears[0].weight and p is not linears[-1].weight
+    )
     assert {id(p) for p in matrices}.isdisjoint(id(p) for p in rest)
 
 
@@ -104,18 +114,28 @@ def test_polynomial_iterates():
     sigma = torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64)
     rows = polynomial_iterates(sigma, CUBIC, 2)
     assert rows.shape == (3, 3) and torch.equal(rows[0], sigma)
-    assert_close(rows[1], 1.5 * sigma - 0.5 * sigma**3, ulps=4)  # one cubic polynomial: a few ε
-    assert rows[2, 2] == 1.0 and rows[2, 0] == 0.0  # 1 is fixed by the cubic, 0 by every odd polynomial
+    assert_close(
+        rows[1], 1.5 * sigma - 0.5 * sigma**3, ulps=4
+    )  # one cubic polynomial: a few ε
+    assert (
+        rows[2, 2] == 1.0 and rows[2, 0] == 0.0
+    )  # 1 is fixed by the cubic, 0 by every odd polynomial
 
 
 @pytest.mark.parametrize("shape", [(12, 12), (8, 20), (20, 8)])
 def test_the_matrix_iteration_follows_the_scalar_map(shape):
     """newton_schulz maps each singular value σ of G/‖G‖_F through the quintic five times (in bfloat16, so to
     about 2⁻⁸ relative, compounded over five steps: a few percent)."""
-    g = torch.randn(shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    g = torch.randn(
+        shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64
+    )
     s = singular_values(g)
     assert torch.all(s[:-1] >= s[1:])
-    predicted = polynomial_iterates(s / g.norm(), NS_COEFFICIENTS, 5)[-1].sort(descending=True).values
+    predicted = (
+        polynomial_iterates(s / g.norm(), NS_COEFFICIENTS, 5)[-1]
+        .sort(descending=True)
+        .values
+    )
     measured = singular_values(newton_schulz(g))
     assert (measured - predicted).abs().max() < 0.05
 

@@ -7,7 +7,12 @@ import pytest
 import torch
 
 from companion.experiments.lazy_embeddings import (
-    BagClassifier, first_lookup_steps, make_zipf_bags, time_steps, train_bags, zipf_probabilities,
+    BagClassifier,
+    first_lookup_steps,
+    make_zipf_bags,
+    time_steps,
+    train_bags,
+    zipf_probabilities,
 )
 
 
@@ -50,7 +55,11 @@ def test_train_bags_learns_and_tracks_untouched_rows(lazy):
     assert result["accuracy"] > 0.45  # above chance (1/3)
     assert result["drift"].shape == (200,)
     if lazy:  # rows missing from a batch are left exactly as they were
-        assert result["untouched_moved"] == 0 and result["untouched_relative"] == 0 and not result["drift"].any()
+        assert (
+            result["untouched_moved"] == 0
+            and result["untouched_relative"] == 0
+            and not result["drift"].any()
+        )
     else:  # Adam's momentum keeps moving the rows seen before
         assert result["untouched_moved"] > 0.1 and result["drift"].max() > 0
     again = train_bags(lazy, train, test, 200, 3, seed=0, steps=60)
@@ -63,7 +72,12 @@ def test_first_lookup_step_closed_form(t):
     lazy, dense = first_lookup_steps(t, lr=lr, beta1=beta1, beta2=beta2, eps=eps)
     # g = 1 into zero moments: m = 1 − β₁, v = 1 − β₂
     # lazy: step γ √(1 − β₂ᵗ)/(1 − β₁ᵗ) · m/(√v + ε)
-    expected = math.sqrt(1 - beta2**t) / (1 - beta1**t) * (1 - beta1) / (math.sqrt(1 - beta2) + eps)
+    expected = (
+        math.sqrt(1 - beta2**t)
+        / (1 - beta1**t)
+        * (1 - beta1)
+        / (math.sqrt(1 - beta2) + eps)
+    )
     assert abs(lazy - expected) < 1e-12 * expected
     # dense Adam adds ε after dividing √v by √(1 − β₂ᵗ): the same step up to ε's placement (relative 1e-5)
     assert abs(dense - lazy) < 1e-5 * lazy
@@ -83,5 +97,9 @@ def test_time_steps_shape_and_threads_restored():
     threads = torch.get_num_threads()
     times = time_steps([50, 100], dim=4, lookups=16, repeats=2, steps=1)
     assert set(times) == {50, 100}
-    assert all(len(times[v][m]) == 2 and min(times[v][m]) > 0 for v in times for m in ("lazy", "dense"))
+    assert all(
+        len(times[v][m]) == 2 and min(times[v][m]) > 0
+        for v in times
+        for m in ("lazy", "dense")
+    )
     assert torch.get_num_threads() == threads

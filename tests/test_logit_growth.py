@@ -5,7 +5,11 @@ import math
 import torch
 
 from companion.core.data import load_digits
-from companion.experiments.logit_growth import logit_gap, optimal_gap, train_with_smoothing
+from companion.experiments.logit_growth import (
+    logit_gap,
+    optimal_gap,
+    train_with_smoothing,
+)
 from companion.nn.loss import cross_entropy
 
 
@@ -16,8 +20,12 @@ def test_logit_gap_and_optimum():
     # at the optimal gap (other logits equal), the smoothed loss is stationary in the gap
     eps, c = 0.1, 10
     d = torch.tensor(optimal_gap(eps, c), dtype=torch.float64, requires_grad=True)
-    logits = torch.cat([d.reshape(1), torch.zeros(c - 1, dtype=torch.float64)]).unsqueeze(0)
-    (g,) = torch.autograd.grad(cross_entropy(logits, torch.tensor([0]), label_smoothing=eps), d)
+    logits = torch.cat(
+        [d.reshape(1), torch.zeros(c - 1, dtype=torch.float64)]
+    ).unsqueeze(0)
+    (g,) = torch.autograd.grad(
+        cross_entropy(logits, torch.tensor([0]), label_smoothing=eps), d
+    )
     assert abs(g.item()) <= 16 * 2.2e-16  # a softmax and a subtraction: a few roundings
 
 

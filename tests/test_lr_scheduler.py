@@ -25,7 +25,10 @@ STEPS = 150
 CLOSED_ULPS = 8
 RECURSIVE_ULPS_PER_STEP = 4
 
-OPTIMIZERS = {"sgd": (SGD, torch.optim.SGD, dict(momentum=0.9)), "adam": (Adam, torch.optim.Adam, {})}
+OPTIMIZERS = {
+    "sgd": (SGD, torch.optim.SGD, dict(momentum=0.9)),
+    "adam": (Adam, torch.optim.Adam, {}),
+}
 
 
 class Halving:
@@ -40,41 +43,217 @@ class Halving:
 
 # (id, factory(optimizer, module), optimizer, recursive?, momentum cycled?)
 CASES = [
-    ("lambda-one", lambda o, L: L.LambdaLR(o, lambda t: 1 / (1 + 0.05 * t)), "sgd", False, False),
-    ("lambda-two", lambda o, L: L.LambdaLR(o, [lambda t: 0.97**t, Halving(20)]), "sgd", False, False),
-    ("multiplicative", lambda o, L: L.MultiplicativeLR(o, lambda t: 0.98), "sgd", True, False),
-    ("multiplicative-two", lambda o, L: L.MultiplicativeLR(o, [lambda t: 0.99, lambda t: 1 - 1 / (t + 10)]), "adam", True, False),
+    (
+        "lambda-one",
+        lambda o, L: L.LambdaLR(o, lambda t: 1 / (1 + 0.05 * t)),
+        "sgd",
+        False,
+        False,
+    ),
+    (
+        "lambda-two",
+        lambda o, L: L.LambdaLR(o, [lambda t: 0.97**t, Halving(20)]),
+        "sgd",
+        False,
+        False,
+    ),
+    (
+        "multiplicative",
+        lambda o, L: L.MultiplicativeLR(o, lambda t: 0.98),
+        "sgd",
+        True,
+        False,
+    ),
+    (
+        "multiplicative-two",
+        lambda o, L: L.MultiplicativeLR(
+            o, [lambda t: 0.99, lambda t: 1 - 1 / (t + 10)]
+        ),
+        "adam",
+        True,
+        False,
+    ),
     ("step", lambda o, L: L.StepLR(o, 30), "sgd", True, False),
-    ("step-gamma", lambda o, L: L.StepLR(o, step_size=7, gamma=0.8), "adam", True, False),
+    (
+        "step-gamma",
+        lambda o, L: L.StepLR(o, step_size=7, gamma=0.8),
+        "adam",
+        True,
+        False,
+    ),
     ("multistep", lambda o, L: L.MultiStepLR(o, [10, 40, 90]), "sgd", True, False),
-    ("multistep-repeated", lambda o, L: L.MultiStepLR(o, [50, 20, 20, 120], gamma=0.5), "sgd", True, False),
+    (
+        "multistep-repeated",
+        lambda o, L: L.MultiStepLR(o, [50, 20, 20, 120], gamma=0.5),
+        "sgd",
+        True,
+        False,
+    ),
     ("constant-default", lambda o, L: L.ConstantLR(o), "sgd", True, False),
-    ("constant", lambda o, L: L.ConstantLR(o, factor=0.25, total_iters=60), "adam", True, False),
+    (
+        "constant",
+        lambda o, L: L.ConstantLR(o, factor=0.25, total_iters=60),
+        "adam",
+        True,
+        False,
+    ),
     ("linear-default", lambda o, L: L.LinearLR(o), "sgd", True, False),
-    ("linear-warmup", lambda o, L: L.LinearLR(o, start_factor=0.01, total_iters=100), "adam", True, False),
-    ("linear-decay", lambda o, L: L.LinearLR(o, start_factor=1.0, end_factor=0.05, total_iters=120), "sgd", True, False),
+    (
+        "linear-warmup",
+        lambda o, L: L.LinearLR(o, start_factor=0.01, total_iters=100),
+        "adam",
+        True,
+        False,
+    ),
+    (
+        "linear-decay",
+        lambda o, L: L.LinearLR(o, start_factor=1.0, end_factor=0.05, total_iters=120),
+        "sgd",
+        True,
+        False,
+    ),
     ("exponential", lambda o, L: L.ExponentialLR(o, 0.97), "sgd", True, False),
-    ("exponential-up", lambda o, L: L.ExponentialLR(o, gamma=1.01), "adam", True, False),
+    (
+        "exponential-up",
+        lambda o, L: L.ExponentialLR(o, gamma=1.01),
+        "adam",
+        True,
+        False,
+    ),
     ("polynomial-default", lambda o, L: L.PolynomialLR(o), "sgd", True, False),
-    ("polynomial", lambda o, L: L.PolynomialLR(o, total_iters=100, power=2.0), "sgd", True, False),
-    ("polynomial-root", lambda o, L: L.PolynomialLR(o, total_iters=140, power=0.5), "adam", True, False),
+    (
+        "polynomial",
+        lambda o, L: L.PolynomialLR(o, total_iters=100, power=2.0),
+        "sgd",
+        True,
+        False,
+    ),
+    (
+        "polynomial-root",
+        lambda o, L: L.PolynomialLR(o, total_iters=140, power=0.5),
+        "adam",
+        True,
+        False,
+    ),
     ("cosine", lambda o, L: L.CosineAnnealingLR(o, T_max=150), "sgd", True, False),
-    ("cosine-periodic", lambda o, L: L.CosineAnnealingLR(o, T_max=20, eta_min=0.001), "adam", True, False),
-    ("restarts", lambda o, L: L.CosineAnnealingWarmRestarts(o, T_0=25), "sgd", False, False),
-    ("restarts-mult", lambda o, L: L.CosineAnnealingWarmRestarts(o, T_0=5, T_mult=2, eta_min=1e-3), "adam", False, False),
-    ("cyclic", lambda o, L: L.CyclicLR(o, 0.01, 0.1, step_size_up=20), "sgd", False, True),
-    ("cyclic-2", lambda o, L: L.CyclicLR(o, [0.01, 0.003], [0.2, 0.05], 10, 15, mode="triangular2"), "sgd", False, True),
-    ("cyclic-exp", lambda o, L: L.CyclicLR(o, 0.001, 0.1, 8, mode="exp_range", gamma=0.99,
-                                           base_momentum=[0.7, 0.8], max_momentum=[0.9, 0.95]), "adam", False, True),
-    ("cyclic-fn", lambda o, L: L.CyclicLR(o, 0.01, 0.1, 6, scale_fn=lambda x: 1 / (1 + x), scale_mode="iterations",
-                                          cycle_momentum=False), "sgd", False, False),
-    ("cyclic-fn-cycle", lambda o, L: L.CyclicLR(o, 0.01, 0.1, 9, 3, scale_fn=lambda c: 0.8**c), "adam", False, True),
-    ("one-cycle", lambda o, L: L.OneCycleLR(o, max_lr=0.5, total_steps=STEPS), "sgd", False, True),
-    ("one-cycle-epochs", lambda o, L: L.OneCycleLR(o, [0.5, 0.1], epochs=10, steps_per_epoch=15, pct_start=0.25,
-                                                   anneal_strategy="linear"), "adam", False, True),
-    ("one-cycle-three", lambda o, L: L.OneCycleLR(o, 0.3, total_steps=STEPS, three_phase=True, div_factor=10.0,
-                                                  final_div_factor=100.0, base_momentum=0.8), "sgd", False, True),
-    ("one-cycle-fixed-momentum", lambda o, L: L.OneCycleLR(o, 0.3, total_steps=160, cycle_momentum=False), "sgd", False, False),
+    (
+        "cosine-periodic",
+        lambda o, L: L.CosineAnnealingLR(o, T_max=20, eta_min=0.001),
+        "adam",
+        True,
+        False,
+    ),
+    (
+        "restarts",
+        lambda o, L: L.CosineAnnealingWarmRestarts(o, T_0=25),
+        "sgd",
+        False,
+        False,
+    ),
+    (
+        "restarts-mult",
+        lambda o, L: L.CosineAnnealingWarmRestarts(o, T_0=5, T_mult=2, eta_min=1e-3),
+        "adam",
+        False,
+        False,
+    ),
+    (
+        "cyclic",
+        lambda o, L: L.CyclicLR(o, 0.01, 0.1, step_size_up=20),
+        "sgd",
+        False,
+        True,
+    ),
+    (
+        "cyclic-2",
+        lambda o, L: L.CyclicLR(
+            o, [0.01, 0.003], [0.2, 0.05], 10, 15, mode="triangular2"
+        ),
+        "sgd",
+        False,
+        True,
+    ),
+    (
+        "cyclic-exp",
+        lambda o, L: L.CyclicLR(
+            o,
+            0.001,
+            0.1,
+            8,
+            mode="exp_range",
+            gamma=0.99,
+            base_momentum=[0.7, 0.8],
+            max_momentum=[0.9, 0.95],
+        ),
+        "adam",
+        False,
+        True,
+    ),
+    (
+        "cyclic-fn",
+        lambda o, L: L.CyclicLR(
+            o,
+            0.01,
+            0.1,
+            6,
+            scale_fn=lambda x: 1 / (1 + x),
+            scale_mode="iterations",
+            cycle_momentum=False,
+        ),
+        "sgd",
+        False,
+        False,
+    ),
+    (
+        "cyclic-fn-cycle",
+        lambda o, L: L.CyclicLR(o, 0.01, 0.1, 9, 3, scale_fn=lambda c: 0.8**c),
+        "adam",
+        False,
+        True,
+    ),
+    (
+        "one-cycle",
+        lambda o, L: L.OneCycleLR(o, max_lr=0.5, total_steps=STEPS),
+        "sgd",
+        False,
+        True,
+    ),
+    (
+        "one-cycle-epochs",
+        lambda o, L: L.OneCycleLR(
+            o,
+            [0.5, 0.1],
+            epochs=10,
+            steps_per_epoch=15,
+            pct_start=0.25,
+            anneal_strategy="linear",
+        ),
+        "adam",
+        False,
+        True,
+    ),
+    (
+        "one-cycle-three",
+        lambda o, L: L.OneCycleLR(
+            o,
+            0.3,
+            total_steps=STEPS,
+            three_phase=True,
+            div_factor=10.0,
+            final_div_factor=100.0,
+            base_momentum=0.8,
+        ),
+        "sgd",
+        False,
+        True,
+    ),
+    (
+        "one-cycle-fixed-momentum",
+        lambda o, L: L.OneCycleLR(o, 0.3, total_steps=160, cycle_momentum=False),
+        "sgd",
+        False,
+        False,
+    ),
 ]
 IDS = [c[0] for c in CASES]
 
@@ -94,12 +273,18 @@ def test_matches_torch(name, factory, opt, recursive, momentum):
 
 
 @pytest.mark.parametrize("name, factory, opt, recursive, momentum", CASES, ids=IDS)
-@pytest.mark.parametrize("saver, loader", [(ours, ours), (ours, theirs), (theirs, ours)], ids=["ours-ours", "ours-torch", "torch-ours"])
+@pytest.mark.parametrize(
+    "saver, loader",
+    [(ours, ours), (ours, theirs), (theirs, ours)],
+    ids=["ours-ours", "ours-torch", "torch-ours"],
+)
 def test_state_dict_resume(name, factory, opt, recursive, momentum, saver, loader):
     """Save at step 75 → a fresh scheduler (ours or torch's) loads it → 75 more steps equal the uninterrupted run."""
     mine, _, options = OPTIMIZERS[opt]
     straight, again = resumed(factory, saver, loader, mine, STEPS // 2, **options)
-    assert_traces_close(again, straight, ulps=_ulps(recursive, STEPS), momentum=True, what=name)
+    assert_traces_close(
+        again, straight, ulps=_ulps(recursive, STEPS), momentum=True, what=name
+    )
 
 
 @pytest.mark.parametrize("name, factory, opt, recursive, momentum", CASES, ids=IDS)
@@ -143,7 +328,10 @@ def test_closed_form_matches_recursive():
     recursive = sched.get_last_lr()
     with pytest.warns(UserWarning, match="deprecated"):
         sched.step(25)
-    expected = [0.001 + (lr - 0.001) * (1 + math.cos(math.pi * 25 / 40)) / 2 for lr in (0.1, 0.03)]
+    expected = [
+        0.001 + (lr - 0.001) * (1 + math.cos(math.pi * 25 / 40)) / 2
+        for lr in (0.1, 0.03)
+    ]
     # 25 recursive steps, each a ratio of cosines (≈ 4 roundings): 100 ε relative, bounded by 200 ε
     for a, b, c in zip(recursive, sched.get_last_lr(), expected):
         assert abs(a - c) <= 200 * 2.2e-16 * c and abs(b - c) <= 8 * 2.2e-16 * c
@@ -158,9 +346,18 @@ def test_get_lr_outside_step_warns():
 
 
 def test_not_an_optimizer():
-    for cls_ours, cls_theirs in [(ours.StepLR, theirs.StepLR), (ours.OneCycleLR, theirs.OneCycleLR),
-                                 (ours.CyclicLR, theirs.CyclicLR), (ours.ReduceLROnPlateau, theirs.ReduceLROnPlateau)]:
-        args = {"StepLR": (3,), "OneCycleLR": (0.1, 10), "CyclicLR": (0.01, 0.1), "ReduceLROnPlateau": ()}[cls_ours.__name__]
+    for cls_ours, cls_theirs in [
+        (ours.StepLR, theirs.StepLR),
+        (ours.OneCycleLR, theirs.OneCycleLR),
+        (ours.CyclicLR, theirs.CyclicLR),
+        (ours.ReduceLROnPlateau, theirs.ReduceLROnPlateau),
+    ]:
+        args = {
+            "StepLR": (3,),
+            "OneCycleLR": (0.1, 10),
+            "CyclicLR": (0.01, 0.1),
+            "ReduceLROnPlateau": (),
+        }[cls_ours.__name__]
         with pytest.raises(TypeError) as mine:
             cls_ours(object(), *args)
         with pytest.raises(TypeError) as ref:
@@ -179,7 +376,20 @@ EXPLICIT = [
     ("restarts", lambda o, L: L.CosineAnnealingWarmRestarts(o, 4, 1)),
     ("restarts-mult", lambda o, L: L.CosineAnnealingWarmRestarts(o, 3, 3, 1e-3)),
 ]
-EPOCHS = [0, 1, 5, 2, 9, 30, 12, 12, 25, 3.5, 17.25, 40.0]  # jumps back and forth; fractional for SGDR
+EPOCHS = [
+    0,
+    1,
+    5,
+    2,
+    9,
+    30,
+    12,
+    12,
+    25,
+    3.5,
+    17.25,
+    40.0,
+]  # jumps back and forth; fractional for SGDR
 
 
 @pytest.mark.filterwarnings("ignore:The epoch parameter")
@@ -197,4 +407,6 @@ def test_explicit_epoch_uses_closed_form(name, factory):
             s.step(e)
             trace.record(s, opt)
         traces.append(trace)
-    assert_traces_close(*traces, ulps=CLOSED_ULPS, what=name)  # closed forms: a handful of roundings
+    assert_traces_close(
+        *traces, ulps=CLOSED_ULPS, what=name
+    )  # closed forms: a handful of roundings

@@ -35,12 +35,28 @@ def _autograd(fn):
 def _problems():
     """(name, gradient oracle, start, lr, momentum, steps): smooth, non-convex and stiff cases."""
     q = spread_quadratic(50, smallest=1e-6)
-    matrix = DiagonalQuadratic(torch.linspace(0.1, 2.0, 12, dtype=torch.float64).reshape(3, 4))
+    matrix = DiagonalQuadratic(
+        torch.linspace(0.1, 2.0, 12, dtype=torch.float64).reshape(3, 4)
+    )
     rb, bl, sd = rosenbrock(), beale(), saddle()
     t = lambda xy: torch.tensor(xy, dtype=torch.float64)
     return [
-        ("spread-quadratic", q.grad, torch.ones(50, dtype=torch.float64), 1.0, 0.9, 300),
-        ("matrix-quadratic", matrix.grad, torch.ones(3, 4, dtype=torch.float64), 0.4, 0.5, 200),
+        (
+            "spread-quadratic",
+            q.grad,
+            torch.ones(50, dtype=torch.float64),
+            1.0,
+            0.9,
+            300,
+        ),
+        (
+            "matrix-quadratic",
+            matrix.grad,
+            torch.ones(3, 4, dtype=torch.float64),
+            0.4,
+            0.5,
+            200,
+        ),
         ("rosenbrock", _autograd(rb), t(rb.start), 1e-3, 0.9, 300),
         ("beale", _autograd(bl), t(bl.start), 1e-2, 0.8, 200),
         ("saddle", _autograd(sd), t(sd.start), 0.05, 0.7, 200),
@@ -52,8 +68,12 @@ IDS = [p[0] for p in PROBLEMS]
 
 
 @pytest.mark.parametrize("name, grad, x0, lr, momentum, steps", PROBLEMS, ids=IDS)
-@pytest.mark.parametrize("optimizer", [SGD, torch.optim.SGD], ids=["companion", "torch"])
-def test_lookahead_is_torch_form_after_change_of_variables(optimizer, name, grad, x0, lr, momentum, steps):
+@pytest.mark.parametrize(
+    "optimizer", [SGD, torch.optim.SGD], ids=["companion", "torch"]
+)
+def test_lookahead_is_torch_form_after_change_of_variables(
+    optimizer, name, grad, x0, lr, momentum, steps
+):
     """torch's parameter is the look-ahead point θ + μv, and its buffer is −v/ε, at every step."""
     thetas, velocities = nesterov_lookahead(grad, x0, lr, momentum, steps)
     param = x0.clone().requires_grad_(True)
@@ -62,13 +82,17 @@ def test_lookahead_is_torch_form_after_change_of_variables(optimizer, name, grad
         param.grad = grad(param.detach())
         opt.step()
         scale = 1 + thetas[t].abs().max().item()
-        assert (param.detach() - (thetas[t] + momentum * velocities[t])).abs().max().item() < TOL * scale
+        assert (
+            param.detach() - (thetas[t] + momentum * velocities[t])
+        ).abs().max().item() < TOL * scale
         buffer = opt.state[param]["momentum_buffer"]
         assert (buffer + velocities[t] / lr).abs().max().item() < TOL * scale / lr
 
 
 @pytest.mark.parametrize("name, grad, x0, lr, momentum, steps", PROBLEMS, ids=IDS)
-def test_1983_with_constant_momentum_is_the_lookahead_form(name, grad, x0, lr, momentum, steps):
+def test_1983_with_constant_momentum_is_the_lookahead_form(
+    name, grad, x0, lr, momentum, steps
+):
     """x_k of Nesterov's scheme with β_k = μ is θ_k of the look-ahead form."""
     thetas, _ = nesterov_lookahead(grad, x0, lr, momentum, steps)
     xs = nesterov_1983(grad, x0, lr, steps, momentum=momentum)
@@ -80,7 +104,9 @@ def test_1983_first_steps_by_hand():
     """β_1 = 0 (a plain gradient step) and β_2 = 1/4, worked out for f = ½ λ x²."""
     lam, s, x0 = 0.5, 1.0, 2.0
     q = DiagonalQuadratic(torch.tensor([lam], dtype=torch.float64))
-    xs = nesterov_1983(q.grad, torch.tensor([x0], dtype=torch.float64), s, 3)[:, 0].tolist()
+    xs = nesterov_1983(q.grad, torch.tensor([x0], dtype=torch.float64), s, 3)[
+        :, 0
+    ].tolist()
     x1 = x0 - s * lam * x0  # y_0 = x_0
     y1 = x1 + 0.0 * (x1 - x0)  # β_1 = 0
     x2 = y1 - s * lam * y1
@@ -130,7 +156,9 @@ def test_quadratic_value_and_gradient(shape):
     assert q(stacked).shape == (2,)
 
 
-@pytest.mark.parametrize("dim, largest, smallest", [(2, 1.0, 0.5), (200, 1.0, 1e-8), (31, 4.0, 4e-3)])
+@pytest.mark.parametrize(
+    "dim, largest, smallest", [(2, 1.0, 0.5), (200, 1.0, 1e-8), (31, 4.0, 4e-3)]
+)
 def test_spread_quadratic_is_log_spaced(dim, largest, smallest):
     lam = spread_quadratic(dim, largest=largest, smallest=smallest).eigenvalues
     assert lam.shape == (dim,) and lam.dtype == torch.float64
@@ -140,7 +168,11 @@ def test_spread_quadratic_is_log_spaced(dim, largest, smallest):
     assert (ratios - ratios[0]).abs().max().item() < 1e-12  # a geometric sequence
 
 
-@pytest.mark.parametrize("bad", [dict(smallest=0.0), dict(smallest=2.0, largest=1.0), dict(smallest=-1.0)], ids=str)
+@pytest.mark.parametrize(
+    "bad",
+    [dict(smallest=0.0), dict(smallest=2.0, largest=1.0), dict(smallest=-1.0)],
+    ids=str,
+)
 def test_spread_quadratic_rejects_bad_range(bad):
     with pytest.raises(ValueError, match="need 0 < smallest <= largest"):
         spread_quadratic(10, **bad)
@@ -150,7 +182,9 @@ def test_gd_gap_matches_the_spectral_estimate():
     """f(x_k) ≈ dim / (4 s k ln(L/λ_min)) in the 1/k range: within 15 %."""
     dim, smallest = 400, 1e-8
     q = spread_quadratic(dim, smallest=smallest)
-    gaps = q(run_optimizer(SGD, q.grad, torch.ones(dim, dtype=torch.float64), 1000, lr=1.0))
+    gaps = q(
+        run_optimizer(SGD, q.grad, torch.ones(dim, dtype=torch.float64), 1000, lr=1.0)
+    )
     for k in (30, 300, 1000):
         estimate = dim / (4 * k * math.log(1 / smallest))
         assert abs(gaps[k].item() / estimate - 1) < 0.15, (k, gaps[k].item(), estimate)
@@ -169,7 +203,10 @@ def test_with_noise_statistics_and_reproducibility(std):
     assert abs(a.std().item() - std) <= 5 * std / math.sqrt(2 * n) + 1e-15
 
 
-@pytest.mark.parametrize("power, k_min, k_max", [(1.0, 10, 1000), (2.0, 1, 50), (0.5, 100, 400), (-1.0, 3, 30)])
+@pytest.mark.parametrize(
+    "power, k_min, k_max",
+    [(1.0, 10, 1000), (2.0, 1, 50), (0.5, 100, 400), (-1.0, 3, 30)],
+)
 def test_loglog_slope_recovers_power(power, k_min, k_max):
     """C / k^p has slope −p, to within 1e-10."""
     k = torch.arange(0, k_max + 5, dtype=torch.float64).clamp(min=1)

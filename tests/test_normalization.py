@@ -15,7 +15,14 @@ TOL = 1e-12  # float64: outputs, gradients and running buffers agree with torch 
 # the input's magnitude max(1, |x|max) (a group of one value has σ = 0, and torch's rounding error in x − μ
 # is then multiplied by 1/√ε ≈ 316)
 GRADCHECK = dict(eps=1e-6, atol=1e-7, rtol=1e-5)  # finite differences in float64
-NAMES = ["BatchNorm1d", "BatchNorm2d", "LayerNorm", "InstanceNorm1d", "InstanceNorm2d", "GroupNorm"]
+NAMES = [
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "LayerNorm",
+    "InstanceNorm1d",
+    "InstanceNorm2d",
+    "GroupNorm",
+]
 # The one argument of these layers that an older torch in the supported range may lack
 # (or take without printing it, as LayerNorm in torch 2.9): where the installed torch's
 # class has no `bias`, a test passing it or comparing the signature skips with the
@@ -39,12 +46,20 @@ CASES = [
     ("BatchNorm1d", dict(num_features=4, affine=False), (6, 4)),
     ("BatchNorm1d", dict(num_features=4, bias=False), (6, 4)),
     ("BatchNorm1d", dict(num_features=4, track_running_stats=False), (6, 4, 3)),
-    ("BatchNorm1d", dict(num_features=4, affine=False, track_running_stats=False), (6, 4)),
+    (
+        "BatchNorm1d",
+        dict(num_features=4, affine=False, track_running_stats=False),
+        (6, 4),
+    ),
     ("BatchNorm2d", dict(num_features=3), (4, 3, 2, 5)),
     ("BatchNorm2d", dict(num_features=3), (1, 3, 2, 2)),
     ("BatchNorm2d", dict(num_features=3, momentum=None, eps=1e-2), (2, 3, 3, 3)),
     ("BatchNorm2d", dict(num_features=3, affine=False, momentum=0.9), (3, 3, 2, 2)),
-    ("BatchNorm2d", dict(num_features=3, track_running_stats=False, bias=False), (3, 3, 2, 2)),
+    (
+        "BatchNorm2d",
+        dict(num_features=3, track_running_stats=False, bias=False),
+        (3, 3, 2, 2),
+    ),
     ("LayerNorm", dict(normalized_shape=5), (3, 5)),
     ("LayerNorm", dict(normalized_shape=5), (5,)),
     ("LayerNorm", dict(normalized_shape=[3, 5]), (2, 3, 5)),
@@ -58,22 +73,41 @@ CASES = [
     ("InstanceNorm1d", dict(num_features=3, affine=True), (2, 3, 4)),
     ("InstanceNorm1d", dict(num_features=3, affine=True, bias=False), (2, 3, 4)),
     ("InstanceNorm1d", dict(num_features=3, track_running_stats=True), (4, 3, 5)),
-    ("InstanceNorm1d", dict(num_features=3, track_running_stats=True, affine=True, momentum=0.4), (3, 5)),
-    ("InstanceNorm1d", dict(num_features=3, track_running_stats=True, momentum=None), (2, 3, 4)),
+    (
+        "InstanceNorm1d",
+        dict(num_features=3, track_running_stats=True, affine=True, momentum=0.4),
+        (3, 5),
+    ),
+    (
+        "InstanceNorm1d",
+        dict(num_features=3, track_running_stats=True, momentum=None),
+        (2, 3, 4),
+    ),
     ("InstanceNorm2d", dict(num_features=3), (2, 3, 4, 5)),
     ("InstanceNorm2d", dict(num_features=3, eps=1e-3), (3, 4, 5)),
-    ("InstanceNorm2d", dict(num_features=3, affine=True, track_running_stats=True), (2, 3, 3, 4)),
+    (
+        "InstanceNorm2d",
+        dict(num_features=3, affine=True, track_running_stats=True),
+        (2, 3, 3, 4),
+    ),
     ("GroupNorm", dict(num_groups=2, num_channels=6), (4, 6)),
     ("GroupNorm", dict(num_groups=2, num_channels=6), (3, 6, 5)),
     ("GroupNorm", dict(num_groups=3, num_channels=6), (2, 6, 3, 4)),
     ("GroupNorm", dict(num_groups=1, num_channels=6), (2, 6, 3)),
     ("GroupNorm", dict(num_groups=6, num_channels=6), (2, 6, 3)),
     ("GroupNorm", dict(num_groups=6, num_channels=6), (3, 6)),
-    ("GroupNorm", dict(num_groups=2, num_channels=4, eps=1e-3, affine=False), (3, 4, 2)),
+    (
+        "GroupNorm",
+        dict(num_groups=2, num_channels=4, eps=1e-3, affine=False),
+        (3, 4, 2),
+    ),
     ("GroupNorm", dict(num_groups=2, num_channels=4, bias=False), (3, 4, 2)),
     ("GroupNorm", dict(num_groups=2, num_channels=4), (1, 4)),
 ]
-IDS = [f"{n}-{'-'.join(f'{k}={v}' for k, v in kw.items())}-{'x'.join(map(str, s))}" for n, kw, s in CASES]
+IDS = [
+    f"{n}-{'-'.join(f'{k}={v}' for k, v in kw.items())}-{'x'.join(map(str, s))}"
+    for n, kw, s in CASES
+]
 
 
 def make_ours(name, kwargs, seed=0):
@@ -99,7 +133,9 @@ def make_pair(name, kwargs, seed=0):
 def batch(shape, k, seed=0):
     """The k-th input batch: shifted and scaled differently each time, so the running statistics move."""
     gen = torch.Generator().manual_seed(seed + 100 * k)
-    return 3.0 * (k + 1) * torch.randn(shape, generator=gen, dtype=torch.float64) + 2.0 - k
+    return (
+        3.0 * (k + 1) * torch.randn(shape, generator=gen, dtype=torch.float64) + 2.0 - k
+    )
 
 
 def scale(x):
@@ -138,7 +174,9 @@ def functional(module):
     def f(x, *params):
         return torch.func.functional_call(module, dict(zip(names, params)), (x,))
 
-    return f, [p.detach().clone().requires_grad_() for _, p in module.named_parameters()]
+    return f, [
+        p.detach().clone().requires_grad_() for _, p in module.named_parameters()
+    ]
 
 
 @pytest.mark.parametrize("name,kwargs,shape", CASES, ids=IDS)
@@ -184,7 +222,9 @@ def test_signature(name):
 def test_repr_and_factory_kwargs(name, kwargs, shape):
     ours_cls, theirs_cls = pair(name)
     module = ours_cls(**kwargs, dtype=torch.float64, device="cpu")
-    for t in list(module.parameters()) + [b for n, b in module.named_buffers() if n != "num_batches_tracked"]:
+    for t in list(module.parameters()) + [
+        b for n, b in module.named_buffers() if n != "num_batches_tracked"
+    ]:
         assert t.dtype == torch.float64 and t.device.type == "cpu"
     skip_unless_accepts(theirs_cls, *kwargs)
     theirs = repr(theirs_cls(**kwargs)).replace("torch.nn.", "")
@@ -198,7 +238,9 @@ def test_batchnorm_semantics():
     bn = ours_nn.BatchNorm1d(3, momentum=1.0, affine=False, dtype=torch.float64)
     x = batch((10, 3), 0)
     y = bn(x)
-    assert max_abs_diff(y.var(0, correction=0), torch.ones(3, dtype=torch.float64)) < 1e-4  # ε = 1e-5
+    assert (
+        max_abs_diff(y.var(0, correction=0), torch.ones(3, dtype=torch.float64)) < 1e-4
+    )  # ε = 1e-5
     assert max_abs_diff(bn.running_var, x.var(0, correction=1)) < TOL
     bn.eval()
     alone = torch.cat([bn(x[i : i + 1]) for i in range(10)])
@@ -211,8 +253,13 @@ def test_cumulative_moving_average():
     xs = [batch((6, 3), k) for k in range(5)]
     for x in xs:
         bn(x)
-    assert max_abs_diff(bn.running_mean, torch.stack([x.mean(0) for x in xs]).mean(0)) < TOL
-    assert max_abs_diff(bn.running_var, torch.stack([x.var(0) for x in xs]).mean(0)) < TOL
+    assert (
+        max_abs_diff(bn.running_mean, torch.stack([x.mean(0) for x in xs]).mean(0))
+        < TOL
+    )
+    assert (
+        max_abs_diff(bn.running_var, torch.stack([x.var(0) for x in xs]).mean(0)) < TOL
+    )
     assert bn.num_batches_tracked.item() == 5
 
 
@@ -233,7 +280,9 @@ def test_cuda_parity(name, kwargs, shape):
     ours, theirs = make_pair(name, kwargs)
     ours, theirs = ours.float().cuda(), theirs.float().cuda()
     for k in range(3):
-        diffs = compare_modules(ours, theirs, batch(shape, k).float().cuda() / (3.0 * (k + 1)))
+        diffs = compare_modules(
+            ours, theirs, batch(shape, k).float().cuda() / (3.0 * (k + 1))
+        )
         assert max(diffs.values()) < 1e-4, diffs
         assert_buffers_equal(ours, theirs, tol=1e-4)
     ours.eval()

@@ -47,7 +47,11 @@ ERRORS = [
 ]
 
 
-@pytest.mark.parametrize("name,kwargs,shape,training", ERRORS, ids=[f"{e[0]}-{e[1]}-{e[2]}-{e[3]}" for e in ERRORS])
+@pytest.mark.parametrize(
+    "name,kwargs,shape,training",
+    ERRORS,
+    ids=[f"{e[0]}-{e[1]}-{e[2]}-{e[3]}" for e in ERRORS],
+)
 def test_errors_like_torch(name, kwargs, shape, training):
     """The same exception type and message as torch (ValueError or RuntimeError). An
     older torch in the supported range takes a non-positive eps without an error (2.9)
@@ -62,7 +66,10 @@ def test_errors_like_torch(name, kwargs, shape, training):
     caught = []
     for cls in pair(name):
         module = cls(**kwargs).train(training)
-        with pytest.raises((ValueError, RuntimeError)) as info, warnings.catch_warnings():
+        with (
+            pytest.raises((ValueError, RuntimeError)) as info,
+            warnings.catch_warnings(),
+        ):
             warnings.simplefilter("ignore")
             module(x)
         caught.append((info.type, str(info.value)))
@@ -70,7 +77,11 @@ def test_errors_like_torch(name, kwargs, shape, training):
 
 
 @pytest.mark.parametrize(
-    "name,kwargs", [("GroupNorm", dict(num_groups=3, num_channels=4)), ("GroupNorm", dict(num_groups=4, num_channels=6))]
+    "name,kwargs",
+    [
+        ("GroupNorm", dict(num_groups=3, num_channels=4)),
+        ("GroupNorm", dict(num_groups=4, num_channels=6)),
+    ],
 )
 def test_constructor_errors_like_torch(name, kwargs):
     c, g = kwargs["num_channels"], kwargs["num_groups"]
@@ -112,7 +123,9 @@ EMPTY = [
 ]
 
 
-@pytest.mark.parametrize("name,kwargs,shape", EMPTY, ids=[f"{e[0]}-{e[1]}-{e[2]}" for e in EMPTY])
+@pytest.mark.parametrize(
+    "name,kwargs,shape", EMPTY, ids=[f"{e[0]}-{e[1]}-{e[2]}" for e in EMPTY]
+)
 def test_empty_batch_like_torch(name, kwargs, shape):
     ours, theirs = make_pair(name, kwargs)
     results = []
@@ -120,7 +133,14 @@ def test_empty_batch_like_torch(name, kwargs, shape):
         x = torch.zeros(shape, dtype=torch.float64, requires_grad=True)
         y = module(x)
         y.sum().backward()
-        results.append((y.shape, x.grad.shape, [p.grad for p in module.parameters()], dict(module.named_buffers())))
+        results.append(
+            (
+                y.shape,
+                x.grad.shape,
+                [p.grad for p in module.parameters()],
+                dict(module.named_buffers()),
+            )
+        )
     (ya, ga, pa, ba), (yb, gb, pb, bb) = results
     assert ya == yb == torch.Size(shape) and ga == gb
     for a, b in zip(pa, pb):
@@ -139,7 +159,10 @@ def test_empty_batch_affine_instance_norm():
     module = ours_nn.InstanceNorm1d(3, affine=True, dtype=torch.float64)
     module(x).sum().backward()
     assert x.grad.shape == x.shape
-    assert module.weight.grad.abs().max().item() == 0.0 and module.bias.grad.abs().max().item() == 0.0
+    assert (
+        module.weight.grad.abs().max().item() == 0.0
+        and module.bias.grad.abs().max().item() == 0.0
+    )
 
 
 def test_implementation_uses_no_torch_normalization():
@@ -149,9 +172,21 @@ def test_implementation_uses_no_torch_normalization():
     import companion.nn.norm_layers
     import companion.nn.normalization
 
-    banned = {"batch_norm", "layer_norm", "group_norm", "instance_norm", "native_batch_norm",
-              "native_layer_norm", "native_group_norm", "BatchNorm1d", "BatchNorm2d", "LayerNorm",
-              "InstanceNorm1d", "InstanceNorm2d", "GroupNorm"}
+    banned = {
+        "batch_norm",
+        "layer_norm",
+        "group_norm",
+        "instance_norm",
+        "native_batch_norm",
+        "native_layer_norm",
+        "native_group_norm",
+        "BatchNorm1d",
+        "BatchNorm2d",
+        "LayerNorm",
+        "InstanceNorm1d",
+        "InstanceNorm2d",
+        "GroupNorm",
+    }
     for module in (companion.nn.normalization, companion.nn.norm_layers):
         tree = ast.parse(inspect.getsource(module))
         used = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}

@@ -24,11 +24,15 @@ DTYPE = torch.float64
 @pytest.mark.parametrize("seed", range(5))
 @pytest.mark.parametrize("margin", [0.02, 0.1])
 def test_converges_on_separable_data_within_novikoffs_bound(seed, margin):
-    X, y, w_star, b_star = separable_data(200, margin=margin, generator=torch.Generator().manual_seed(seed))
+    X, y, w_star, b_star = separable_data(
+        200, margin=margin, generator=torch.Generator().manual_seed(seed)
+    )
     assert (y * (X @ w_star + b_star) >= margin).all()
     run = perceptron_fit(X, y, epochs=10_000)
     assert run.converged and run.mistakes_per_epoch[-1] == 0
-    assert torch.equal(perceptron_predict(run.weight, run.bias, X), y)  # a comparison: exact
+    assert torch.equal(
+        perceptron_predict(run.weight, run.bias, X), y
+    )  # a comparison: exact
     assert run.accuracy_per_epoch[-1] == 1.0
     assert run.updates <= novikoff_bound(X, y, w_star, b_star)
 
@@ -37,9 +41,13 @@ def test_the_bound_is_tight_for_a_known_margin():
     # two points (±1, 0) with labels ±1, separator x₁ = 0: γ = 1/√1 · 1 = 1 for u = (1, 0, 0), R = √2
     X = torch.tensor([[1.0, 0.0], [-1.0, 0.0]], dtype=DTYPE)
     y = torch.tensor([1.0, -1.0], dtype=DTYPE)
-    assert novikoff_bound(X, y, torch.tensor([1.0, 0.0], dtype=DTYPE), torch.tensor(0.0, dtype=DTYPE)) == pytest.approx(2.0)
+    assert novikoff_bound(
+        X, y, torch.tensor([1.0, 0.0], dtype=DTYPE), torch.tensor(0.0, dtype=DTYPE)
+    ) == pytest.approx(2.0)
     with pytest.raises(ValueError, match="does not separate"):
-        novikoff_bound(X, y, torch.tensor([-1.0, 0.0], dtype=DTYPE), torch.tensor(0.0, dtype=DTYPE))
+        novikoff_bound(
+            X, y, torch.tensor([-1.0, 0.0], dtype=DTYPE), torch.tensor(0.0, dtype=DTYPE)
+        )
 
 
 @pytest.mark.parametrize("lr", [1.0, 0.1, 3.0])
@@ -47,8 +55,12 @@ def test_never_learns_xor_and_cycles(lr):
     X, y = xor_data()
     run = perceptron_fit(X, y, epochs=200, lr=lr)
     assert not run.converged
-    assert max(run.accuracy_per_epoch) <= 0.75  # no line gets more than 3 of the 4 points right
-    assert first_repeated_state(run.states) is not None  # it comes back to an earlier state: a cycle
+    assert (
+        max(run.accuracy_per_epoch) <= 0.75
+    )  # no line gets more than 3 of the 4 points right
+    assert (
+        first_repeated_state(run.states) is not None
+    )  # it comes back to an earlier state: a cycle
 
 
 def test_xor_trace_by_hand():
@@ -64,7 +76,13 @@ def test_threshold_network_solves_xor_and_linear_fit_cannot():
     assert torch.equal(threshold_xor(X), y)
     w, b = least_squares_linear(X, y)
     # the best affine fit is exactly 0: w = 0, b = 0 up to the rounding of a 4-point least-squares solve
-    assert_close(torch.cat([w, b.reshape(1)]), torch.zeros(3, dtype=DTYPE), ulps=16, scale=1.0, what="lstsq on XOR")
+    assert_close(
+        torch.cat([w, b.reshape(1)]),
+        torch.zeros(3, dtype=DTYPE),
+        ulps=16,
+        scale=1.0,
+        what="lstsq on XOR",
+    )
 
 
 @pytest.mark.parametrize("depth", [1, 2, 5, 10])

@@ -20,7 +20,12 @@ from companion.core.device import rng_seed
 from companion.core.train import evaluate
 from companion.experiments.convnet_testbed import cnn, train_convnet, train_convnet_fast
 from companion.experiments.pooling_race import (
-    POOLS, PoolRun, pass_probabilities, race, run_pool, sampled_accuracies,
+    POOLS,
+    PoolRun,
+    pass_probabilities,
+    race,
+    run_pool,
+    sampled_accuracies,
 )
 from companion.nn.pooling import AvgPool1d, MaxPool1d
 from companion.regularization import StochasticPool1d
@@ -34,7 +39,10 @@ def data():
     return Digits(*(Split(s.X[:n], s.y[:n]) for s, n in zip(full, (700, 100, 200))))
 
 
-@pytest.mark.parametrize("name,cls", [("max", MaxPool1d), ("average", AvgPool1d), ("stochastic", StochasticPool1d)])
+@pytest.mark.parametrize(
+    "name,cls",
+    [("max", MaxPool1d), ("average", AvgPool1d), ("stochastic", StochasticPool1d)],
+)
 def test_each_pool_halves_the_length(name, cls):
     layer = POOLS[name]()
     x = torch.rand(2, 3, 40, generator=make_generator(0))
@@ -45,14 +53,18 @@ def test_each_pool_halves_the_length(name, cls):
 def test_train_convnet_fast_gives_train_convnet_s_weights(data, name):
     # train_convnet evaluates in eval mode between epochs, which changes no weight and draws nothing (stochastic
     # pooling averages in eval mode): the same operations in the same order, so the weights agree bit for bit
-    ours = train_convnet_fast(cnn(3, channels=3, pool=POOLS[name]), data, epochs=2, seed=3)
+    ours = train_convnet_fast(
+        cnn(3, channels=3, pool=POOLS[name]), data, epochs=2, seed=3
+    )
     theirs = cnn(3, channels=3, pool=POOLS[name])
     train_convnet(theirs, data, epochs=2, seed=3, validate=False)
     assert not ours.training
     for p, q in zip(ours.parameters(), theirs.parameters(), strict=True):
         assert_close(p, q, ulps=0)
     # and the training moved them: the comparison is not between two untouched initializations
-    assert not torch.equal(next(ours.parameters()), next(cnn(3, channels=3, pool=POOLS[name]).parameters()))
+    assert not torch.equal(
+        next(ours.parameters()), next(cnn(3, channels=3, pool=POOLS[name]).parameters())
+    )
 
 
 def test_run_pool_measures_its_final_model(data):
@@ -63,17 +75,25 @@ def test_run_pool_measures_its_final_model(data):
     assert run.gap == run.train_acc - run.test_acc
     # it trained: the weights moved away from the same seed's initial ones
     untrained = cnn(1, channels=3, pool=POOLS["stochastic"])
-    assert all(not torch.equal(p, q) for p, q in zip(run.model.parameters(), untrained.parameters(), strict=True))
+    assert all(
+        not torch.equal(p, q)
+        for p, q in zip(run.model.parameters(), untrained.parameters(), strict=True)
+    )
 
 
 def test_race_pairs_the_seeds_and_repeats_itself(data):
     pools = {"max": POOLS["max"], "stochastic": POOLS["stochastic"]}
     runs = race(pools, data, seeds=[0, 1], epochs=1, channels=3)
-    assert list(runs) == ["max", "stochastic"] and all(len(rs) == 2 for rs in runs.values())
+    assert list(runs) == ["max", "stochastic"] and all(
+        len(rs) == 2 for rs in runs.values()
+    )
     # the second seed's stochastic run is run_pool's for that seed: same weights, same draws, same numbers
     again = run_pool(POOLS["stochastic"], data, seed=1, epochs=1, channels=3)
     assert (again.train_acc, again.test_acc, again.test_loss) == (
-        runs["stochastic"][1].train_acc, runs["stochastic"][1].test_acc, runs["stochastic"][1].test_loss)
+        runs["stochastic"][1].train_acc,
+        runs["stochastic"][1].test_acc,
+        runs["stochastic"][1].test_loss,
+    )
     # the two seeds differ
     assert runs["max"][0].test_loss != runs["max"][1].test_loss
 
@@ -83,8 +103,12 @@ def tiny_network(weight_scale=3.0):
     torch.manual_seed(0)
     readout = nn.Linear(3, 2).double()
     with torch.no_grad():
-        readout.weight.copy_(weight_scale * torch.tensor([[1.0, -2.0, 1.5], [-1.0, 1.0, -0.5]]))
-    return nn.Sequential(nn.ReLU(), nn.Unflatten(1, (1, 6)), StochasticPool1d(2), nn.Flatten(), readout)
+        readout.weight.copy_(
+            weight_scale * torch.tensor([[1.0, -2.0, 1.5], [-1.0, 1.0, -0.5]])
+        )
+    return nn.Sequential(
+        nn.ReLU(), nn.Unflatten(1, (1, 6)), StochasticPool1d(2), nn.Flatten(), readout
+    )
 
 
 def exact_average(model, X):
@@ -95,7 +119,9 @@ def exact_average(model, X):
     total = torch.zeros(len(X), 2, dtype=torch.float64)
     for choice in itertools.product(range(2), repeat=3):
         index = torch.tensor(choice)
-        pooled = pool_input[:, torch.arange(3), index]  # (N, 3): the chosen element of each window
+        pooled = pool_input[
+            :, torch.arange(3), index
+        ]  # (N, 3): the chosen element of each window
         weight = p[:, torch.arange(3), index].prod(-1, keepdim=True)
         total += weight * torch.softmax(readout(pooled), dim=-1)
     return total
@@ -105,8 +131,16 @@ def test_many_sampled_passes_approach_the_average_over_pooling_choices():
     model = tiny_network()
     # fixed windows (the draws move with the seed offset, the input does not): mass in every window, and a last row
     # whose pooling choices disagree enough that the evaluation-mode pass is far from their average
-    X = torch.tensor([[1, 3, 4, 0.5, 2, 2], [0.2, 5, 1, 1, 3, 0.1], [2, 0.5, 0.5, 4, 1, 3], [1, 1, 1, 1, 1, 1],
-                      [0.5, 3, 0.5, 3, 3, 0.5]], dtype=torch.float64)
+    X = torch.tensor(
+        [
+            [1, 3, 4, 0.5, 2, 2],
+            [0.2, 5, 1, 1, 3, 0.1],
+            [2, 0.5, 0.5, 4, 1, 3],
+            [1, 1, 1, 1, 1, 1],
+            [0.5, 3, 0.5, 3, 3, 0.5],
+        ],
+        dtype=torch.float64,
+    )
     with torch.no_grad():
         exact = exact_average(model, X)
         weighted = torch.softmax(model.eval()(X), dim=-1)
@@ -150,9 +184,14 @@ def test_running_accuracies_average_the_first_passes():
     X = torch.rand(40, 6, generator=make_generator(3), dtype=torch.float64)
     y = torch.randint(2, (40,), generator=make_generator(4))
     probabilities = pass_probabilities(model, X, passes=6, seed=1)
-    expected = [((probabilities[:m].sum(0) / m).argmax(-1) == y).float().mean().item() for m in (1, 3, 6)]
+    expected = [
+        ((probabilities[:m].sum(0) / m).argmax(-1) == y).float().mean().item()
+        for m in (1, 3, 6)
+    ]
     # the accuracy is a count over 40 examples: agreeing within 1e-6 is agreeing on every example
-    assert sampled_accuracies(model, Split(X, y), (1, 3, 6), seed=1) == pytest.approx(expected, abs=1e-6)
+    assert sampled_accuracies(model, Split(X, y), (1, 3, 6), seed=1) == pytest.approx(
+        expected, abs=1e-6
+    )
 
 
 def test_a_deterministic_network_is_its_own_average(data):
@@ -163,9 +202,13 @@ def test_a_deterministic_network_is_its_own_average(data):
     # Σ of 5 equal probabilities then / 5: at most 3 roundings of one value's size
     assert_close(pass_probabilities(model, X, passes=5).mean(0), expected, ulps=4)
     # the accuracy is a count over 200 examples: agreeing within 1e-6 is agreeing on every example
-    assert sampled_accuracies(model, data.test, (1, 2)) == pytest.approx([evaluate(model, data.test)[1]] * 2, abs=1e-6)
+    assert sampled_accuracies(model, data.test, (1, 2)) == pytest.approx(
+        [evaluate(model, data.test)[1]] * 2, abs=1e-6
+    )
 
 
 def test_passes_must_be_positive():
     with pytest.raises(ValueError, match="passes must be at least 1, got 0"):
-        pass_probabilities(tiny_network(), torch.rand(2, 6, dtype=torch.float64), passes=0)
+        pass_probabilities(
+            tiny_network(), torch.rand(2, 6, dtype=torch.float64), passes=0
+        )

@@ -36,7 +36,9 @@ LASSO_TOL = 1e-12
 
 def _model(seed=0, dtype=torch.float64):
     torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.LayerNorm(8), nn.Linear(8, 3)).to(dtype)
+    return nn.Sequential(
+        nn.Linear(5, 8), nn.Tanh(), nn.LayerNorm(8), nn.Linear(8, 3)
+    ).to(dtype)
 
 
 def _values(model, include_bias):
@@ -96,11 +98,20 @@ def test_elastic_net_mixes_l1_and_l2(l1_ratio):
 def test_which_parameters_are_penalized():
     model = _model()
     weights = penalized_parameters(model)
-    assert [w is p for w, p in zip(weights, (model[0].weight, model[3].weight))] == [True, True]
-    assert len(weights) == 2  # biases and the LayerNorm scale and shift (1-D) are not penalized
-    assert len(penalized_parameters(model, include_bias=True)) == len(list(model.parameters()))
+    assert [w is p for w, p in zip(weights, (model[0].weight, model[3].weight))] == [
+        True,
+        True,
+    ]
+    assert (
+        len(weights) == 2
+    )  # biases and the LayerNorm scale and shift (1-D) are not penalized
+    assert len(penalized_parameters(model, include_bias=True)) == len(
+        list(model.parameters())
+    )
     t = torch.randn(3)
-    assert penalized_parameters(t)[0] is t  # a tensor or a list is taken as given, 1-D or not
+    assert (
+        penalized_parameters(t)[0] is t
+    )  # a tensor or a list is taken as given, 1-D or not
     assert len(penalized_parameters([t, t])) == 2
 
 
@@ -111,7 +122,11 @@ def test_penalty_gradient(kind):
     _ours(kind, model, lam, l1_ratio=a).backward()
     for layer in (model[0], model[3]):
         w = layer.weight.detach()
-        want = {"l1": lam * w.sign(), "l2": lam * w, "elastic": lam * a * w.sign() + lam * (1 - a) * w}[kind]
+        want = {
+            "l1": lam * w.sign(),
+            "l2": lam * w,
+            "elastic": lam * a * w.sign() + lam * (1 - a) * w,
+        }[kind]
         assert_close(layer.weight.grad, want, ulps=GRAD_ULPS)
         assert layer.bias.grad is None
 
@@ -156,21 +171,29 @@ SGD_CASES = [
 @pytest.mark.parametrize("lam", [1e-3, 0.1])
 def test_l2_penalty_is_sgd_weight_decay(options, lam):
     """loss + λ/2‖θ‖² (every parameter) with SGD follows torch.optim.SGD(weight_decay=λ) step for step."""
-    ours = _train_penalized(lambda m: SGD(m.parameters(), **options),
-                            functools.partial(l2_penalty, lam=lam, include_bias=True))
-    theirs = _train_penalized(lambda m: torch.optim.SGD(m.parameters(), weight_decay=lam, **options), None)
+    ours = _train_penalized(
+        lambda m: SGD(m.parameters(), **options),
+        functools.partial(l2_penalty, lam=lam, include_bias=True),
+    )
+    theirs = _train_penalized(
+        lambda m: torch.optim.SGD(m.parameters(), weight_decay=lam, **options), None
+    )
     assert (ours - theirs).abs().max().item() < TRAJECTORY_TOL
 
 
 def test_weights_only_penalty_is_weight_decay_on_a_weights_group():
     """Penalizing weights only equals torch's weight_decay set on a parameter group of the weights."""
     lam, options = 0.05, dict(lr=0.05, momentum=0.9)
-    ours = _train_penalized(lambda m: SGD(m.parameters(), **options), functools.partial(l2_penalty, lam=lam))
+    ours = _train_penalized(
+        lambda m: SGD(m.parameters(), **options), functools.partial(l2_penalty, lam=lam)
+    )
 
     def grouped(m):
         weights = [p for p in m.parameters() if p.dim() >= 2]
         others = [p for p in m.parameters() if p.dim() < 2]
-        return torch.optim.SGD([{"params": weights, "weight_decay": lam}, {"params": others}], **options)
+        return torch.optim.SGD(
+            [{"params": weights, "weight_decay": lam}, {"params": others}], **options
+        )
 
     theirs = _train_penalized(grouped, None)
     # the parameter order in the flattened path is the model's, the same for both runs
@@ -181,9 +204,15 @@ def test_l2_penalty_is_adam_l2_but_not_adamw():
     """With Adam, the penalty equals torch's (coupled) Adam weight_decay, but not AdamW's decoupled decay."""
     lam = 0.1
     penalty = functools.partial(l2_penalty, lam=lam, include_bias=True)
-    ours = _train_penalized(lambda m: torch.optim.Adam(m.parameters(), lr=1e-2), penalty)
-    adam_l2 = _train_penalized(lambda m: torch.optim.Adam(m.parameters(), lr=1e-2, weight_decay=lam), None)
-    adamw = _train_penalized(lambda m: torch.optim.AdamW(m.parameters(), lr=1e-2, weight_decay=lam), None)
+    ours = _train_penalized(
+        lambda m: torch.optim.Adam(m.parameters(), lr=1e-2), penalty
+    )
+    adam_l2 = _train_penalized(
+        lambda m: torch.optim.Adam(m.parameters(), lr=1e-2, weight_decay=lam), None
+    )
+    adamw = _train_penalized(
+        lambda m: torch.optim.AdamW(m.parameters(), lr=1e-2, weight_decay=lam), None
+    )
     assert (ours - adam_l2).abs().max().item() < TRAJECTORY_TOL
     assert (ours - adamw).abs().max().item() > 1e-3
 
@@ -196,7 +225,9 @@ THRESHOLD_CASES = [0.0, 0.1, 0.5, 3.0]
 def test_soft_threshold_is_softshrink(t, dtype):
     x = torch.randn(200, dtype=dtype) * 2
     x[:5] = torch.tensor([0.0, t, -t, 2 * t, -2 * t], dtype=dtype)
-    assert torch.equal(soft_threshold(x, t), F.softshrink(x, t))  # tolerance 0: the same numbers
+    assert torch.equal(
+        soft_threshold(x, t), F.softshrink(x, t)
+    )  # tolerance 0: the same numbers
 
 
 def test_soft_threshold_values_and_prox_property():
@@ -218,7 +249,9 @@ def test_soft_threshold_tensor_threshold_broadcasts():
 def _lasso_problem(n=80, d=20, informative=5, seed=0):
     from companion.core.data import make_regression
 
-    data, w_true = make_regression(n=n, d=d, noise=0.1, n_informative=informative, seed=seed, dtype=torch.float64)
+    data, w_true = make_regression(
+        n=n, d=d, noise=0.1, n_informative=informative, seed=seed, dtype=torch.float64
+    )
     return data.X, data.y, w_true
 
 
@@ -229,14 +262,18 @@ def test_proximal_gradient_solves_the_lasso(alpha):
     from sklearn.linear_model import Lasso
 
     X, y, _ = _lasso_problem()
-    lr = 1.0 / torch.linalg.eigvalsh(X.T @ X / len(X)).max().item()  # 1 / Lipschitz constant
+    lr = (
+        1.0 / torch.linalg.eigvalsh(X.T @ X / len(X)).max().item()
+    )  # 1 / Lipschitz constant
     w = torch.zeros(X.shape[1], dtype=torch.float64, requires_grad=True)
     opt = ProximalL1(SGD([w], lr=lr), alpha, params=[w])
     for _ in range(300):
         opt.zero_grad()
         (0.5 * ((X @ w - y) ** 2).mean()).backward()
         opt.step()
-    ref = Lasso(alpha=alpha, fit_intercept=False, tol=1e-14, max_iter=100000).fit(X.numpy(), y.numpy())
+    ref = Lasso(alpha=alpha, fit_intercept=False, tol=1e-14, max_iter=100000).fit(
+        X.numpy(), y.numpy()
+    )
     ref_w = torch.from_numpy(ref.coef_)
     assert (w.detach() - ref_w).abs().max().item() < LASSO_TOL
     assert torch.equal(w.detach() == 0, ref_w == 0)  # the same exact zeros
@@ -252,7 +289,9 @@ def test_subgradient_lasso_has_no_exact_zeros():
         (0.5 * ((X @ w - y) ** 2).mean() + l1_penalty([w], 0.1)).backward()
         opt.step()
     assert (w.detach() == 0).sum().item() == 0
-    assert sparsity([w], tol=0.05) >= 0.5  # yet many weights hover near zero (within lr·λ = 0.01 ... 0.05)
+    assert (
+        sparsity([w], tol=0.05) >= 0.5
+    )  # yet many weights hover near zero (within lr·λ = 0.01 ... 0.05)
 
 
 def test_proximal_l1_wrapper_matches_a_manual_step_and_uses_group_lr():
@@ -260,9 +299,17 @@ def test_proximal_l1_wrapper_matches_a_manual_step_and_uses_group_lr():
     model = _model()
     manual = _model()
     params = list(model.parameters())
-    opt = ProximalL1(SGD([{"params": params[:2], "lr": 0.1}, {"params": params[2:]}], lr=0.3), lam=0.2)
-    ref_opt = SGD([{"params": list(manual.parameters())[:2], "lr": 0.1},
-                   {"params": list(manual.parameters())[2:]}], lr=0.3)
+    opt = ProximalL1(
+        SGD([{"params": params[:2], "lr": 0.1}, {"params": params[2:]}], lr=0.3),
+        lam=0.2,
+    )
+    ref_opt = SGD(
+        [
+            {"params": list(manual.parameters())[:2], "lr": 0.1},
+            {"params": list(manual.parameters())[2:]},
+        ],
+        lr=0.3,
+    )
     X = torch.randn(16, 5, dtype=torch.float64)
     for _ in range(5):
         for m, o in ((model, opt), (manual, ref_opt)):
@@ -271,7 +318,13 @@ def test_proximal_l1_wrapper_matches_a_manual_step_and_uses_group_lr():
             o.step()
         l1_proximal_step([manual[0].weight], 0.2, 0.1)
         l1_proximal_step([manual[3].weight], 0.2, 0.3)
-    assert max((a - b).abs().max().item() for a, b in zip(model.parameters(), manual.parameters())) == 0.0
+    assert (
+        max(
+            (a - b).abs().max().item()
+            for a, b in zip(model.parameters(), manual.parameters())
+        )
+        == 0.0
+    )
     assert opt.param_groups is opt.optimizer.param_groups
     assert opt.state_dict().keys() == opt.optimizer.state_dict().keys()
 
@@ -283,8 +336,13 @@ def test_sparsity():
 
 
 def test_reproducible_from_a_seed():
-    runs = [_train_penalized(lambda m: SGD(m.parameters(), lr=0.05, momentum=0.9),
-                             functools.partial(elastic_net_penalty, lam=0.01)) for _ in range(2)]
+    runs = [
+        _train_penalized(
+            lambda m: SGD(m.parameters(), lr=0.05, momentum=0.9),
+            functools.partial(elastic_net_penalty, lam=0.01),
+        )
+        for _ in range(2)
+    ]
     assert torch.equal(runs[0], runs[1])
 
 
@@ -294,19 +352,57 @@ def test_reproducible_from_a_seed():
         (lambda m: l1_penalty(m, -0.1), "Invalid regularization strength lam: -0.1"),
         (lambda m: l2_penalty(m, -1e-9), "Invalid regularization strength lam"),
         (lambda m: elastic_net_penalty(m, -1.0), "Invalid regularization strength lam"),
-        (lambda m: elastic_net_penalty(m, 0.1, l1_ratio=1.5), r"l1_ratio must be in \[0, 1\], got 1.5"),
-        (lambda m: elastic_net_penalty(m, 0.1, l1_ratio=-0.1), r"l1_ratio must be in \[0, 1\]"),
-        (lambda m: l2_penalty(m, torch.tensor([0.1, 0.2])), "1-element tensor, got shape \\(2,\\)"),
+        (
+            lambda m: elastic_net_penalty(m, 0.1, l1_ratio=1.5),
+            r"l1_ratio must be in \[0, 1\], got 1.5",
+        ),
+        (
+            lambda m: elastic_net_penalty(m, 0.1, l1_ratio=-0.1),
+            r"l1_ratio must be in \[0, 1\]",
+        ),
+        (
+            lambda m: l2_penalty(m, torch.tensor([0.1, 0.2])),
+            "1-element tensor, got shape \\(2,\\)",
+        ),
         (lambda m: l2_penalty([], 0.1), "no parameters to penalize"),
-        (lambda m: l2_penalty(nn.Sequential(nn.ReLU()), 0.1), "no parameters to penalize"),
-        (lambda m: soft_threshold(torch.ones(3, 2), -0.5), "Invalid regularization strength threshold"),
-        (lambda m: soft_threshold(torch.ones(3, 2), torch.ones(3)), r"does not broadcast to x's shape \(3, 2\)"),
-        (lambda m: soft_threshold(torch.ones(3), torch.ones(2, 3)), "does not broadcast"),
-        (lambda m: soft_threshold(torch.ones(3), torch.tensor([0.1, -0.1, 0.1])), "threshold must be >= 0"),
-        (lambda m: l1_proximal_step(m, -0.1, 0.1), "Invalid regularization strength lam"),
-        (lambda m: l1_proximal_step(m, 0.1, -0.1), "Invalid regularization strength lr"),
-        (lambda m: ProximalL1(SGD(m.parameters(), lr=0.1), -1.0), "Invalid regularization strength"),
-        (lambda m: ProximalL1(SGD(m[0].parameters(), lr=0.1), 0.1, params=[m[3].weight]), "optimizer updates"),
+        (
+            lambda m: l2_penalty(nn.Sequential(nn.ReLU()), 0.1),
+            "no parameters to penalize",
+        ),
+        (
+            lambda m: soft_threshold(torch.ones(3, 2), -0.5),
+            "Invalid regularization strength threshold",
+        ),
+        (
+            lambda m: soft_threshold(torch.ones(3, 2), torch.ones(3)),
+            r"does not broadcast to x's shape \(3, 2\)",
+        ),
+        (
+            lambda m: soft_threshold(torch.ones(3), torch.ones(2, 3)),
+            "does not broadcast",
+        ),
+        (
+            lambda m: soft_threshold(torch.ones(3), torch.tensor([0.1, -0.1, 0.1])),
+            "threshold must be >= 0",
+        ),
+        (
+            lambda m: l1_proximal_step(m, -0.1, 0.1),
+            "Invalid regularization strength lam",
+        ),
+        (
+            lambda m: l1_proximal_step(m, 0.1, -0.1),
+            "Invalid regularization strength lr",
+        ),
+        (
+            lambda m: ProximalL1(SGD(m.parameters(), lr=0.1), -1.0),
+            "Invalid regularization strength",
+        ),
+        (
+            lambda m: ProximalL1(
+                SGD(m[0].parameters(), lr=0.1), 0.1, params=[m[3].weight]
+            ),
+            "optimizer updates",
+        ),
     ],
     ids=lambda v: v if isinstance(v, str) else "",
 )

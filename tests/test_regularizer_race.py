@@ -1,15 +1,24 @@
 """companion.experiments.regularizer_race: the testbed runner behind the regularization part's closing table, driven by a
 table of methods, with a few epochs each."""
 
-
 import pytest
 import torch
 
-from companion.experiments.regularizer_race import Method, Result, compare, format_table, on_images, plot_results, run_method
+from companion.experiments.regularizer_race import (
+    Method,
+    Result,
+    compare,
+    format_table,
+    on_images,
+    plot_results,
+    run_method,
+)
 from companion.nn import Dropout
 from companion.regularization import DropConnectLinear
 from companion.testing.parity import max_abs_diff
-from companion.experiments import testbed  # a module: its testbed_* functions are not tests
+from companion.experiments import (
+    testbed,
+)  # a module: its testbed_* functions are not tests
 from companion.core.train import evaluate
 
 EPOCHS = 3
@@ -36,18 +45,27 @@ def _l2(model):
 
 
 def _noise(X, y):
-    return X + 0.05 * torch.randn(X.shape, generator=torch.Generator().manual_seed(int(X.sum() * 1000) % 997)), y
+    return X + 0.05 * torch.randn(
+        X.shape, generator=torch.Generator().manual_seed(int(X.sum() * 1000) % 997)
+    ), y
 
 
 METHODS = {
     "baseline": Method(),
     "dropout": Method(model_kwargs=dict(dropout=lambda: Dropout(0.5))),
-    "dropconnect": Method(model_kwargs=dict(linear=lambda i, o: DropConnectLinear(i, o, per_example=False))),
+    "dropconnect": Method(
+        model_kwargs=dict(
+            linear=lambda i, o: DropConnectLinear(i, o, per_example=False)
+        )
+    ),
     "l2": Method(fit_kwargs=lambda model: dict(penalty=_l2)),
     "noise": Method(fit_kwargs=lambda model: dict(transform=_noise)),
     "stop": Method(fit_kwargs=lambda model: dict(callbacks=[StopAfter(2)])),
-    "sgd-lr": Method(fit_kwargs=lambda model: dict(
-        optimizer=torch.optim.SGD(model.parameters(), lr=0.01))),
+    "sgd-lr": Method(
+        fit_kwargs=lambda model: dict(
+            optimizer=torch.optim.SGD(model.parameters(), lr=0.01)
+        )
+    ),
 }
 
 
@@ -61,7 +79,14 @@ def test_reproducible(name, data):
     """Two runs of the same method from the same seed give identical numbers."""
     a = run_method(METHODS[name], data, seed=0, epochs=EPOCHS)
     b = run_method(METHODS[name], data, seed=0, epochs=EPOCHS)
-    for field in ("train_acc", "val_acc", "test_acc", "train_loss", "val_loss", "epochs"):
+    for field in (
+        "train_acc",
+        "val_acc",
+        "test_acc",
+        "train_loss",
+        "val_loss",
+        "epochs",
+    ):
         assert abs(getattr(a, field) - getattr(b, field)) <= EXACT, field
 
 
@@ -71,10 +96,18 @@ def test_matches_a_direct_run(name, data):
     method = METHODS[name]
     result = run_method(method, data, seed=0, epochs=EPOCHS)
     model = testbed.testbed_model(seed=0, **method.model_kwargs)
-    h = testbed.train_testbed(model, data, epochs=EPOCHS, seed=0, **method.fit_kwargs(model))
+    h = testbed.train_testbed(
+        model, data, epochs=EPOCHS, seed=0, **method.fit_kwargs(model)
+    )
     assert result.epochs == h.epochs == EPOCHS
-    assert abs(result.train_acc - h.train_acc[-1]) <= EXACT and abs(result.val_acc - h.val_acc[-1]) <= EXACT
-    assert abs(result.train_loss - h.train_loss[-1]) <= EXACT and abs(result.val_loss - h.val_loss[-1]) <= EXACT
+    assert (
+        abs(result.train_acc - h.train_acc[-1]) <= EXACT
+        and abs(result.val_acc - h.val_acc[-1]) <= EXACT
+    )
+    assert (
+        abs(result.train_loss - h.train_loss[-1]) <= EXACT
+        and abs(result.val_loss - h.val_loss[-1]) <= EXACT
+    )
     assert abs(result.test_acc - evaluate(model, data.test)[1]) <= EXACT
 
 
@@ -96,7 +129,11 @@ def test_fit_kwargs_are_fresh_per_run(data):
         seen.append(model)
         return {}
 
-    compare({"a": Method(fit_kwargs=factory), "b": Method(fit_kwargs=factory)}, data, epochs=1)
+    compare(
+        {"a": Method(fit_kwargs=factory), "b": Method(fit_kwargs=factory)},
+        data,
+        epochs=1,
+    )
     assert len(seen) == 2 and seen[0] is not seen[1]
 
 
@@ -105,18 +142,24 @@ def test_same_seed_same_start(data):
     initial model, identical for two methods that differ only in training options."""
     a = run_method(METHODS["baseline"], data, seed=3, epochs=0)
     b = run_method(METHODS["l2"], data, seed=3, epochs=0)
-    assert a == Result(b.train_acc, b.val_acc, b.test_acc, b.train_loss, b.val_loss, 0, a.seconds)
+    assert a == Result(
+        b.train_acc, b.val_acc, b.test_acc, b.train_loss, b.val_loss, 0, a.seconds
+    )
 
 
 def test_different_methods_differ(data):
-    results = compare({k: METHODS[k] for k in ("baseline", "dropout", "l2")}, data, epochs=EPOCHS)
+    results = compare(
+        {k: METHODS[k] for k in ("baseline", "dropout", "l2")}, data, epochs=EPOCHS
+    )
     losses = [r.train_loss for r in results.values()]
     assert len(set(losses)) == 3
     assert all(abs(r.gap - (r.train_acc - r.val_acc)) < 1e-12 for r in results.values())
 
 
 def test_format_table(data):
-    results = compare({"baseline": Method(), "a longer method name": METHODS["l2"]}, data, epochs=1)
+    results = compare(
+        {"baseline": Method(), "a longer method name": METHODS["l2"]}, data, epochs=1
+    )
     table = format_table(results, baseline="baseline")
     lines = table.splitlines()
     assert len(lines) == 4 and "Δ val acc" in lines[0]
@@ -131,15 +174,31 @@ def test_format_table(data):
 def test_plot_results(data):
     import matplotlib.pyplot as plt
 
-    results = {"x": Result(1.0, 0.9, 0.9, 0.01, 0.3, 60, 1.0), "y": Result(0.95, 0.92, 0.91, 0.1, 0.25, 30, 1.0)}
+    results = {
+        "x": Result(1.0, 0.9, 0.9, 0.01, 0.3, 60, 1.0),
+        "y": Result(0.95, 0.92, 0.91, 0.1, 0.25, 30, 1.0),
+    }
     axes = plot_results(results)
-    assert len(axes) == 2 and [t.get_text() for t in axes[0].get_yticklabels()] == ["y", "x"]
+    assert len(axes) == 2 and [t.get_text() for t in axes[0].get_yticklabels()] == [
+        "y",
+        "x",
+    ]
     widths = [p.get_width() for p in axes[1].patches]
-    assert max_abs_diff(torch.tensor(widths, dtype=torch.float64), torch.tensor([0.95 - 0.92, 0.1], dtype=torch.float64)) < 1e-12
+    assert (
+        max_abs_diff(
+            torch.tensor(widths, dtype=torch.float64),
+            torch.tensor([0.95 - 0.92, 0.1], dtype=torch.float64),
+        )
+        < 1e-12
+    )
     assert not axes[0].lines
     axes = plot_results(results, baseline="x")
     lines = [line.get_xdata()[0] for ax in axes for line in ax.lines]
-    assert len(lines) == 2 and abs(lines[0] - 0.9) < 1e-12 and abs(lines[1] - (1.0 - 0.9)) < 1e-12
+    assert (
+        len(lines) == 2
+        and abs(lines[0] - 0.9) < 1e-12
+        and abs(lines[1] - (1.0 - 0.9)) < 1e-12
+    )
     with pytest.raises(ValueError, match="baseline 'z' is not one of the results"):
         plot_results(results, baseline="z")
     plt.close("all")
@@ -179,7 +238,12 @@ def test_compare_seeds_is_compare_for_each_seed(data):
         for name in methods:
             a, b = runs[name][i], single[name]
             assert (a.train_acc, a.val_acc, a.test_acc, a.train_loss, a.val_loss) == (
-                b.train_acc, b.val_acc, b.test_acc, b.train_loss, b.val_loss), (name, seed)
+                b.train_acc,
+                b.val_acc,
+                b.test_acc,
+                b.train_loss,
+                b.val_loss,
+            ), (name, seed)
 
 
 def test_skipping_validation_during_training_changes_no_number(data):
@@ -197,10 +261,15 @@ def test_plot_seed_results():
 
     from companion.experiments.regularizer_race import plot_seed_results
 
-    runs = {"x": [Result(1.0, 0.9, 0.9, 0.01, v, 60, 1.0) for v in (0.3, 0.35, 0.32)],
-            "y": [Result(0.95, 0.92, 0.91, 0.1, v, 30, 1.0) for v in (0.25, 0.2, 0.22)]}
+    runs = {
+        "x": [Result(1.0, 0.9, 0.9, 0.01, v, 60, 1.0) for v in (0.3, 0.35, 0.32)],
+        "y": [Result(0.95, 0.92, 0.91, 0.1, v, 30, 1.0) for v in (0.25, 0.2, 0.22)],
+    }
     axes = plot_seed_results(runs, baseline="x")
-    assert len(axes) == 2 and [t.get_text() for t in axes[0].get_yticklabels()] == ["y", "x"]
+    assert len(axes) == 2 and [t.get_text() for t in axes[0].get_yticklabels()] == [
+        "y",
+        "x",
+    ]
     with pytest.raises(ValueError, match="baseline"):
         plot_seed_results(runs, baseline="z")
     plt.close("all")
@@ -220,7 +289,10 @@ def test_convnet_testbed_matches_a_direct_run():
     model = convnet_testbed.cnn(seed=1, dropout=lambda: Dropout(0.5))
     h = convnet_testbed.train_convnet(model, small, epochs=2, seed=1)
     assert result.epochs == h.epochs == 2
-    assert abs(result.val_acc - h.val_acc[-1]) <= EXACT and abs(result.train_loss - h.train_loss[-1]) <= EXACT
+    assert (
+        abs(result.val_acc - h.val_acc[-1]) <= EXACT
+        and abs(result.train_loss - h.train_loss[-1]) <= EXACT
+    )
     assert abs(result.test_acc - evaluate(model, small.test)[1]) <= EXACT
 
 
@@ -232,7 +304,9 @@ def test_a_testbed_supplies_the_model_the_training_and_the_default_epochs(data):
 
     def train(model, data, epochs, seed, validate, **fit_kwargs):
         calls.append((epochs, seed))
-        return testbed.train_testbed(model, data, epochs=epochs, seed=seed, validate=validate, **fit_kwargs)
+        return testbed.train_testbed(
+            model, data, epochs=epochs, seed=seed, validate=validate, **fit_kwargs
+        )
 
     two_epochs = Testbed(DIGITS.model, train, epochs=2)
     run_method(Method(), data, seed=4, testbed=two_epochs)

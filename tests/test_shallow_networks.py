@@ -6,7 +6,11 @@ import torch
 from torch import nn
 
 from companion.experiments.perceptron import xor_data
-from companion.experiments.shallow_networks import fit_random_features, fit_shallow_networks, init_shallow_networks
+from companion.experiments.shallow_networks import (
+    fit_random_features,
+    fit_shallow_networks,
+    init_shallow_networks,
+)
 from companion.testing.tolerances import assert_close
 
 DTYPE = torch.float64
@@ -32,12 +36,16 @@ def test_seeds_do_not_interact():
     _, alone = fit_shallow_networks(X, y, width=3, seeds=[7], steps=50, lr=0.05)
     # the same per-coordinate arithmetic; only the einsum's batching differs: 50 steps of compounding
     # rounding on values of order 1, bounded by 1e4 ε·scale
-    assert_close(together[1:], alone, ulps=1e4, scale=1.0, what="seed 7 with or without seed 4")
+    assert_close(
+        together[1:], alone, ulps=1e4, scale=1.0, what="seed 7 with or without seed 4"
+    )
 
 
 def test_a_hidden_layer_of_four_solves_xor_for_every_seed():
     X, y = xor_data()
-    nets, mse = fit_shallow_networks(X, y, width=4, seeds=list(range(10)), steps=500, lr=0.05)
+    nets, mse = fit_shallow_networks(
+        X, y, width=4, seeds=list(range(10)), steps=500, lr=0.05
+    )
     assert (mse < 1e-3).all()
     assert torch.equal(torch.where(nets(X) > 0, 1.0, -1.0).to(DTYPE), y.expand(10, 4))
 

@@ -28,10 +28,20 @@ from html.parser import HTMLParser
 import pytest
 import yaml
 
-ROOT = pathlib.Path(os.environ.get("COMPANION_BOOK_ROOT", pathlib.Path(__file__).resolve().parents[1]))
+ROOT = pathlib.Path(
+    os.environ.get("COMPANION_BOOK_ROOT", pathlib.Path(__file__).resolve().parents[1])
+)
 SITE = ROOT / "_build" / "html"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 TIMEOUT_MS = 60_000  # one page, MathJax included, on a busy 2-core machine
 REQUIRED = os.environ.get("COMPANION_SITE_TEST_REQUIRED") == "1"
 
@@ -62,7 +72,11 @@ PAGES = toc_pages() if (ROOT / "_toc.yml").exists() else []
 
 
 def chromium() -> str | None:
-    return os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    return (
+        os.environ.get("CHROMIUM")
+        or shutil.which("chromium")
+        or shutil.which("chromium-browser")
+    )
 
 
 class _Ids(HTMLParser):
@@ -117,14 +131,20 @@ INSPECT = """async () => {
 def site():
     """A localhost server for `_build/html` and a Chromium that may reach nothing else."""
     if not (SITE / "index.html").exists():
-        unavailable(f"no built site at {SITE}: build it first with `jupyter-book build . -W -n --keep-going`")
+        unavailable(
+            f"no built site at {SITE}: build it first with `jupyter-book build . -W -n --keep-going`"
+        )
     exe = chromium()
     if exe is None:
-        unavailable("Chromium not found (install it: `apt-get install chromium`, or set CHROMIUM=/path/to/it)")
+        unavailable(
+            "Chromium not found (install it: `apt-get install chromium`, or set CHROMIUM=/path/to/it)"
+        )
     try:
         from playwright import sync_api
     except ImportError:
-        unavailable("Playwright not installed (`pip install playwright`; it uses the system's Chromium)")
+        unavailable(
+            "Playwright not installed (`pip install playwright`; it uses the system's Chromium)"
+        )
 
     handler = functools.partial(QuietHandler, directory=str(SITE))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -141,7 +161,11 @@ def site():
 
     with tempfile.TemporaryDirectory() as profile, sync_api.sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
-            profile, executable_path=exe, headless=True, args=FLAGS, chromium_sandbox=False,
+            profile,
+            executable_path=exe,
+            headless=True,
+            args=FLAGS,
+            chromium_sandbox=False,
             service_workers="block",
         )
         context.set_default_timeout(TIMEOUT_MS)
@@ -151,7 +175,9 @@ def site():
         context.close()
     server.shutdown()
     server.server_close()
-    print("\n[site] " + json.dumps(COUNTS))  # what was checked, also kept next to the site
+    print(
+        "\n[site] " + json.dumps(COUNTS)
+    )  # what was checked, also kept next to the site
     (SITE.parent / "site-test.json").write_text(json.dumps(COUNTS, indent=1) + "\n")
 
 
@@ -160,14 +186,24 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-COUNTS = {"pages": 0, "pages_with_math": 0, "typeset_formulas": 0, "images": 0, "internal_links": 0,
-          "external_links": 0}
+COUNTS = {
+    "pages": 0,
+    "pages_with_math": 0,
+    "typeset_formulas": 0,
+    "images": 0,
+    "internal_links": 0,
+    "external_links": 0,
+}
 
 
 def visit(site, url):
     """Open ``url``; return what the page showed and every console error and blocked request on the way."""
     page, errors = site["page"], []
-    on_console = lambda msg: errors.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None
+    on_console = lambda msg: (
+        errors.append(f"console {msg.type}: {msg.text}")
+        if msg.type == "error"
+        else None
+    )
     on_error = lambda exc: errors.append(f"page error: {exc}")
     page.on("console", on_console)
     page.on("pageerror", on_error)
@@ -184,7 +220,7 @@ def visit(site, url):
 def broken_link(href: str, base: str) -> str | None:
     """Why an internal link is broken (no such file, or no such anchor on it), or None."""
     parts = urllib.parse.urlsplit(href)
-    path = urllib.parse.unquote(parts.path[len(urllib.parse.urlsplit(base).path):])
+    path = urllib.parse.unquote(parts.path[len(urllib.parse.urlsplit(base).path) :])
     target = SITE / path
     if target.is_dir():
         target = target / "index.html"
@@ -199,21 +235,31 @@ def broken_link(href: str, base: str) -> str | None:
 @pytest.mark.parametrize("name", PAGES)
 def test_page(site, name):
     url = site["base"] + name + ".html"
-    assert (SITE / f"{name}.html").is_file(), f"{name} is in _toc.yml but {name}.html was not built"
+    assert (SITE / f"{name}.html").is_file(), (
+        f"{name} is in _toc.yml but {name}.html was not built"
+    )
     seen, errors, blocked = visit(site, url)
-    problems = [f"blocked request to {u} (the site must not need the network)" for u in blocked]
+    problems = [
+        f"blocked request to {u} (the site must not need the network)" for u in blocked
+    ]
     problems += errors
     if seen["math_nodes"]:
         if not seen["mathjax"]:
             problems.append(f"{seen['math_nodes']} math nodes but MathJax did not load")
         if seen["untypeset"]:
-            problems.append(f"{seen['untypeset']} of {seen['math_nodes']} math nodes not typeset")
+            problems.append(
+                f"{seen['untypeset']} of {seen['math_nodes']} math nodes not typeset"
+            )
     if seen["tex_errors"]:
         problems.append(f"{seen['tex_errors']} TeX errors (mjx-merror)")
     problems += [f"raw TeX left in the text: {t!r}" for t in seen["raw"]]
-    problems += [f"image did not load: {i['src']}" for i in seen["images"] if not i["ok"]]
+    problems += [
+        f"image did not load: {i['src']}" for i in seen["images"] if not i["ok"]
+    ]
     internal = {h.split("?")[0] for h in seen["links"] if h.startswith(site["base"])}
-    problems += [p for p in map(lambda h: broken_link(h, site["base"]), sorted(internal)) if p]
+    problems += [
+        p for p in map(lambda h: broken_link(h, site["base"]), sorted(internal)) if p
+    ]
     assert seen["title"].strip(), f"{name}: the page has no <h1>"
     assert not problems, f"{name}:\n  " + "\n  ".join(problems)
     COUNTS["pages"] += 1
@@ -221,7 +267,13 @@ def test_page(site, name):
     COUNTS["typeset_formulas"] += seen["typeset"]
     COUNTS["images"] += len(seen["images"])
     COUNTS["internal_links"] += len(internal)
-    COUNTS["external_links"] += len({h for h in seen["links"] if h.startswith("http") and not h.startswith(site["base"])})
+    COUNTS["external_links"] += len(
+        {
+            h
+            for h in seen["links"]
+            if h.startswith("http") and not h.startswith(site["base"])
+        }
+    )
 
 
 def test_search_finds_adam_in_the_adam_chapter(site):
@@ -242,6 +294,9 @@ def test_api_pages_list_every_public_module():
     import sys
 
     repo = pathlib.Path(__file__).resolve().parents[1]
-    check = subprocess.run([sys.executable, str(repo / ".ci" / "api_pages.py"), "--check"],
-                           capture_output=True, text=True)
+    check = subprocess.run(
+        [sys.executable, str(repo / ".ci" / "api_pages.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
     assert check.returncode == 0, check.stdout + check.stderr

@@ -16,15 +16,27 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from companion.optim.sparse_adam import DENSE_GRADIENT_MESSAGE, SparseAdam, sparse_adam_step
+from companion.optim.sparse_adam import (
+    DENSE_GRADIENT_MESSAGE,
+    SparseAdam,
+    sparse_adam_step,
+)
 from companion.testing import optim_contract as contract
-from companion.testing.installed_torch import raised, skip_unless_supported, skip_unless_worded
+from companion.testing.installed_torch import (
+    raised,
+    skip_unless_supported,
+    skip_unless_worded,
+)
 from companion.testing.parity import max_abs_diff, state_diff
 from companion.testing.tolerances import assert_close, eps
 
 OURS, THEIRS = SparseAdam, torch.optim.SparseAdam
 BOUND = contract.REPLAY_ULPS * eps(torch.float64)
-VOCAB, UNTOUCHED, DIM = 50, 10, 4  # rows VOCAB − UNTOUCHED .. VOCAB − 1 are never looked up
+VOCAB, UNTOUCHED, DIM = (
+    50,
+    10,
+    4,
+)  # rows VOCAB − UNTOUCHED .. VOCAB − 1 are never looked up
 
 CASES = [
     dict(),  # torch's defaults
@@ -38,11 +50,21 @@ CASES = [
     dict(lr=0.01, eps=1e-12),
     dict(lr=0.01, maximize=True),
     dict(lr=0.05, betas=(0.8, 0.95), eps=1e-4, maximize=True),
-    dict(lr=torch.tensor(0.01), betas=(0.8, 0.95)),  # a 0-dim tensor lr: the step size rounds in float32
+    dict(
+        lr=torch.tensor(0.01), betas=(0.8, 0.95)
+    ),  # a 0-dim tensor lr: the step size rounds in float32
     dict(lr=torch.tensor([0.01])),
 ]
-INVALID = [dict(lr=0.0), dict(lr=-1e-3), dict(eps=0.0), dict(eps=-1e-8), dict(betas=(1.0, 0.999)),
-           dict(betas=(-0.1, 0.999)), dict(betas=(0.9, 1.0)), dict(lr=torch.tensor([0.1, 0.2]))]
+INVALID = [
+    dict(lr=0.0),
+    dict(lr=-1e-3),
+    dict(eps=0.0),
+    dict(eps=-1e-8),
+    dict(betas=(1.0, 0.999)),
+    dict(betas=(-0.1, 0.999)),
+    dict(betas=(0.9, 1.0)),
+    dict(lr=torch.tensor([0.1, 0.2])),
+]
 
 
 def _id(options) -> str:
@@ -51,10 +73,12 @@ def _id(options) -> str:
 
 def _skip_unless_torch_takes(options):
     """An older torch's own SparseAdam may not take a tensor lr: skip the comparison there."""
+
     def one_step():
         p = torch.zeros(3, 2, dtype=torch.float64, requires_grad=True)
         F.embedding(torch.tensor([0]), p, sparse=True).sum().backward()
         THEIRS([p], **copy.deepcopy(options)).step()
+
     skip_unless_supported(one_step, f"SparseAdam with {_id(options)}")
 
 
@@ -69,9 +93,15 @@ def _batches(steps, seed=0, batch=8):
 def _problem(seed=0, dtype=torch.float64, device="cpu"):
     """Two embedding tables and a regression target per row."""
     gen = torch.Generator().manual_seed(seed)
-    tables = [torch.randn(VOCAB, DIM, generator=gen, dtype=torch.float64).to(device, dtype).requires_grad_()
-              for _ in range(2)]
-    return tables, torch.randn(VOCAB, DIM, generator=gen, dtype=torch.float64).to(device, dtype)
+    tables = [
+        torch.randn(VOCAB, DIM, generator=gen, dtype=torch.float64)
+        .to(device, dtype)
+        .requires_grad_()
+        for _ in range(2)
+    ]
+    return tables, torch.randn(VOCAB, DIM, generator=gen, dtype=torch.float64).to(
+        device, dtype
+    )
 
 
 def _train(opt, tables, target, batches, sched=None):
@@ -79,7 +109,10 @@ def _train(opt, tables, target, batches, sched=None):
     losses = []
     for idx in batches.to(target.device):
         opt.zero_grad()
-        loss = sum(((F.embedding(idx, w, sparse=True) - target[idx]) ** 2).sum() for w in tables)
+        loss = sum(
+            ((F.embedding(idx, w, sparse=True) - target[idx]) ** 2).sum()
+            for w in tables
+        )
         loss.backward()
         opt.step()
         if sched is not None:
@@ -88,12 +121,30 @@ def _train(opt, tables, target, batches, sched=None):
     return losses
 
 
-def _run(cls, options, steps=100, seed=0, groups=None, scheduler=None, dtype=torch.float64, device="cpu"):
+def _run(
+    cls,
+    options,
+    steps=100,
+    seed=0,
+    groups=None,
+    scheduler=None,
+    dtype=torch.float64,
+    device="cpu",
+):
     """Embedding regression with sparse gradients on two tables (a second group with ``groups`` overriding the
     options), the same batches and targets for either class. Returns the optimizer, the tables and the losses."""
     tables, target = _problem(seed, dtype, device)
-    opt = cls([{"params": tables[:1]}, {"params": tables[1:], **(groups or {})}], **copy.deepcopy(options))
-    losses = _train(opt, tables, target, _batches(steps, seed), scheduler(opt) if scheduler else None)
+    opt = cls(
+        [{"params": tables[:1]}, {"params": tables[1:], **(groups or {})}],
+        **copy.deepcopy(options),
+    )
+    losses = _train(
+        opt,
+        tables,
+        target,
+        _batches(steps, seed),
+        scheduler(opt) if scheduler else None,
+    )
     return opt, tables, losses
 
 
@@ -101,7 +152,9 @@ def _assert_runs_close(a, b, bound=BOUND):
     (opt_a, tables_a, _), (opt_b, tables_b, _) = a, b
     d_param = max_abs_diff(tables_a, tables_b, relative=True)
     d_state = state_diff(opt_a, opt_b, relative=True)
-    assert d_param <= bound and d_state <= bound, f"relative difference {d_param:.3g} (parameters), {d_state:.3g} (state)"
+    assert d_param <= bound and d_state <= bound, (
+        f"relative difference {d_param:.3g} (parameters), {d_state:.3g} (state)"
+    )
 
 
 @pytest.mark.parametrize("options", CASES, ids=_id)
@@ -111,13 +164,17 @@ def test_embedding_parity_with_torch(options):
     _assert_runs_close(_run(OURS, options), _run(THEIRS, options))
 
 
-@pytest.mark.parametrize("options", [dict(lr=0.05), dict(lr=0.05, betas=(0.5, 0.9), maximize=True)], ids=_id)
+@pytest.mark.parametrize(
+    "options", [dict(lr=0.05), dict(lr=0.05, betas=(0.5, 0.9), maximize=True)], ids=_id
+)
 def test_groups_and_scheduler_like_torch(options):
     """A second group with its own lr and betas, and StepLR editing the lr between steps."""
     sched = lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=7, gamma=0.5)
     group = dict(lr=0.02, betas=(0.7, 0.99))
-    _assert_runs_close(_run(OURS, options, groups=group, scheduler=sched),
-                       _run(THEIRS, options, groups=group, scheduler=sched))
+    _assert_runs_close(
+        _run(OURS, options, groups=group, scheduler=sched),
+        _run(THEIRS, options, groups=group, scheduler=sched),
+    )
 
 
 @pytest.mark.parametrize("options", CASES[:3] + CASES[-3:-1], ids=_id)
@@ -129,8 +186,13 @@ def test_untouched_rows_stay_exactly_unchanged(options):
     for w, w0 in zip(tables, initial):
         state = opt.state[w]
         assert torch.equal(w.detach()[-UNTOUCHED:], w0.detach()[-UNTOUCHED:])
-        assert not state["exp_avg"][-UNTOUCHED:].any() and not state["exp_avg_sq"][-UNTOUCHED:].any()
-        assert (w.detach()[:-UNTOUCHED] != w0.detach()[:-UNTOUCHED]).any(), "the looked-up rows should move"
+        assert (
+            not state["exp_avg"][-UNTOUCHED:].any()
+            and not state["exp_avg_sq"][-UNTOUCHED:].any()
+        )
+        assert (w.detach()[:-UNTOUCHED] != w0.detach()[:-UNTOUCHED]).any(), (
+            "the looked-up rows should move"
+        )
 
 
 def test_moments_of_a_row_do_not_decay_while_it_is_not_looked_up():
@@ -143,7 +205,9 @@ def test_moments_of_a_row_do_not_decay_while_it_is_not_looked_up():
         F.embedding(torch.tensor([row]), w, sparse=True).sum().backward()
         opt.step()
         if k == 0:
-            after_first = {key: opt.state[w][key][0].clone() for key in ("exp_avg", "exp_avg_sq")}
+            after_first = {
+                key: opt.state[w][key][0].clone() for key in ("exp_avg", "exp_avg_sq")
+            }
             row0 = w.detach()[0].clone()
     assert opt.state[w]["step"] == 4
     for key, value in after_first.items():
@@ -160,35 +224,51 @@ def test_repeated_indices_first_step_by_hand():
     (F.embedding(torch.tensor([2, 0, 2, 2]), w, sparse=True) * c).sum().backward()
     state = {}
     with torch.no_grad():
-        sparse_adam_step(w, w.grad, state, lr=lr, beta1=beta1, beta2=beta2, eps=eps_, maximize=False)
+        sparse_adam_step(
+            w, w.grad, state, lr=lr, beta1=beta1, beta2=beta2, eps=eps_, maximize=False
+        )
     g = 3 * c
     root = (1 - beta2) ** 0.5
     expected_row2 = -lr * root * g / (root * g.abs() + eps_)
     assert_close(w.detach()[2], expected_row2, ulps=8, scale=lr)
-    assert_close(w.detach()[0], -lr * root * c / (root * c.abs() + eps_), ulps=8, scale=lr)
+    assert_close(
+        w.detach()[0], -lr * root * c / (root * c.abs() + eps_), ulps=8, scale=lr
+    )
     assert not w.detach()[[1, 3]].any() and state["step"] == 1
 
 
 def test_dense_gradient_is_refused_like_torch():
     """A dense gradient raises torch's RuntimeError, word for word."""
+
     def step(cls):
         p = torch.zeros(3, dtype=torch.float64, requires_grad=True)
         p.grad = torch.ones_like(p)
         cls([p]).step()
+
     theirs = raised(lambda: step(THEIRS))
     skip_unless_worded(theirs, "does not support dense gradients", "a dense gradient")
-    assert raised(lambda: step(OURS)) == theirs == (RuntimeError, DENSE_GRADIENT_MESSAGE)
+    assert (
+        raised(lambda: step(OURS)) == theirs == (RuntimeError, DENSE_GRADIENT_MESSAGE)
+    )
 
 
 @pytest.mark.parametrize("kind", ["sparse", "complex"])
 def test_sparse_or_complex_params_are_refused_like_torch(kind):
     """torch names the refused parameters by [group, index]: the same ValueError."""
-    odd = (torch.zeros(3, 2, dtype=torch.float64).to_sparse().requires_grad_() if kind == "sparse"
-           else torch.zeros(3, dtype=torch.complex128, requires_grad=True))
+    odd = (
+        torch.zeros(3, 2, dtype=torch.float64).to_sparse().requires_grad_()
+        if kind == "sparse"
+        else torch.zeros(3, dtype=torch.complex128, requires_grad=True)
+    )
     dense = torch.zeros(3, dtype=torch.float64, requires_grad=True)
-    groups = lambda: [{"params": [dense]}, {"params": [torch.zeros(2, requires_grad=True), odd]}]
+    groups = lambda: [
+        {"params": [dense]},
+        {"params": [torch.zeros(2, requires_grad=True), odd]},
+    ]
     theirs = raised(lambda: THEIRS(groups()))
-    skip_unless_worded(theirs, f"{kind.capitalize()} params at indices", f"{kind} parameters")
+    skip_unless_worded(
+        theirs, f"{kind.capitalize()} params at indices", f"{kind} parameters"
+    )
     assert raised(lambda: OURS(groups())) == theirs
     assert "[[1, 1]]" in theirs[1]
 
@@ -199,9 +279,13 @@ def test_signature():
 
 @pytest.mark.parametrize("options", INVALID, ids=_id)
 def test_invalid(options):
-    if isinstance(options.get("lr"), torch.Tensor):  # an older torch may compare the tensor before checking its size
+    if isinstance(
+        options.get("lr"), torch.Tensor
+    ):  # an older torch may compare the tensor before checking its size
         theirs = raised(lambda: THEIRS([torch.zeros(2, requires_grad=True)], **options))
-        skip_unless_worded(theirs, "Tensor lr must be 1-element", "a 2-element tensor lr")
+        skip_unless_worded(
+            theirs, "Tensor lr must be 1-element", "a 2-element tensor lr"
+        )
     contract.check_invalid(OURS, THEIRS, options)
 
 
@@ -221,24 +305,44 @@ def test_state_dict_round_trip_both_ways(options):
     for saver in (OURS, THEIRS):
         full, tables_full, _ = _run(saver, options, steps=40)
         opt, tables, _ = _run(saver, options, steps=20)
-        saved, saved_tables = copy.deepcopy(opt.state_dict()), [w.detach().clone() for w in tables]
+        saved, saved_tables = (
+            copy.deepcopy(opt.state_dict()),
+            [w.detach().clone() for w in tables],
+        )
         for s in saved["state"].values():
-            assert type(s["step"]) is int and set(s) == {"step", "exp_avg", "exp_avg_sq"}
+            assert type(s["step"]) is int and set(s) == {
+                "step",
+                "exp_avg",
+                "exp_avg_sq",
+            }
         for loader in (OURS, THEIRS):
             tables_b, target = _problem()
             with torch.no_grad():
                 for w, w0 in zip(tables_b, saved_tables):
                     w.copy_(w0)
-            opt_b = loader([{"params": tables_b[:1]}, {"params": tables_b[1:]}], **copy.deepcopy(options))
+            opt_b = loader(
+                [{"params": tables_b[:1]}, {"params": tables_b[1:]}],
+                **copy.deepcopy(options),
+            )
             opt_b.load_state_dict(copy.deepcopy(saved))
             _train(opt_b, tables_b, target, batches[20:])
-            diff = max(max_abs_diff(tables_b, tables_full, relative=True), state_diff(opt_b, full, relative=True))
-            assert diff <= BOUND, f"{saver.__name__} → {loader.__name__}: relative difference {diff:.3g}"
-            assert opt_b.state_dict()["param_groups"][0].keys() == full.state_dict()["param_groups"][0].keys()
+            diff = max(
+                max_abs_diff(tables_b, tables_full, relative=True),
+                state_diff(opt_b, full, relative=True),
+            )
+            assert diff <= BOUND, (
+                f"{saver.__name__} → {loader.__name__}: relative difference {diff:.3g}"
+            )
+            assert (
+                opt_b.state_dict()["param_groups"][0].keys()
+                == full.state_dict()["param_groups"][0].keys()
+            )
             assert type(opt_b.state[tables_b[0]]["step"]) is int
 
 
-@pytest.mark.parametrize("options", [dict(), dict(lr=0.1, betas=(0.5, 0.9), maximize=True)], ids=_id)
+@pytest.mark.parametrize(
+    "options", [dict(), dict(lr=0.1, betas=(0.5, 0.9), maximize=True)], ids=_id
+)
 def test_state_like_torch(options):
     """Under either default dtype: torch's keys, ``step`` the same int, the moments of torch's dtype and shape."""
     previous = torch.get_default_dtype()
@@ -248,7 +352,11 @@ def test_state_like_torch(options):
             a, b = (_run(cls, options, steps=5)[0] for cls in (OURS, THEIRS))
             for p, q in zip(a.param_groups[0]["params"], b.param_groups[0]["params"]):
                 s, t = a.state[p], b.state[q]
-                assert set(s) == set(t) and type(s["step"]) is type(t["step"]) is int and s["step"] == t["step"] == 5
+                assert (
+                    set(s) == set(t)
+                    and type(s["step"]) is type(t["step"]) is int
+                    and s["step"] == t["step"] == 5
+                )
                 for key in ("exp_avg", "exp_avg_sq"):
                     assert (s[key].dtype, s[key].shape) == (t[key].dtype, t[key].shape)
             assert state_diff(a, b, relative=True) <= BOUND
@@ -265,7 +373,10 @@ def test_missing_grad_is_noop():
         opt.zero_grad()
         ((F.embedding(idx, tables[0], sparse=True) - target[idx]) ** 2).sum().backward()
         opt.step()
-    assert torch.equal(tables[1].detach(), before) and len(opt.state.get(tables[1], {})) == 0
+    assert (
+        torch.equal(tables[1].detach(), before)
+        and len(opt.state.get(tables[1], {})) == 0
+    )
     assert opt.state[tables[0]]["step"] == 3
 
 
@@ -273,18 +384,33 @@ def test_empty_gradient_counts_a_step_like_torch():
     """A sparse gradient with no entries changes nothing but the step count, as in torch."""
     results = []
     for cls in (OURS, THEIRS):
-        w = torch.randn(5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0), requires_grad=True)
+        w = torch.randn(
+            5,
+            3,
+            dtype=torch.float64,
+            generator=torch.Generator().manual_seed(0),
+            requires_grad=True,
+        )
         before = w.detach().clone()
         opt = cls([w])
-        no_rows, no_values = torch.zeros(1, 0, dtype=torch.long), torch.zeros(0, 3, dtype=torch.float64)
-        w.grad = torch.sparse_coo_tensor(no_rows, no_values, (5, 3), check_invariants=True)
+        no_rows, no_values = (
+            torch.zeros(1, 0, dtype=torch.long),
+            torch.zeros(0, 3, dtype=torch.float64),
+        )
+        w.grad = torch.sparse_coo_tensor(
+            no_rows, no_values, (5, 3), check_invariants=True
+        )
         opt.step()
         assert torch.equal(w.detach(), before) and not opt.state[w]["exp_avg"].any()
         results.append(opt.state[w]["step"])
     assert results == [1, 1]
 
 
-@pytest.mark.parametrize("options", [dict(lr=0.05), dict(lr=0.05, betas=(0.0, 0.9), eps=1e-4, maximize=True)], ids=_id)
+@pytest.mark.parametrize(
+    "options",
+    [dict(lr=0.05), dict(lr=0.05, betas=(0.0, 0.9), eps=1e-4, maximize=True)],
+    ids=_id,
+)
 def test_fully_sparse_gradient_like_torch(options):
     """A gradient sparse in both dimensions (single entries of a matrix, some repeated within a step): 50 steps."""
     gen = torch.Generator().manual_seed(1)
@@ -293,8 +419,14 @@ def test_fully_sparse_gradient_like_torch(options):
     for _ in range(50):
         idx = torch.randint(0, 5, (2, 7), generator=gen)
         idx[:, -1] = idx[:, 0]  # a repeated entry, summed by coalescing
-        grads.append(torch.sparse_coo_tensor(idx, torch.randn(7, generator=gen, dtype=torch.float64), (6, 5),
-                                             check_invariants=True))
+        grads.append(
+            torch.sparse_coo_tensor(
+                idx,
+                torch.randn(7, generator=gen, dtype=torch.float64),
+                (6, 5),
+                check_invariants=True,
+            )
+        )
     runs = []
     for cls in (OURS, THEIRS):
         w = init.clone().requires_grad_()
@@ -342,5 +474,8 @@ def test_cuda_float32_like_torch():
     options = dict(lr=0.05, betas=(0.8, 0.99))
     a = _run(OURS, options, steps=30, dtype=torch.float32, device="cuda")
     b = _run(THEIRS, options, steps=30, dtype=torch.float32, device="cuda")
-    assert a[1][0].device.type == "cuda" and a[0].state[a[1][0]]["exp_avg"].device.type == "cuda"
+    assert (
+        a[1][0].device.type == "cuda"
+        and a[0].state[a[1][0]]["exp_avg"].device.type == "cuda"
+    )
     _assert_runs_close(a, b, bound=contract.CUDA_ULPS * eps(torch.float32))

@@ -6,14 +6,31 @@ import torch
 from companion.experiments.sparse_features import make_sparse_features
 
 
-@pytest.mark.parametrize("n, d, max_freq, min_freq", [(4000, 20, 0.5, 0.05), (2000, 50, 0.3, 0.02)], ids=str)
+@pytest.mark.parametrize(
+    "n, d, max_freq, min_freq", [(4000, 20, 0.5, 0.05), (2000, 50, 0.3, 0.02)], ids=str
+)
 def test_shapes_frequencies_and_targets(n, d, max_freq, min_freq):
-    data, w, p = make_sparse_features(n=n, d=d, max_freq=max_freq, min_freq=min_freq, noise=0.1, dtype=torch.float64)
-    assert data.X.shape == (n, d) and data.y.shape == (n,) and w.shape == (d,) and p.shape == (d,)
+    data, w, p = make_sparse_features(
+        n=n, d=d, max_freq=max_freq, min_freq=min_freq, noise=0.1, dtype=torch.float64
+    )
+    assert (
+        data.X.shape == (n, d)
+        and data.y.shape == (n,)
+        and w.shape == (d,)
+        and p.shape == (d,)
+    )
     assert set(data.X.unique().tolist()) <= {0.0, 1.0}
     # log-spaced from max_freq down to min_freq (within 1e-12)
     assert abs(p[0].item() - max_freq) < 1e-12 and abs(p[-1].item() - min_freq) < 1e-12
-    assert torch.allclose(p.log().diff(), torch.full((d - 1,), (torch.tensor(min_freq / max_freq).log() / (d - 1)).item(), dtype=torch.float64), atol=1e-12)
+    assert torch.allclose(
+        p.log().diff(),
+        torch.full(
+            (d - 1,),
+            (torch.tensor(min_freq / max_freq).log() / (d - 1)).item(),
+            dtype=torch.float64,
+        ),
+        atol=1e-12,
+    )
     # empirical frequencies within 5 standard errors of p
     se = (p * (1 - p) / n).sqrt()
     assert ((data.X.mean(0) - p).abs() < 5 * se).all()

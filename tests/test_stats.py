@@ -12,10 +12,14 @@ from companion.core.stats import Interval, mean_interval, paired_interval
 def test_interval_matches_scipy():
     xs = [0.91, 0.93, 0.92, 0.95, 0.90]
     got = mean_interval(xs)
-    lo, hi = scipy_stats.t.interval(0.95, len(xs) - 1, loc=sum(xs) / len(xs), scale=scipy_stats.sem(xs))
+    lo, hi = scipy_stats.t.interval(
+        0.95, len(xs) - 1, loc=sum(xs) / len(xs), scale=scipy_stats.sem(xs)
+    )
     # the same formula in another order: a few ε of the values' size
     assert abs(got.lo - lo) < 8 * 2.2e-16 and abs(got.hi - hi) < 8 * 2.2e-16
-    assert got.mean == pytest.approx(0.922, rel=1e-12) and got.half == pytest.approx((hi - lo) / 2, rel=1e-12)
+    assert got.mean == pytest.approx(0.922, rel=1e-12) and got.half == pytest.approx(
+        (hi - lo) / 2, rel=1e-12
+    )
 
 
 def test_coverage_is_about_the_level():

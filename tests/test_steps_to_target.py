@@ -12,12 +12,17 @@ from companion.optim import SGD
 @pytest.mark.parametrize(
     "steps,values,target,expected",
     [
-        ([10, 20, 30], [0.5, 0.9, 0.95], 0.9, 20),     # equality counts as reaching
+        ([10, 20, 30], [0.5, 0.9, 0.95], 0.9, 20),  # equality counts as reaching
         ([10, 20, 30], [0.5, 0.8, 0.95], 0.9, 30),
-        ([10, 20, 30], [0.95, 0.5, 0.99], 0.9, 10),    # the first time, even if it drops later
+        (
+            [10, 20, 30],
+            [0.95, 0.5, 0.99],
+            0.9,
+            10,
+        ),  # the first time, even if it drops later
         ([10, 20, 30], [0.5, 0.6, 0.7], 0.9, None),
         ([], [], 0.5, None),
-        ([5], [float("nan")], 0.5, None),              # NaN never reaches a target
+        ([5], [float("nan")], 0.5, None),  # NaN never reaches a target
     ],
 )
 def test_first_reaching(steps, values, target, expected):
@@ -37,17 +42,31 @@ def _problem(seed=0, lr=0.1):
 )
 def test_steps_to_accuracy(target, stop, reached):
     data, model, opt = _problem()
-    r = steps_to_accuracy(model, opt, data, data, target, max_steps=200, eval_every=5, batch_size=32,
-                          generator=torch.Generator().manual_seed(0), stop_at_target=stop)
-    assert r.eval_steps == list(range(5, r.eval_steps[-1] + 1, 5))  # evaluated every 5 steps
+    r = steps_to_accuracy(
+        model,
+        opt,
+        data,
+        data,
+        target,
+        max_steps=200,
+        eval_every=5,
+        batch_size=32,
+        generator=torch.Generator().manual_seed(0),
+        stop_at_target=stop,
+    )
+    assert r.eval_steps == list(
+        range(5, r.eval_steps[-1] + 1, 5)
+    )  # evaluated every 5 steps
     assert (r.steps is not None) == reached and not r.diverged
     if reached:
         assert r.steps == first_reaching(r.eval_steps, r.accuracy, target)
         assert r.accuracy[r.eval_steps.index(r.steps)] >= target
     if reached and stop:
-        assert r.eval_steps[-1] == r.steps       # training stopped at the target
+        assert r.eval_steps[-1] == r.steps  # training stopped at the target
     else:
-        assert r.eval_steps[-1] == 200           # training ran to max_steps (across several epochs)
+        assert (
+            r.eval_steps[-1] == 200
+        )  # training ran to max_steps (across several epochs)
 
 
 def test_steps_to_accuracy_is_deterministic():
@@ -55,8 +74,18 @@ def test_steps_to_accuracy_is_deterministic():
     runs = []
     for _ in range(2):
         data, model, opt = _problem(seed=1)
-        runs.append(steps_to_accuracy(model, opt, data, data, 0.95, max_steps=150, eval_every=3,
-                                      generator=torch.Generator().manual_seed(3)))
+        runs.append(
+            steps_to_accuracy(
+                model,
+                opt,
+                data,
+                data,
+                0.95,
+                max_steps=150,
+                eval_every=3,
+                generator=torch.Generator().manual_seed(3),
+            )
+        )
     assert runs[0].steps == runs[1].steps and runs[0].accuracy == runs[1].accuracy
 
 

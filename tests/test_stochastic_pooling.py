@@ -14,7 +14,12 @@ import torch
 from torch import nn
 
 from companion import make_generator
-from companion.regularization import StochasticPool1d, StochasticPool2d, inverse_cdf_index, stochastic_pool
+from companion.regularization import (
+    StochasticPool1d,
+    StochasticPool2d,
+    inverse_cdf_index,
+    stochastic_pool,
+)
 from companion.testing.tolerances import assert_close
 from conftest import CUDA
 
@@ -28,7 +33,13 @@ SHAPES = [  # (layer, torch's layer, kernel_size, stride, input shape)
     (StochasticPool1d, nn.MaxPool1d, 2, 3, (1, 2, 9)),  # gaps between windows
     (StochasticPool1d, nn.MaxPool1d, 2, None, (0, 2, 6)),  # empty batch
     (StochasticPool2d, nn.MaxPool2d, 2, None, (2, 3, 8, 8)),
-    (StochasticPool2d, nn.MaxPool2d, (2, 3), (1, 2), (3, 7, 9)),  # unbatched, rectangular
+    (
+        StochasticPool2d,
+        nn.MaxPool2d,
+        (2, 3),
+        (1, 2),
+        (3, 7, 9),
+    ),  # unbatched, rectangular
     (StochasticPool2d, nn.MaxPool2d, 5, None, (1, 1, 5, 5)),
     (StochasticPool2d, nn.MaxPool2d, 3, 2, (2, 2, 6, 7)),
 ]
@@ -39,8 +50,11 @@ def relu_input(shape, seed=0, dtype=torch.float64):
     return torch.randn(shape, generator=make_generator(seed), dtype=dtype).relu()
 
 
-@pytest.mark.parametrize("layer,theirs,k,s,shape", SHAPES,
-                         ids=[f"{c.__name__}-k{k}-s{s}-{sh}" for c, _, k, s, sh in SHAPES])
+@pytest.mark.parametrize(
+    "layer,theirs,k,s,shape",
+    SHAPES,
+    ids=[f"{c.__name__}-k{k}-s{s}-{sh}" for c, _, k, s, sh in SHAPES],
+)
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 def test_output_shape_is_max_pooling_s(layer, theirs, k, s, shape, training):
     x = relu_input(shape)
@@ -50,23 +64,42 @@ def test_output_shape_is_max_pooling_s(layer, theirs, k, s, shape, training):
 
 def exact_eval(x: torch.Tensor, k: tuple[int, ...], s: tuple[int, ...]) -> torch.Tensor:
     """Σa² / Σa for every window, in exact rational arithmetic, by a direct loop (then rounded to float64)."""
-    lead, spatial = x.shape[: x.dim() - len(k)], x.shape[x.dim() - len(k):]
+    lead, spatial = x.shape[: x.dim() - len(k)], x.shape[x.dim() - len(k) :]
     out_shape = [(n - ki) // si + 1 for n, ki, si in zip(spatial, k, s)]
     flat = x.reshape(-1, *spatial)
     out = torch.zeros(flat.shape[0], *out_shape, dtype=torch.float64)
     for b in range(flat.shape[0]):
-        for j in torch.cartesian_prod(*[torch.arange(n) for n in out_shape]).reshape(-1, len(k)).tolist():
-            offsets = torch.cartesian_prod(*[torch.arange(ki) for ki in k]).reshape(-1, len(k)).tolist()
-            a = [Fraction(flat[(b, *[jj * ss + ii for jj, ss, ii in zip(j, s, i)])].item()) for i in offsets]
+        for j in (
+            torch.cartesian_prod(*[torch.arange(n) for n in out_shape])
+            .reshape(-1, len(k))
+            .tolist()
+        ):
+            offsets = (
+                torch.cartesian_prod(*[torch.arange(ki) for ki in k])
+                .reshape(-1, len(k))
+                .tolist()
+            )
+            a = [
+                Fraction(
+                    flat[(b, *[jj * ss + ii for jj, ss, ii in zip(j, s, i)])].item()
+                )
+                for i in offsets
+            ]
             out[(b, *j)] = float(sum(v * v for v in a) / sum(a)) if sum(a) > 0 else 0.0
     return out.reshape(*lead, *out_shape)
 
 
-EVAL = [(StochasticPool1d, 2, None, (2, 3, 10)), (StochasticPool1d, 3, 1, (3, 9)),
-        (StochasticPool2d, 2, None, (2, 2, 6, 6)), (StochasticPool2d, 3, 2, (2, 7, 7))]
+EVAL = [
+    (StochasticPool1d, 2, None, (2, 3, 10)),
+    (StochasticPool1d, 3, 1, (3, 9)),
+    (StochasticPool2d, 2, None, (2, 2, 6, 6)),
+    (StochasticPool2d, 3, 2, (2, 7, 7)),
+]
 
 
-@pytest.mark.parametrize("layer,k,s,shape", EVAL, ids=[f"{c.__name__}-k{k}-s{s}" for c, k, s, _ in EVAL])
+@pytest.mark.parametrize(
+    "layer,k,s,shape", EVAL, ids=[f"{c.__name__}-k{k}-s{s}" for c, k, s, _ in EVAL]
+)
 def test_evaluation_is_the_probability_weighted_average(layer, k, s, shape):
     x = relu_input(shape, seed=1)
     n = layer.n_spatial
@@ -77,7 +110,9 @@ def test_evaluation_is_the_probability_weighted_average(layer, k, s, shape):
     # Σa and Σa² over K ≤ 9 non-negative terms, each within (K − 1)ε relative (plus ε for each product),
     # and one division: at most 2K + 1 ε of each output, and the outputs are at most the scale
     assert_close(out, expected, ulps=2 * math.prod(kk) + 1)
-    assert (expected == 0).any() and torch.equal(out[expected == 0], expected[expected == 0])
+    assert (expected == 0).any() and torch.equal(
+        out[expected == 0], expected[expected == 0]
+    )
 
 
 def counts_within(counts: torch.Tensor, n: int, p: torch.Tensor) -> bool:
@@ -89,7 +124,11 @@ def counts_within(counts: torch.Tensor, n: int, p: torch.Tensor) -> bool:
 LAWS = [  # (window, kernel_size, layer) with distinct positive values, zeros among them
     (torch.tensor([1.0, 0.0, 2.0, 3.0, 4.0, 0.0]), 6, StochasticPool1d),
     (torch.tensor([[0.0, 1.0], [3.0, 6.0]]), 2, StochasticPool2d),
-    (torch.tensor([[0.5, 0.0, 8.0], [0.0, 0.25, 1.25], [0.0, 0.0, 0.0]]), 3, StochasticPool2d),
+    (
+        torch.tensor([[0.5, 0.0, 8.0], [0.0, 0.25, 1.25], [0.0, 0.0, 0.0]]),
+        3,
+        StochasticPool2d,
+    ),
 ]
 
 
@@ -97,7 +136,11 @@ LAWS = [  # (window, kernel_size, layer) with distinct positive values, zeros am
 def test_training_draws_follow_p_proportional_to_a(window, k, layer):
     draws = 20_000
     # the same window repeated along the last axis: (1, 1, …, draws·k) windows side by side
-    x = window.to(torch.float64).repeat(*([1] * (window.dim() - 1)), draws).reshape(1, 1, *window.shape[:-1], -1)
+    x = (
+        window.to(torch.float64)
+        .repeat(*([1] * (window.dim() - 1)), draws)
+        .reshape(1, 1, *window.shape[:-1], -1)
+    )
     out = layer(k, generator=make_generator(2))(x).reshape(-1)
     assert out.numel() == draws
     values = window.reshape(-1).to(torch.float64)
@@ -109,9 +152,13 @@ def test_training_draws_follow_p_proportional_to_a(window, k, layer):
     # the bound has power: a uniform choice among the positive elements, or p ∝ a², misses it by far
     uniform = (values > 0).to(torch.float64) / (values > 0).sum()
     squared = values**2 / (values**2).sum()
-    assert not counts_within(draws * uniform, draws, p) and not counts_within(draws * squared, draws, p)
+    assert not counts_within(draws * uniform, draws, p) and not counts_within(
+        draws * squared, draws, p
+    )
     # the mean of the draws is the evaluation output Σp a, within SDS standard errors of the mean
-    mean_eval = layer(k).eval()(window.to(torch.float64).reshape(1, 1, *window.shape)).item()
+    mean_eval = (
+        layer(k).eval()(window.to(torch.float64).reshape(1, 1, *window.shape)).item()
+    )
     sd = math.sqrt(((p * values**2).sum() - mean_eval**2) / draws)
     assert abs(out.mean().item() - mean_eval) <= SDS * sd
     # ... which the mean of the maximum (max pooling's output) misses
@@ -119,8 +166,12 @@ def test_training_draws_follow_p_proportional_to_a(window, k, layer):
 
 
 def test_zeros_are_never_drawn_and_the_output_is_a_window_element():
-    x = relu_input((4, 3, 16, 16), seed=3) * (torch.rand((4, 3, 16, 16), generator=make_generator(4)) < 0.3)
-    x[0, 0, :2, :2] = torch.tensor([[0.0, 1e-30], [0.0, 0.0]], dtype=torch.float64)  # one tiny positive element
+    x = relu_input((4, 3, 16, 16), seed=3) * (
+        torch.rand((4, 3, 16, 16), generator=make_generator(4)) < 0.3
+    )
+    x[0, 0, :2, :2] = torch.tensor(
+        [[0.0, 1e-30], [0.0, 0.0]], dtype=torch.float64
+    )  # one tiny positive element
     pool = StochasticPool2d(2, generator=make_generator(5))
     windows = x.unfold(2, 2, 2).unfold(3, 2, 2).reshape(4, 3, 8, 8, 4)
     for _ in range(20):
@@ -132,7 +183,9 @@ def test_zeros_are_never_drawn_and_the_output_is_a_window_element():
     assert out[0, 0, 0, 0] == 1e-30
 
 
-@pytest.mark.parametrize("dtype,tiny", [(torch.float64, 5e-324), (torch.float32, 1e-45)])
+@pytest.mark.parametrize(
+    "dtype,tiny", [(torch.float64, 5e-324), (torch.float32, 1e-45)]
+)
 def test_inverse_cdf_boundaries_and_rounding(dtype, tiny):
     """With a subnormal sum, u·Σ rounds up to Σ: the index is capped at the last positive element."""
     a = torch.tensor([[tiny, 0.0], [0.0, 0.0], [2.0, 1.0]], dtype=dtype)
@@ -141,17 +194,29 @@ def test_inverse_cdf_boundaries_and_rounding(dtype, tiny):
     assert inverse_cdf_index(a, u).tolist() == [0, 0, 1]
     # the boundaries: c = (2, 3), so u·3 < 2 picks 0 and u·3 ≥ 2 picks 1
     b = torch.tensor([[2.0, 1.0]] * 4, dtype=dtype)
-    assert inverse_cdf_index(b, torch.tensor([0.0, 0.6, 2 / 3 + 1e-6, 0.9], dtype=dtype)).tolist() == [0, 0, 1, 1]
+    assert inverse_cdf_index(
+        b, torch.tensor([0.0, 0.6, 2 / 3 + 1e-6, 0.9], dtype=dtype)
+    ).tolist() == [0, 0, 1, 1]
     # u ∈ [0, 1) falls in [c_{i-1}, c_i) ⇒ i: u = 0 skips leading zeros, and a threshold equal to c_i picks i + 1
-    c = torch.tensor([[0.0, 0.0, 2.0, 1.0, 1.0]] * 4, dtype=dtype)  # c = (0, 0, 2, 3, 4)
-    assert inverse_cdf_index(c, torch.tensor([0.0, 0.5, 0.75, 0.25], dtype=dtype)).tolist() == [2, 3, 4, 2]
+    c = torch.tensor(
+        [[0.0, 0.0, 2.0, 1.0, 1.0]] * 4, dtype=dtype
+    )  # c = (0, 0, 2, 3, 4)
+    assert inverse_cdf_index(
+        c, torch.tensor([0.0, 0.5, 0.75, 0.25], dtype=dtype)
+    ).tolist() == [2, 3, 4, 2]
 
 
-GRADS = [(StochasticPool1d, 3, 2, (2, 3, 11)), (StochasticPool1d, 2, None, (3, 8)),
-         (StochasticPool2d, 3, 2, (2, 2, 7, 7)), (StochasticPool2d, 2, None, (1, 3, 6, 6))]
+GRADS = [
+    (StochasticPool1d, 3, 2, (2, 3, 11)),
+    (StochasticPool1d, 2, None, (3, 8)),
+    (StochasticPool2d, 3, 2, (2, 2, 7, 7)),
+    (StochasticPool2d, 2, None, (1, 3, 6, 6)),
+]
 
 
-@pytest.mark.parametrize("layer,k,s,shape", GRADS, ids=[f"{c.__name__}-k{k}-s{s}" for c, k, s, _ in GRADS])
+@pytest.mark.parametrize(
+    "layer,k,s,shape", GRADS, ids=[f"{c.__name__}-k{k}-s{s}" for c, k, s, _ in GRADS]
+)
 def test_gradient_reaches_the_drawn_element_only(layer, k, s, shape):
     n = math.prod(shape)
     # distinct positive values, so that a drawn value names its position
@@ -163,14 +228,18 @@ def test_gradient_reaches_the_drawn_element_only(layer, k, s, shape):
     g = torch.randint(1, 6, out.shape, generator=make_generator(8)).to(torch.float64)
     out.backward(g)
     expected = torch.zeros(n, dtype=torch.float64)
-    expected.index_add_(0, position[(out.detach() - 1).long().reshape(-1)], g.reshape(-1))
+    expected.index_add_(
+        0, position[(out.detach() - 1).long().reshape(-1)], g.reshape(-1)
+    )
     assert torch.equal(x.grad, expected.reshape(shape))
 
 
 def test_evaluation_gradient():
     x = (relu_input((2, 3, 6, 6), seed=9) + 0.1).requires_grad_()
     assert torch.autograd.gradcheck(lambda t: StochasticPool2d(3, 1).eval()(t), (x,))
-    assert torch.autograd.gradgradcheck(lambda t: StochasticPool2d(3, 1).eval()(t), (x,))
+    assert torch.autograd.gradgradcheck(
+        lambda t: StochasticPool2d(3, 1).eval()(t), (x,)
+    )
 
 
 def test_generator_seeds_the_draws():
@@ -188,36 +257,64 @@ def test_generator_seeds_the_draws():
 def test_functional_matches_the_layers():
     x = relu_input((2, 3, 8, 8), seed=13)
     ours = StochasticPool2d((2, 4), 2, generator=make_generator(14))(x)
-    assert torch.equal(stochastic_pool(x, (2, 4), (2, 2), generator=make_generator(14)), ours)
-    assert torch.equal(stochastic_pool(x, (2, 4), (2, 2), training=False), StochasticPool2d((2, 4), 2).eval()(x))
+    assert torch.equal(
+        stochastic_pool(x, (2, 4), (2, 2), generator=make_generator(14)), ours
+    )
+    assert torch.equal(
+        stochastic_pool(x, (2, 4), (2, 2), training=False),
+        StochasticPool2d((2, 4), 2).eval()(x),
+    )
 
 
 def test_half_precision_keeps_its_dtype():
     x = relu_input((2, 3, 8), seed=15)
     for dtype in (torch.float16, torch.bfloat16, torch.float32):
         pool = StochasticPool1d(2, generator=make_generator(16))
-        assert pool(x.to(dtype)).dtype == dtype and pool.eval()(x.to(dtype)).dtype == dtype
+        assert (
+            pool(x.to(dtype)).dtype == dtype and pool.eval()(x.to(dtype)).dtype == dtype
+        )
 
 
 def test_repr():
     assert repr(StochasticPool1d(3)) == "StochasticPool1d(kernel_size=3, stride=3)"
-    assert repr(StochasticPool2d((2, 3), 1)) == "StochasticPool2d(kernel_size=(2, 3), stride=1)"
+    assert (
+        repr(StochasticPool2d((2, 3), 1))
+        == "StochasticPool2d(kernel_size=(2, 3), stride=1)"
+    )
 
 
 ERRORS = [
     (lambda: StochasticPool1d(0), "kernel_size must be greater than zero, but got 0"),
     (lambda: StochasticPool1d(-2), "kernel_size must be greater than zero, but got -2"),
     (lambda: StochasticPool1d(2, 0), "stride must be greater than zero, but got 0"),
-    (lambda: StochasticPool2d((2, 0)), r"kernel_size must be greater than zero, but got \(2, 0\)"),
-    (lambda: StochasticPool2d(2, (1, -1)), r"stride must be greater than zero, but got \(1, -1\)"),
+    (
+        lambda: StochasticPool2d((2, 0)),
+        r"kernel_size must be greater than zero, but got \(2, 0\)",
+    ),
+    (
+        lambda: StochasticPool2d(2, (1, -1)),
+        r"stride must be greater than zero, but got \(1, -1\)",
+    ),
     (lambda: StochasticPool2d((2, 2, 2)), "kernel_size must be an int or 2 ints"),
     (lambda: StochasticPool1d(2.0), "kernel_size must be an int or 1 ints"),
-    (lambda: StochasticPool1d(2)(torch.ones(1, 1, 2, 4)), r"expects a 2-D \(C, \*L\) or 3-D"),
+    (
+        lambda: StochasticPool1d(2)(torch.ones(1, 1, 2, 4)),
+        r"expects a 2-D \(C, \*L\) or 3-D",
+    ),
     (lambda: StochasticPool2d(2)(torch.ones(4)), r"expects a 3-D \(C, \*L\) or 4-D"),
     (lambda: StochasticPool1d(5)(torch.ones(1, 2, 4)), "the kernel spans 5 positions"),
-    (lambda: StochasticPool1d(2)(torch.tensor([[1.0, -0.5, 2.0]])), "non-negative input .* minimum is -0.5"),
-    (lambda: StochasticPool1d(2).eval()(torch.tensor([[1.0, -0.5, 2.0]])), "non-negative input .* minimum is -0.5"),
-    (lambda: StochasticPool1d(2)(torch.tensor([[1.0, float("nan")]])), "non-negative input .* minimum is nan"),
+    (
+        lambda: StochasticPool1d(2)(torch.tensor([[1.0, -0.5, 2.0]])),
+        "non-negative input .* minimum is -0.5",
+    ),
+    (
+        lambda: StochasticPool1d(2).eval()(torch.tensor([[1.0, -0.5, 2.0]])),
+        "non-negative input .* minimum is -0.5",
+    ),
+    (
+        lambda: StochasticPool1d(2)(torch.tensor([[1.0, float("nan")]])),
+        "non-negative input .* minimum is nan",
+    ),
 ]
 
 
@@ -233,7 +330,9 @@ def test_cuda_float32():
     cuda = x.cuda()
     # the same CPU generator's uniforms, and correctly rounded sums: the same draws as on the CPU
     on_gpu = StochasticPool2d(2, generator=make_generator(18))(cuda)
-    assert on_gpu.is_cuda and torch.equal(on_gpu.cpu(), StochasticPool2d(2, generator=make_generator(18))(x))
+    assert on_gpu.is_cuda and torch.equal(
+        on_gpu.cpu(), StochasticPool2d(2, generator=make_generator(18))(x)
+    )
     # the default generator of the GPU: still a window element (a draw differs from the CPU's, the law does not)
     out = StochasticPool2d(2)(cuda)
     windows = cuda.unfold(2, 2, 2).unfold(3, 2, 2).reshape(4, 3, 6, 6, 4)

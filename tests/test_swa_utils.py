@@ -30,7 +30,12 @@ from torch import nn
 import companion.optim.swa_utils as ours
 import companion.nn as cnn
 from companion.testing.installed_torch import raised, skip_unless_shown
-from companion.testing.schedules import assert_traces_close, resumed, run, two_group_optimizer
+from companion.testing.schedules import (
+    assert_traces_close,
+    resumed,
+    run,
+    two_group_optimizer,
+)
 from companion.testing.tolerances import assert_close, mismatch
 
 theirs = torch.optim.swa_utils
@@ -52,7 +57,9 @@ def make_model(norm: str | None = "torch", seed: int = 0) -> nn.Module:
 
 def batch(step: int, rows: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(1000 + step)
-    return torch.randn(rows, 5, generator=g, dtype=torch.float64), torch.randn(rows, 3, generator=g, dtype=torch.float64)
+    return torch.randn(rows, 5, generator=g, dtype=torch.float64), torch.randn(
+        rows, 3, generator=g, dtype=torch.float64
+    )
 
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, step: int) -> None:
@@ -62,7 +69,9 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, step: int) ->
     optimizer.step()
 
 
-def follow(model: nn.Module, averaged: list[nn.Module], steps: int, start: int = 0) -> None:
+def follow(
+    model: nn.Module, averaged: list[nn.Module], steps: int, start: int = 0
+) -> None:
     """``steps`` SGD steps on ``model``, each followed by every averaged model's ``update_parameters``."""
     optimizer = torch.optim.SGD(model.parameters(), lr=0.2)
     for step in range(start, start + steps):
@@ -75,7 +84,9 @@ def assert_same_average(a: nn.Module, b: nn.Module, ulps: float = AVERAGE_ULPS) 
     sa, sb = a.state_dict(), b.state_dict()
     assert list(sa) == list(sb)
     for key in sa:
-        exact = not sb[key].is_floating_point()  # counters: n_averaged, num_batches_tracked
+        exact = not sb[
+            key
+        ].is_floating_point()  # counters: n_averaged, num_batches_tracked
         assert_close(sa[key], sb[key], ulps=0 if exact else ulps, what=key)
 
 
@@ -85,27 +96,69 @@ CASES = [
     ("swa-no-bn", None, {}, {}),
     ("swa-our-bn", "ours", {}, {}),
     ("swa-buffers", "torch", dict(use_buffers=True), dict(use_buffers=True)),
-    ("swa-avg_fn", "torch", dict(avg_fn=ours.get_swa_avg_fn()), dict(avg_fn=theirs.get_swa_avg_fn())),
+    (
+        "swa-avg_fn",
+        "torch",
+        dict(avg_fn=ours.get_swa_avg_fn()),
+        dict(avg_fn=theirs.get_swa_avg_fn()),
+    ),
     # torch's get_swa_multi_avg_fn rounds its weight 1/(n+1) to float32 (see the test below): compare with
     # torch's default path, the exact equal average on the CPU
     ("swa-multi", "torch", dict(multi_avg_fn=ours.get_swa_multi_avg_fn()), {}),
-    ("swa-multi-buffers", "torch", dict(multi_avg_fn=ours.get_swa_multi_avg_fn(), use_buffers=True),
-     dict(use_buffers=True)),
-    ("ema-multi", "torch", dict(multi_avg_fn=ours.get_ema_multi_avg_fn(0.9)),
-     dict(multi_avg_fn=theirs.get_ema_multi_avg_fn(0.9))),
-    ("ema-multi-buffers", "torch", dict(multi_avg_fn=ours.get_ema_multi_avg_fn(0.8), use_buffers=True),
-     dict(multi_avg_fn=theirs.get_ema_multi_avg_fn(0.8), use_buffers=True)),
-    ("ema-multi-small-decay", "ours", dict(multi_avg_fn=ours.get_ema_multi_avg_fn(0.3), use_buffers=True),
-     dict(multi_avg_fn=theirs.get_ema_multi_avg_fn(0.3), use_buffers=True)),
-    ("ema-multi-default", None, dict(multi_avg_fn=ours.get_ema_multi_avg_fn()),
-     dict(multi_avg_fn=theirs.get_ema_multi_avg_fn())),
-    ("ema-avg_fn", "torch", dict(avg_fn=ours.get_ema_avg_fn(0.9)), dict(avg_fn=theirs.get_ema_avg_fn(0.9))),
-    ("ema-avg_fn-buffers", "ours", dict(avg_fn=ours.get_ema_avg_fn(0.7), use_buffers=True),
-     dict(avg_fn=theirs.get_ema_avg_fn(0.7), use_buffers=True)),
-    ("torch-fn-in-ours", "torch", dict(multi_avg_fn=theirs.get_ema_multi_avg_fn(0.9)),
-     dict(multi_avg_fn=theirs.get_ema_multi_avg_fn(0.9))),
-    ("ours-fn-in-torch", "torch", dict(multi_avg_fn=ours.get_ema_multi_avg_fn(0.9)),
-     dict(multi_avg_fn=ours.get_ema_multi_avg_fn(0.9))),
+    (
+        "swa-multi-buffers",
+        "torch",
+        dict(multi_avg_fn=ours.get_swa_multi_avg_fn(), use_buffers=True),
+        dict(use_buffers=True),
+    ),
+    (
+        "ema-multi",
+        "torch",
+        dict(multi_avg_fn=ours.get_ema_multi_avg_fn(0.9)),
+        dict(multi_avg_fn=theirs.get_ema_multi_avg_fn(0.9)),
+    ),
+    (
+        "ema-multi-buffers",
+        "torch",
+        dict(multi_avg_fn=ours.get_ema_multi_avg_fn(0.8), use_buffers=True),
+        dict(multi_avg_fn=theirs.get_ema_multi_avg_fn(0.8), use_buffers=True),
+    ),
+    (
+        "ema-multi-small-decay",
+        "ours",
+        dict(multi_avg_fn=ours.get_ema_multi_avg_fn(0.3), use_buffers=True),
+        dict(multi_avg_fn=theirs.get_ema_multi_avg_fn(0.3), use_buffers=True),
+    ),
+    (
+        "ema-multi-default",
+        None,
+        dict(multi_avg_fn=ours.get_ema_multi_avg_fn()),
+        dict(multi_avg_fn=theirs.get_ema_multi_avg_fn()),
+    ),
+    (
+        "ema-avg_fn",
+        "torch",
+        dict(avg_fn=ours.get_ema_avg_fn(0.9)),
+        dict(avg_fn=theirs.get_ema_avg_fn(0.9)),
+    ),
+    (
+        "ema-avg_fn-buffers",
+        "ours",
+        dict(avg_fn=ours.get_ema_avg_fn(0.7), use_buffers=True),
+        dict(avg_fn=theirs.get_ema_avg_fn(0.7), use_buffers=True),
+    ),
+    (
+        "torch-fn-in-ours",
+        "torch",
+        dict(multi_avg_fn=theirs.get_ema_multi_avg_fn(0.9)),
+        dict(multi_avg_fn=theirs.get_ema_multi_avg_fn(0.9)),
+    ),
+    (
+        "ours-fn-in-torch",
+        "torch",
+        dict(multi_avg_fn=ours.get_ema_multi_avg_fn(0.9)),
+        dict(multi_avg_fn=ours.get_ema_multi_avg_fn(0.9)),
+    ),
 ]
 IDS = [c[0] for c in CASES]
 
@@ -120,7 +173,9 @@ def test_averaged_model_matches_torch(name, norm, mine, reference):
     assert_same_average(a, b)
     x, _ = batch(-1)
     a.eval(), b.eval()
-    assert_close(a(x), b(x), ulps=AVERAGE_ULPS * 8, what="output")  # a forward of two layers on the averages
+    assert_close(
+        a(x), b(x), ulps=AVERAGE_ULPS * 8, what="output"
+    )  # a forward of two layers on the averages
 
 
 def test_first_update_copies_and_then_averages():
@@ -135,7 +190,9 @@ def test_first_update_copies_and_then_averages():
             for p, q in zip(avg.parameters(), model.parameters()):
                 assert torch.equal(p, q)  # θ̄_1 = θ_1, a copy
     for p, *iterates in zip(avg.parameters(), *snapshots):
-        assert_close(p, sum(iterates) / 3, ulps=8, what="mean of three")  # two updates against one sum
+        assert_close(
+            p, sum(iterates) / 3, ulps=8, what="mean of three"
+        )  # two updates against one sum
 
 
 def test_ema_weights_are_geometric():
@@ -148,8 +205,12 @@ def test_ema_weights_are_geometric():
         iterates.append([p.detach().clone() for p in model.parameters()])
     n = len(iterates)
     for i, p in enumerate(avg.parameters()):
-        expected = d ** (n - 1) * iterates[0][i] + sum((1 - d) * d ** (n - k) * iterates[k - 1][i] for k in range(2, n + 1))
-        assert_close(p, expected, ulps=32, what="EMA weights")  # five updates against a sum of five terms
+        expected = d ** (n - 1) * iterates[0][i] + sum(
+            (1 - d) * d ** (n - k) * iterates[k - 1][i] for k in range(2, n + 1)
+        )
+        assert_close(
+            p, expected, ulps=32, what="EMA weights"
+        )  # five updates against a sum of five terms
 
 
 def test_buffers_follow_the_model_without_use_buffers():
@@ -161,14 +222,20 @@ def test_buffers_follow_the_model_without_use_buffers():
 
 
 @pytest.mark.parametrize("use_buffers", [False, True])
-@pytest.mark.parametrize("saver, loader", [(ours, theirs), (theirs, ours), (ours, ours)],
-                         ids=["ours-torch", "torch-ours", "ours-ours"])
+@pytest.mark.parametrize(
+    "saver, loader",
+    [(ours, theirs), (theirs, ours), (ours, ours)],
+    ids=["ours-torch", "torch-ours", "ours-ours"],
+)
 def test_state_dict_interchange(use_buffers, saver, loader):
     """Save after 12 updates, load into a fresh AveragedModel (ours or torch's), continue 12: the same as straight on."""
     model = make_model("torch")
     straight = saver.AveragedModel(model, use_buffers=use_buffers)
     follow(model, [straight], 12)
-    saved, model_saved = copy.deepcopy(straight.state_dict()), copy.deepcopy(model.state_dict())
+    saved, model_saved = (
+        copy.deepcopy(straight.state_dict()),
+        copy.deepcopy(model.state_dict()),
+    )
     fresh = loader.AveragedModel(make_model("torch", seed=1), use_buffers=use_buffers)
     assert list(fresh.state_dict()) == list(saved)
     fresh.load_state_dict(saved)
@@ -192,7 +259,9 @@ def test_device_argument_and_counter_dtype():
 
 
 def test_both_functions_refused():
-    kwargs = dict(avg_fn=ours.get_swa_avg_fn(), multi_avg_fn=ours.get_swa_multi_avg_fn())
+    kwargs = dict(
+        avg_fn=ours.get_swa_avg_fn(), multi_avg_fn=ours.get_swa_multi_avg_fn()
+    )
     with pytest.raises(AssertionError) as mine:
         ours.AveragedModel(make_model(None), **kwargs)
     with pytest.raises(AssertionError) as ref:
@@ -213,9 +282,14 @@ def test_invalid_decay(name, decay):
 def test_signature(name):
     target = getattr(ours, name)
     a = inspect.signature(target.__init__ if inspect.isclass(target) else target)
-    b = inspect.signature(getattr(theirs, name).__init__ if inspect.isclass(target) else getattr(theirs, name))
+    b = inspect.signature(
+        getattr(theirs, name).__init__
+        if inspect.isclass(target)
+        else getattr(theirs, name)
+    )
     assert [(p.name, p.kind, p.default) for p in a.parameters.values()] == [
-        (p.name, p.kind, p.default) for p in b.parameters.values()]
+        (p.name, p.kind, p.default) for p in b.parameters.values()
+    ]
 
 
 def test_torch_swa_multi_rounds_its_weight_to_float32():
@@ -229,7 +303,11 @@ def test_torch_swa_multi_rounds_its_weight_to_float32():
     follow(model, [a, b, c], STEPS)
     assert_same_average(a, c)
     worst = max(mismatch(p, q).ulps for p, q in zip(a.parameters(), b.parameters()))
-    assert 1000 < worst < STEPS * torch.finfo(torch.float32).eps / torch.finfo(torch.float64).eps
+    assert (
+        1000
+        < worst
+        < STEPS * torch.finfo(torch.float32).eps / torch.finfo(torch.float64).eps
+    )
 
 
 def test_integer_tensors_truncate_like_torch():
@@ -251,13 +329,19 @@ def test_integer_tensors_truncate_like_torch():
 
 SWALR_CASES = [
     ("cos-default", lambda o, L: L.SWALR(o, swa_lr=0.05)),
-    ("linear", lambda o, L: L.SWALR(o, 0.01, anneal_epochs=20, anneal_strategy="linear")),
+    (
+        "linear",
+        lambda o, L: L.SWALR(o, 0.01, anneal_epochs=20, anneal_strategy="linear"),
+    ),
     ("cos-short", lambda o, L: L.SWALR(o, 0.2, anneal_epochs=3)),
     ("cos-one", lambda o, L: L.SWALR(o, 0.02, anneal_epochs=1)),
     ("cos-zero", lambda o, L: L.SWALR(o, 0.02, anneal_epochs=0)),
     ("linear-zero", lambda o, L: L.SWALR(o, 0.5, 0, "linear")),
     ("cos-per-group", lambda o, L: L.SWALR(o, [0.05, 0.001], anneal_epochs=25)),
-    ("linear-per-group", lambda o, L: L.SWALR(o, (0.3, 0.01), anneal_epochs=7, anneal_strategy="linear")),
+    (
+        "linear-per-group",
+        lambda o, L: L.SWALR(o, (0.3, 0.01), anneal_epochs=7, anneal_strategy="linear"),
+    ),
 ]
 SWALR_IDS = [c[0] for c in SWALR_CASES]
 
@@ -267,12 +351,18 @@ def test_swalr_matches_torch(name, factory):
     a = run(factory, ours, torch.optim.SGD, 60)
     b = run(factory, theirs, torch.optim.SGD, 60)
     assert_traces_close(a, b, ulps=LR_ULPS, what=name)
-    assert a.group_lr[-1] != a.group_lr[0] or a.group_lr[0] != [0.1, 0.03]  # the rate moved
+    assert a.group_lr[-1] != a.group_lr[0] or a.group_lr[0] != [
+        0.1,
+        0.03,
+    ]  # the rate moved
 
 
 @pytest.mark.parametrize("name, factory", SWALR_CASES, ids=SWALR_IDS)
-@pytest.mark.parametrize("saver, loader", [(ours, ours), (ours, theirs), (theirs, ours)],
-                         ids=["ours-ours", "ours-torch", "torch-ours"])
+@pytest.mark.parametrize(
+    "saver, loader",
+    [(ours, ours), (ours, theirs), (theirs, ours)],
+    ids=["ours-ours", "ours-torch", "torch-ours"],
+)
 def test_swalr_state_dict_resume(name, factory, saver, loader):
     straight, again = resumed(factory, saver, loader, torch.optim.SGD, 8)
     assert_traces_close(again, straight, ulps=LR_ULPS, what=name)
@@ -283,7 +373,11 @@ def test_swalr_state_dict_keys(name, factory):
     a = factory(two_group_optimizer(torch.optim.SGD), ours).state_dict()
     b = factory(two_group_optimizer(torch.optim.SGD), theirs).state_dict()
     # torch before 2.10 saves the annealing function itself (a bound method) instead of its name
-    skip_unless_shown(repr(sorted(b)), "_anneal_strategy", "SWALR's annealing strategy by name in its state_dict")
+    skip_unless_shown(
+        repr(sorted(b)),
+        "_anneal_strategy",
+        "SWALR's annealing strategy by name in its state_dict",
+    )
     assert sorted(a) == sorted(b)
 
 
@@ -308,13 +402,17 @@ SWALR_ERRORS = [
 ]
 
 
-@pytest.mark.parametrize("name, factory", SWALR_ERRORS, ids=[e[0] for e in SWALR_ERRORS])
+@pytest.mark.parametrize(
+    "name, factory", SWALR_ERRORS, ids=[e[0] for e in SWALR_ERRORS]
+)
 def test_swalr_errors(name, factory):
     expected = raised(lambda: factory(two_group_optimizer(torch.optim.SGD), theirs))
     with pytest.raises(ValueError) as mine:
         factory(two_group_optimizer(torch.optim.SGD), ours)
     if name == "strategy" and "must be one of" not in expected[1]:
-        pytest.skip(f"torch {torch.__version__} words this error differently: {expected[1]!r}")
+        pytest.skip(
+            f"torch {torch.__version__} words this error differently: {expected[1]!r}"
+        )
     assert (ValueError, str(mine.value)) == expected
 
 
@@ -329,7 +427,10 @@ def test_swalr_get_lr_outside_step_warns():
 
 def loader_of(kind: str, batches: int = 4, rows: int = 32) -> list:
     g = torch.Generator().manual_seed(7)
-    xs = [2 + 3 * torch.randn(rows, 5, generator=g, dtype=torch.float64) for _ in range(batches)]
+    xs = [
+        2 + 3 * torch.randn(rows, 5, generator=g, dtype=torch.float64)
+        for _ in range(batches)
+    ]
     return xs if kind == "tensors" else [(x, torch.zeros(rows)) for x in xs]
 
 
@@ -362,7 +463,11 @@ def test_update_bn_is_the_cumulative_average():
     model = nn.Sequential(cnn.BatchNorm1d(5, momentum=0.3)).double()
     loader = loader_of("tensors")
     ours.update_bn(loader, model)
-    assert_close(model[0].running_mean, torch.stack([x.mean(0) for x in loader]).mean(0), ulps=BN_ULPS)
+    assert_close(
+        model[0].running_mean,
+        torch.stack([x.mean(0) for x in loader]).mean(0),
+        ulps=BN_ULPS,
+    )
     assert model[0].momentum == 0.3
 
 
@@ -375,4 +480,6 @@ def test_update_bn_without_batch_norm_does_nothing():
         yield
 
     ours.update_bn(never(), model)
-    assert not model.training and all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert not model.training and all(
+        torch.equal(v, before[k]) for k, v in model.state_dict().items()
+    )

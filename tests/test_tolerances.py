@@ -22,13 +22,20 @@ ADAM = dict(lr=0.01, betas=(0.9, 0.999), eps=1e-8)
 
 # -- optimizer trajectories -----------------------------------------------------------------------------
 
+
 def test_correct_adam_passes_the_trajectory_bounds():
     contract.check_replay(Adam, torch.optim.Adam, ADAM)
     contract.check_closed_loop(Adam, torch.optim.Adam, ADAM)
 
 
-@pytest.mark.parametrize("variant", [dict(eps_hat=True), dict(bias_correction=False)], ids=str)
-@pytest.mark.parametrize("check", [contract.check_replay, contract.check_closed_loop], ids=lambda c: c.__name__)
+@pytest.mark.parametrize(
+    "variant", [dict(eps_hat=True), dict(bias_correction=False)], ids=str
+)
+@pytest.mark.parametrize(
+    "check",
+    [contract.check_replay, contract.check_closed_loop],
+    ids=lambda c: c.__name__,
+)
 def test_wrong_adam_fails_the_trajectory_bounds(variant, check):
     """ε added to the uncorrected √v_t (the paper's "efficient" form) or no bias correction at all."""
     wrong = lambda params, **options: AdamVariant(params, **options, **variant)
@@ -44,6 +51,7 @@ def test_wrong_eps_fails_the_replay_bound():
 
 
 # -- layer parity -------------------------------------------------------------------------------------
+
 
 class LayerNormEpsOutside(nn.Module):
     """LayerNorm with ε outside the root, (x − μ)/(σ + ε): a typical slip."""
@@ -63,14 +71,26 @@ class UnstableSoftmax(nn.Module):
 
 
 def _x(scale=1.0):
-    return scale * torch.randn(6, 10, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    return scale * torch.randn(
+        6, 10, dtype=torch.float64, generator=torch.Generator().manual_seed(0)
+    )
 
 
 def test_layer_parity_bound_accepts_ours_and_rejects_wrong_layers():
     x = _x()
-    assert_modules_close(LayerNorm(10, elementwise_affine=False).double(), nn.LayerNorm(10, elementwise_affine=False).double(), x, ulps=64)
+    assert_modules_close(
+        LayerNorm(10, elementwise_affine=False).double(),
+        nn.LayerNorm(10, elementwise_affine=False).double(),
+        x,
+        ulps=64,
+    )
     with pytest.raises(AssertionError, match="output"):
-        assert_modules_close(LayerNormEpsOutside(), nn.LayerNorm(10, elementwise_affine=False).double(), x, ulps=64)
+        assert_modules_close(
+            LayerNormEpsOutside(),
+            nn.LayerNorm(10, elementwise_affine=False).double(),
+            x,
+            ulps=64,
+        )
     big = _x(400.0)  # e^{±1000}: inf/inf = nan in the unstable form
     assert_modules_close(Softmax(dim=-1), nn.Softmax(dim=-1), big, ulps=64)
     with pytest.raises(AssertionError):
@@ -78,6 +98,7 @@ def test_layer_parity_bound_accepts_ours_and_rejects_wrong_layers():
 
 
 # -- plain values and bit-exactness ---------------------------------------------------------------------
+
 
 def test_value_bound_catches_a_one_part_in_a_billion_error():
     x = torch.linspace(-3, 3, 101, dtype=torch.float64)
@@ -89,8 +110,15 @@ def test_value_bound_catches_a_one_part_in_a_billion_error():
 def test_exact_bound_catches_a_reordered_product():
     """Inverted dropout as x·m/(1−p) and as x·(m/(1−p)): equal in exact arithmetic, not in float64."""
     p = 0.3
-    x = torch.randn(1000, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
-    m = (torch.rand(1000, dtype=torch.float64, generator=torch.Generator().manual_seed(2)) > p).double()
+    x = torch.randn(
+        1000, dtype=torch.float64, generator=torch.Generator().manual_seed(1)
+    )
+    m = (
+        torch.rand(
+            1000, dtype=torch.float64, generator=torch.Generator().manual_seed(2)
+        )
+        > p
+    ).double()
     assert_close(x * m / (1 - p), x * m / (1 - p), ulps=0)
     with pytest.raises(AssertionError):
         assert_close(x * (m / (1 - p)), x * m / (1 - p), ulps=0)
@@ -105,4 +133,6 @@ def test_mismatch_reports_where_and_how_much():
     assert "index (1, 2)" in str(m)
     nan = torch.tensor([float("nan"), 1.0], dtype=torch.float64)
     assert mismatch(nan, nan).ulps == 0  # NaNs in the same places are equal
-    assert mismatch(torch.tensor([0.0, 1.0], dtype=torch.float64), nan).ulps == float("inf")
+    assert mismatch(torch.tensor([0.0, 1.0], dtype=torch.float64), nan).ulps == float(
+        "inf"
+    )

@@ -23,7 +23,9 @@ def _model():
 def test_accuracy_with_hard_and_soft_labels():
     logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, 1.0]])
     assert accuracy(logits, torch.tensor([0, 1, 1])) == pytest.approx(2 / 3)
-    assert accuracy(logits, torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6]])) == pytest.approx(2 / 3)
+    assert accuracy(
+        logits, torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6]])
+    ) == pytest.approx(2 / 3)
 
 
 def test_evaluate_matches_direct_computation_and_restores_mode(blobs):
@@ -39,8 +41,16 @@ def test_evaluate_matches_direct_computation_and_restores_mode(blobs):
 
 def test_fit_learns_and_records(blobs):
     model = _model()
-    h = fit(model, torch.optim.SGD(model.parameters(), lr=0.1), blobs, blobs, epochs=5, batch_size=20,
-            generator=torch.Generator().manual_seed(0), progress=False)
+    h = fit(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        blobs,
+        blobs,
+        epochs=5,
+        batch_size=20,
+        generator=torch.Generator().manual_seed(0),
+        progress=False,
+    )
     assert h.epochs == 5 and len(h.val_acc) == 5 and len(h.seconds) == 5
     assert h.steps == [10, 20, 30, 40, 50]
     assert h.train_loss[-1] < h.train_loss[0]
@@ -52,8 +62,16 @@ def test_fit_is_reproducible(blobs):
     runs = []
     for _ in range(2):
         model = _model()
-        runs.append(fit(model, torch.optim.SGD(model.parameters(), lr=0.1), blobs, epochs=3,
-                        generator=torch.Generator().manual_seed(1), progress=False).train_loss)
+        runs.append(
+            fit(
+                model,
+                torch.optim.SGD(model.parameters(), lr=0.1),
+                blobs,
+                epochs=3,
+                generator=torch.Generator().manual_seed(1),
+                progress=False,
+            ).train_loss
+        )
     assert runs[0] == runs[1]
 
 
@@ -62,17 +80,36 @@ def test_penalty_and_transform_hooks(blobs):
 
     def transform(X, y):
         seen.append(len(X))
-        return X * 0, y  # erase the inputs: the model can then only learn the class prior
+        return (
+            X * 0,
+            y,
+        )  # erase the inputs: the model can then only learn the class prior
 
     model = _model()
-    fit(model, torch.optim.SGD(model.parameters(), lr=0.1), blobs, epochs=2, batch_size=50,
-        transform=transform, progress=False)
+    fit(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        blobs,
+        epochs=2,
+        batch_size=50,
+        transform=transform,
+        progress=False,
+    )
     assert seen == [50] * 8
 
     model = _model()
     big_penalty = lambda m: 100.0 * sum((p**2).sum() for p in m.parameters())
-    fit(model, torch.optim.SGD(model.parameters(), lr=0.001), blobs, epochs=20, penalty=big_penalty, progress=False)
-    assert sum(p.abs().sum() for p in model.parameters()).item() < 1.0  # the penalty crushed the weights
+    fit(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.001),
+        blobs,
+        epochs=20,
+        penalty=big_penalty,
+        progress=False,
+    )
+    assert (
+        sum(p.abs().sum() for p in model.parameters()).item() < 1.0
+    )  # the penalty crushed the weights
 
 
 def test_callback_stops_and_sees_every_epoch(blobs):
@@ -86,7 +123,14 @@ def test_callback_stops_and_sees_every_epoch(blobs):
 
     model = _model()
     a, b = StopAt(2), StopAt(100)
-    h = fit(model, torch.optim.SGD(model.parameters(), lr=0.1), blobs, epochs=10, callbacks=[a, b], progress=False)
+    h = fit(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        blobs,
+        epochs=10,
+        callbacks=[a, b],
+        progress=False,
+    )
     assert h.epochs == 3 and a.seen == b.seen == [0, 1, 2]
 
 
@@ -99,8 +143,24 @@ def test_scheduler_steps_once_per_epoch(blobs):
 
 
 def test_mlp_builder():
-    model = mlp(in_features=4, hidden=(8, 6), out_features=2, dropout=lambda: nn.Dropout(0.1), norm=nn.BatchNorm1d)
+    model = mlp(
+        in_features=4,
+        hidden=(8, 6),
+        out_features=2,
+        dropout=lambda: nn.Dropout(0.1),
+        norm=nn.BatchNorm1d,
+    )
     kinds = [type(m).__name__ for m in model]
-    assert kinds == ["Linear", "BatchNorm1d", "ReLU", "Dropout", "Linear", "BatchNorm1d", "ReLU", "Dropout", "Linear"]
+    assert kinds == [
+        "Linear",
+        "BatchNorm1d",
+        "ReLU",
+        "Dropout",
+        "Linear",
+        "BatchNorm1d",
+        "ReLU",
+        "Dropout",
+        "Linear",
+    ]
     assert count_parameters(model) == (4 * 8 + 8) + 16 + (8 * 6 + 6) + 12 + (6 * 2 + 2)
     assert model(torch.randn(3, 4)).shape == (3, 2)

@@ -9,8 +9,16 @@ from companion.core.data import make_classification
 from companion.core.device import make_generator
 from companion.core.models import mlp
 from companion.experiments.warmup_race import (
-    adaptive_rate_variance, exponential_warmup, exponential_warmup_factor, first_order_variance, linear_warmup,
-    linear_warmup_factor, radam_factor, sma_lengths, steps_given_up, train_steps,
+    adaptive_rate_variance,
+    exponential_warmup,
+    exponential_warmup_factor,
+    first_order_variance,
+    linear_warmup,
+    linear_warmup_factor,
+    radam_factor,
+    sma_lengths,
+    steps_given_up,
+    train_steps,
 )
 from companion.optim.adam import Adam
 from companion.optim.radam import RAdam, rectifier
@@ -21,12 +29,16 @@ TOL = 1e-12
 def test_adaptive_rate_variance_matches_a_direct_simulation():
     """The same draws, written out: Var over runs of √((1 − β₂ᵗ)/v_t) (float64, a few ε)."""
     var = adaptive_rate_variance(0.9, steps=4, runs=1000, mean=0.5, seed=3)
-    gen = make_generator(3)  # the harness's generator (with COMPANION_SEED_OFFSET, as the harness draws)
+    gen = make_generator(
+        3
+    )  # the harness's generator (with COMPANION_SEED_OFFSET, as the harness draws)
     v = torch.zeros(1000, dtype=torch.float64)
     for t in range(1, 5):
         g = 0.5 + torch.randn(1000, generator=gen, dtype=torch.float64)
         v = 0.9 * v + 0.1 * g**2
-        assert math.isclose(var[t - 1].item(), ((1 - 0.9**t) / v).sqrt().var().item(), rel_tol=1e-12)
+        assert math.isclose(
+            var[t - 1].item(), ((1 - 0.9**t) / v).sqrt().var().item(), rel_tol=1e-12
+        )
 
 
 def test_adaptive_rate_variance_falls_to_the_first_order_value():
@@ -39,18 +51,32 @@ def test_adaptive_rate_variance_falls_to_the_first_order_value():
 
 def test_sma_lengths_and_radam_factor():
     rho_inf, rho = sma_lengths(0.999, 6)
-    assert math.isclose(rho_inf, 1999, rel_tol=1e-12) and math.isclose(rho[0].item(), 1.0, rel_tol=1e-12)
+    assert math.isclose(rho_inf, 1999, rel_tol=1e-12) and math.isclose(
+        rho[0].item(), 1.0, rel_tol=1e-12
+    )
     factor = radam_factor(0.999, 6)
     assert factor[:5].tolist() == [0.0] * 5  # ρ_t ≤ 5 for t ≤ 5: no adaptive step
-    assert math.isclose(factor[5].item(), rectifier(rho[5].item(), rho_inf), rel_tol=1e-12)
-    assert radam_factor(0.999, 6, threshold=4.0)[4] > 0  # the paper's threshold ρ_t > 4 starts one step earlier
+    assert math.isclose(
+        factor[5].item(), rectifier(rho[5].item(), rho_inf), rel_tol=1e-12
+    )
+    assert (
+        radam_factor(0.999, 6, threshold=4.0)[4] > 0
+    )  # the paper's threshold ρ_t > 4 starts one step earlier
 
 
 def test_warmup_factors_and_steps_given_up():
-    assert torch.allclose(linear_warmup_factor(4, 6), torch.tensor([0.25, 0.5, 0.75, 1, 1, 1], dtype=torch.float64),
-                          rtol=0, atol=TOL)
-    assert math.isclose(exponential_warmup_factor(0.5, 2)[1].item(), 1 - math.exp(-1), rel_tol=1e-12)
-    assert math.isclose(steps_given_up(linear_warmup_factor(200, 1000)), 99.5, rel_tol=1e-12)  # (τ − 1)/2
+    assert torch.allclose(
+        linear_warmup_factor(4, 6),
+        torch.tensor([0.25, 0.5, 0.75, 1, 1, 1], dtype=torch.float64),
+        rtol=0,
+        atol=TOL,
+    )
+    assert math.isclose(
+        exponential_warmup_factor(0.5, 2)[1].item(), 1 - math.exp(-1), rel_tol=1e-12
+    )
+    assert math.isclose(
+        steps_given_up(linear_warmup_factor(200, 1000)), 99.5, rel_tol=1e-12
+    )  # (τ − 1)/2
 
 
 @pytest.mark.parametrize("period", [1, 2, 5])
@@ -88,9 +114,19 @@ def test_train_steps_counts_steps_and_records_updates():
     data = make_classification(n=100, d=4, classes=3, seed=0)
     torch.manual_seed(0)
     model = mlp(in_features=4, hidden=(8,), out_features=3, activation=torch.nn.Tanh)
-    run = train_steps(model, Adam(model.parameters(), lr=0.01, eps=1e-12), data, data, steps=9, batch_size=40,
-                      generator=torch.Generator().manual_seed(0), record_updates=3)
-    assert len(run.batch_loss) == 9 and len(run.update_rms) == 3  # 3 batches per epoch: 3 epochs
+    run = train_steps(
+        model,
+        Adam(model.parameters(), lr=0.01, eps=1e-12),
+        data,
+        data,
+        steps=9,
+        batch_size=40,
+        generator=torch.Generator().manual_seed(0),
+        record_updates=3,
+    )
+    assert (
+        len(run.batch_loss) == 9 and len(run.update_rms) == 3
+    )  # 3 batches per epoch: 3 epochs
     assert math.isclose(run.update_rms[0], 0.01, rel_tol=1e-4)  # m̂₁/√v̂₁ = sign(g₁)
     assert 0 <= run.val_acc <= 1 and run.train_loss < run.batch_loss[0]
 
@@ -104,6 +140,14 @@ def test_train_steps_with_radam_takes_sgd_steps_first():
     loss = torch.nn.functional.cross_entropy(model(X), y)
     grads = torch.autograd.grad(loss, list(model.parameters()))
     grad_rms = torch.cat([g.reshape(-1) for g in grads]).pow(2).mean().sqrt().item()
-    run = train_steps(model, RAdam(model.parameters(), lr=0.1), data, data, steps=1, batch_size=64,
-                      generator=torch.Generator().manual_seed(0), record_updates=1)
+    run = train_steps(
+        model,
+        RAdam(model.parameters(), lr=0.1),
+        data,
+        data,
+        steps=1,
+        batch_size=64,
+        generator=torch.Generator().manual_seed(0),
+        record_updates=1,
+    )
     assert math.isclose(run.update_rms[0], 0.1 * grad_rms, rel_tol=1e-5)

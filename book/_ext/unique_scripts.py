@@ -9,7 +9,9 @@ script (the same file, or the same inline body, with the same attributes) from t
 def _key(script):
     attributes = getattr(script, "attributes", {}) or {}
     # an inline script's filename is None from one extension and "" from another
-    return getattr(script, "filename", script) or "", tuple(sorted((k, str(v)) for k, v in attributes.items()))
+    return getattr(script, "filename", script) or "", tuple(
+        sorted((k, str(v)) for k, v in attributes.items())
+    )
 
 
 def drop_repeated_scripts(app, pagename, templatename, context, doctree):

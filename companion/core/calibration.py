@@ -35,7 +35,9 @@ class Reliability:
         r"""The expected calibration error :math:`\sum_b \frac{|I_b|}{n} \lvert \mathrm{acc}(I_b) - \mathrm{conf}(I_b) \rvert` over non-empty bins."""
         full = self.count > 0
         gaps = (self.accuracy[full] - self.confidence[full]).abs()
-        return (self.count[full].to(gaps.dtype) * gaps).sum().item() / self.count.sum().item()
+        return (
+            self.count[full].to(gaps.dtype) * gaps
+        ).sum().item() / self.count.sum().item()
 
 
 def reliability(probs: Tensor, labels: Tensor, n_bins: int = 15) -> Reliability:
@@ -44,7 +46,9 @@ def reliability(probs: Tensor, labels: Tensor, n_bins: int = 15) -> Reliability:
 
     ``probs`` is (n, C), rows summing to 1 (softmax outputs); ``labels`` is (n,) class indices."""
     if probs.dim() != 2 or labels.shape != probs.shape[:1]:
-        raise ValueError(f"expected probs (n, C) and labels (n,), got {tuple(probs.shape)} and {tuple(labels.shape)}")
+        raise ValueError(
+            f"expected probs (n, C) and labels (n,), got {tuple(probs.shape)} and {tuple(labels.shape)}"
+        )
     if n_bins < 1:
         raise ValueError(f"n_bins must be at least 1, got {n_bins}")
     probs = probs.detach().to("cpu", torch.float64)
@@ -62,7 +66,9 @@ def reliability(probs: Tensor, labels: Tensor, n_bins: int = 15) -> Reliability:
     return Reliability(edges, sums_conf / denom, sums_acc / denom, count)
 
 
-def expected_calibration_error(probs: Tensor, labels: Tensor, n_bins: int = 15) -> float:
+def expected_calibration_error(
+    probs: Tensor, labels: Tensor, n_bins: int = 15
+) -> float:
     """ECE of softmax outputs ``probs`` (n, C) against ``labels`` (n,); see :func:`reliability`."""
     return reliability(probs, labels, n_bins).ece
 
@@ -76,8 +82,16 @@ def plot_reliability(bins: Reliability, ax=None, label: str | None = None, color
     full = bins.count > 0
     centers = ((bins.edges[:-1] + bins.edges[1:]) / 2)[full]
     width = (bins.edges[1] - bins.edges[0]).item()
-    ax.bar(centers.numpy(), bins.accuracy[full].numpy(), width=width * 0.9, alpha=0.55, label=label,
-           color=color, edgecolor="black", linewidth=0.5)
+    ax.bar(
+        centers.numpy(),
+        bins.accuracy[full].numpy(),
+        width=width * 0.9,
+        alpha=0.55,
+        label=label,
+        color=color,
+        edgecolor="black",
+        linewidth=0.5,
+    )
     ax.plot([0, 1], [0, 1], "k--", linewidth=1)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
@@ -86,4 +100,9 @@ def plot_reliability(bins: Reliability, ax=None, label: str | None = None, color
     return ax
 
 
-__all__ = ["Reliability", "reliability", "expected_calibration_error", "plot_reliability"]
+__all__ = [
+    "Reliability",
+    "reliability",
+    "expected_calibration_error",
+    "plot_reliability",
+]

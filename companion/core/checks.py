@@ -19,4 +19,7 @@ def check_non_negative(name: str, value: float) -> None:
 
 def check_probability(name: str, p: float, *, below_one: bool = False) -> None:
     """``p`` in [0, 1] (or [0, 1) with ``below_one``), else ``ValueError("<name> must be in [0, 1], got <p>")``."""
-    check(0.0 <= p < 1.0 if below_one else 0.0 <= p <= 1.0, f"{name} must be in [0, 1{')' if below_one else ']'}, got {p}")
+    check(
+        0.0 <= p < 1.0 if below_one else 0.0 <= p <= 1.0,
+        f"{name} must be in [0, 1{')' if below_one else ']'}, got {p}",
+    )

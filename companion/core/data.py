@@ -37,8 +37,12 @@ DIGITS_SPLIT_SEED = 0
 """The seed of the one fixed permutation that splits the 1797 digits into train / val / test (60/20/20)."""
 
 
-def load_digits(device=None, dtype: torch.dtype = torch.float32, n_train: int | None = None,
-                images: bool = False) -> Digits:
+def load_digits(
+    device=None,
+    dtype: torch.dtype = torch.float32,
+    n_train: int | None = None,
+    images: bool = False,
+) -> Digits:
     """scikit-learn's 1797 handwritten 8×8 digits as tensors, with fixed train / val / test splits.
 
     Pixels are scaled to [0, 1]. The split is always the same (1078 / 359 / 360 examples), so results
@@ -49,7 +53,9 @@ def load_digits(device=None, dtype: torch.dtype = torch.float32, n_train: int | 
     bunch = _sklearn_digits()
     X = torch.tensor(bunch.data, dtype=dtype) / 16.0
     y = torch.tensor(bunch.target, dtype=torch.long)
-    perm = torch.randperm(len(X), generator=torch.Generator().manual_seed(DIGITS_SPLIT_SEED))
+    perm = torch.randperm(
+        len(X), generator=torch.Generator().manual_seed(DIGITS_SPLIT_SEED)
+    )
     X, y = X[perm], y[perm]
     n_tr, n_val = int(0.6 * len(X)), int(0.2 * len(X))
     if images:
@@ -84,8 +90,12 @@ def _mnist1d_arrays(shuffle_positions: bool) -> tuple[np.ndarray, ...]:
     return data["x"], data["y"], data["x_test"], data["y_test"]
 
 
-def load_mnist1d(device=None, dtype: torch.dtype = torch.float32, n_val: int = 500,
-                 shuffle_positions: bool = False) -> Digits:
+def load_mnist1d(
+    device=None,
+    dtype: torch.dtype = torch.float32,
+    n_val: int = 500,
+    shuffle_positions: bool = False,
+) -> Digits:
     """MNIST-1D (Greydanus & Kobak, 2024): ten digit templates turned into 1-D signals of length 40 by random
     padding, scaling, translation, correlated and i.i.d. noise and shear, as train / validation / test splits.
 
@@ -101,15 +111,29 @@ def load_mnist1d(device=None, dtype: torch.dtype = torch.float32, n_val: int = 5
         raise ValueError(f"n_val must be in [0, {len(x) - 1}], got {n_val}")
     X = torch.tensor(x, dtype=dtype)
     Y = torch.tensor(y, dtype=torch.long)
-    perm = torch.randperm(len(X), generator=torch.Generator().manual_seed(MNIST1D_SPLIT_SEED))
+    perm = torch.randperm(
+        len(X), generator=torch.Generator().manual_seed(MNIST1D_SPLIT_SEED)
+    )
     train, val = perm[n_val:], perm[:n_val]
-    splits = (Split(X[train], Y[train]), Split(X[val], Y[val]),
-              Split(torch.tensor(x_test, dtype=dtype), torch.tensor(y_test, dtype=torch.long)))
+    splits = (
+        Split(X[train], Y[train]),
+        Split(X[val], Y[val]),
+        Split(
+            torch.tensor(x_test, dtype=dtype), torch.tensor(y_test, dtype=torch.long)
+        ),
+    )
     return Digits(*(split.to(device or "cpu") for split in splits))
 
 
-def make_regression(n: int = 200, d: int = 10, noise: float = 0.1, n_informative: int | None = None,
-                    seed: int = 0, dtype: torch.dtype = torch.float32, device=None) -> tuple[Split, torch.Tensor]:
+def make_regression(
+    n: int = 200,
+    d: int = 10,
+    noise: float = 0.1,
+    n_informative: int | None = None,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+    device=None,
+) -> tuple[Split, torch.Tensor]:
     """A linear regression problem y = X w* + noise. Returns the data and the true weights w*.
 
     With ``n_informative`` < d only that many entries of w* are non-zero (a sparse ground truth).
@@ -123,8 +147,15 @@ def make_regression(n: int = 200, d: int = 10, noise: float = 0.1, n_informative
     return Split(X, y).to(device or "cpu"), w.to(device or "cpu")
 
 
-def make_classification(n: int = 500, d: int = 2, classes: int = 3, spread: float = 1.0, seed: int = 0,
-                        dtype: torch.dtype = torch.float32, device=None) -> Split:
+def make_classification(
+    n: int = 500,
+    d: int = 2,
+    classes: int = 3,
+    spread: float = 1.0,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+    device=None,
+) -> Split:
     """Gaussian blobs: ``classes`` clusters with unit-normal centres scaled by 3 and standard deviation ``spread``."""
     g = make_generator(seed)
     centres = 3.0 * torch.randn(classes, d, generator=g, dtype=dtype)
@@ -134,7 +165,10 @@ def make_classification(n: int = 500, d: int = 2, classes: int = 3, spread: floa
 
 
 def batches(
-    data: Split, batch_size: int, shuffle: bool = True, generator: torch.Generator | None = None
+    data: Split,
+    batch_size: int,
+    shuffle: bool = True,
+    generator: torch.Generator | None = None,
 ) -> Iterator[Split]:
     """Mini-batches of ``data``; shuffled with ``generator`` (a CPU generator) when ``shuffle``."""
     n = len(data)

@@ -50,10 +50,20 @@ def initial_loss(model: nn.Module, X: Tensor, y: Tensor, rtol: float = 0.1) -> C
     # L₀ = mean cross-entropy; log C = the loss of the uniform prediction
     loss, expected = F.cross_entropy(logits, y).item(), math.log(logits.shape[-1])
     passed = abs(loss - expected) <= rtol * expected
-    return Check("initial loss", passed, loss, expected, f"{loss:.3f} against log C = {expected:.3f}")
+    return Check(
+        "initial loss",
+        passed,
+        loss,
+        expected,
+        f"{loss:.3f} against log C = {expected:.3f}",
+    )
 
 
-def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Callable = F.cross_entropy):
+def train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Callable = F.cross_entropy,
+):
     """A correct training step ``step(X, y) -> loss``: zero the gradients, backward, step."""
 
     def step(X: Tensor, y: Tensor) -> float:
@@ -66,25 +76,39 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Call
     return step
 
 
-def overfit_batch(step: Callable[[Tensor, Tensor], float], X: Tensor, y: Tensor, steps: int = 200,
-                  target: float = 0.05, window: int = 20) -> Check:
+def overfit_batch(
+    step: Callable[[Tensor, Tensor], float],
+    X: Tensor,
+    y: Tensor,
+    steps: int = 200,
+    target: float = 0.05,
+    window: int = 20,
+) -> Check:
     """Call the training ``step(X, y)`` ``steps`` times on one small batch; a network with enough
     capacity and a working step fits it, so the loss must *stay* below ``target``: every one of the
     last ``window`` losses finite and at most ``target`` (a diverging step can touch 0 on its way)."""
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
     losses = [float(step(X, y)) for _ in range(steps)]
-    last = losses[-min(window, steps):]
+    last = losses[-min(window, steps) :]
     # the worst of the last ``window`` losses (nan and inf count as worst)
     worst = max(last, key=lambda v: v if math.isfinite(v) else math.inf)
     passed = all(math.isfinite(v) for v in last) and worst <= target
-    return Check("overfit one batch", passed, worst, target,
-                 f"loss {losses[0]:.3f} → {losses[-1]:.3g} after {steps} steps, at most {worst:.3g} over the last "
-                 f"{len(last)} (target ≤ {target})", {"losses": losses})
+    return Check(
+        "overfit one batch",
+        passed,
+        worst,
+        target,
+        f"loss {losses[0]:.3f} → {losses[-1]:.3g} after {steps} steps, at most {worst:.3g} over the last "
+        f"{len(last)} (target ≤ {target})",
+        {"losses": losses},
+    )
 
 
 @torch.no_grad()
-def central_difference(f: Callable[[], Tensor], flat: Tensor, i: int, h: float = 1e-6) -> float:
+def central_difference(
+    f: Callable[[], Tensor], flat: Tensor, i: int, h: float = 1e-6
+) -> float:
     r"""The partial derivative of the scalar ``f()`` along entry ``i`` of ``flat`` (a flat view of a
     parameter), by central differences :math:`(f(\theta + h e_i) - f(\theta - h e_i)) / 2h`; the entry is
     nudged in place and restored."""
@@ -98,8 +122,15 @@ def central_difference(f: Callable[[], Tensor], flat: Tensor, i: int, h: float =
     return (f_plus - f_minus) / (2 * h)
 
 
-def gradient_check(loss_fn: Callable[[], Tensor], params: Sequence[Tensor], grads: Sequence[Tensor] | None = None,
-                   eps: float = 1e-6, rtol: float = 1e-6, entries: int = 50, seed: int = 0) -> Check:
+def gradient_check(
+    loss_fn: Callable[[], Tensor],
+    params: Sequence[Tensor],
+    grads: Sequence[Tensor] | None = None,
+    eps: float = 1e-6,
+    rtol: float = 1e-6,
+    entries: int = 50,
+    seed: int = 0,
+) -> Check:
     r"""Gradients against central finite differences, in float64:
 
     .. math::
@@ -114,7 +145,9 @@ def gradient_check(loss_fn: Callable[[], Tensor], params: Sequence[Tensor], grad
     """
     params = list(params)
     if any(p.dtype != torch.float64 for p in params):
-        raise ValueError("gradient_check needs float64 parameters (call model.double())")
+        raise ValueError(
+            "gradient_check needs float64 parameters (call model.double())"
+        )
     if grads is None:
         grads = torch.autograd.grad(loss_fn(), params)
     g = make_generator(seed)
@@ -128,9 +161,14 @@ def gradient_check(loss_fn: Callable[[], Tensor], params: Sequence[Tensor], grad
     error = max(abs(a - b) for a, b in zip(ours, numeric))
     scale = max(abs(b) for b in numeric) or 1.0
     passed = error <= rtol * scale
-    return Check("gradients vs finite differences", passed, error / scale, rtol,
-                 f"largest difference {error / scale:.1e} of the largest gradient entry ({len(ours)} entries)",
-                 {"analytic": ours, "numeric": numeric})
+    return Check(
+        "gradients vs finite differences",
+        passed,
+        error / scale,
+        rtol,
+        f"largest difference {error / scale:.1e} of the largest gradient entry ({len(ours)} entries)",
+        {"analytic": ours, "numeric": numeric},
+    )
 
 
 def learning_rate_check(result: RangeTest, lr: float, fall: float = 0.5) -> Check:
@@ -143,15 +181,30 @@ def learning_rate_check(result: RangeTest, lr: float, fall: float = 0.5) -> Chec
     start, low, best_lr = finite[0], min(finite), result.minimum()
     fell = low <= fall * start
     passed = fell and lr <= best_lr
-    why = ("the loss never fell" if not fell else
-           f"lr {lr:.3g} is {'≤' if lr <= best_lr else '>'} {best_lr:.3g}, the rate of the lowest loss")
-    return Check("learning-rate range test", passed, lr, best_lr, f"loss {start:.3f} → lowest {low:.3f}; {why}",
-                 {"start_loss": start, "min_loss": low})
+    why = (
+        "the loss never fell"
+        if not fell
+        else f"lr {lr:.3g} is {'≤' if lr <= best_lr else '>'} {best_lr:.3g}, the rate of the lowest loss"
+    )
+    return Check(
+        "learning-rate range test",
+        passed,
+        lr,
+        best_lr,
+        f"loss {start:.3f} → lowest {low:.3f}; {why}",
+        {"start_loss": start, "min_loss": low},
+    )
 
 
 @torch.no_grad()
-def unit_activity(model: nn.Module, X: Tensor, threshold: float = 3.0, share: float = 0.5, max_dead: float = 0.5,
-                  max_saturated: float | None = None) -> Check:
+def unit_activity(
+    model: nn.Module,
+    X: Tensor,
+    threshold: float = 3.0,
+    share: float = 0.5,
+    max_dead: float = 0.5,
+    max_saturated: float | None = None,
+) -> Check:
     r"""Dead and saturated hidden units on ``X``, per hidden linear layer. Dead: the pre-activation
     :math:`z \le 0` on every row (a ReLU passes no gradient; :func:`companion.core.diagnostics.dead_fraction`).
     Saturated: :math:`|z| >` ``threshold`` on at least ``share`` of the rows (tanh'(3) < 0.01; for tanh
@@ -159,18 +212,33 @@ def unit_activity(model: nn.Module, X: Tensor, threshold: float = 3.0, share: fl
     dead = dead_fraction(model, X)
     zs = hidden_preactivations(model, X)
     # saturated: |z| > threshold on at least ``share`` of the rows
-    saturated = [((z.abs() > threshold).float().mean(dim=0) >= share).float().mean().item() for z in zs]
+    saturated = [
+        ((z.abs() > threshold).float().mean(dim=0) >= share).float().mean().item()
+        for z in zs
+    ]
     finite = [bool(torch.isfinite(z).all()) for z in zs]
     worst = max(dead)
-    passed = all(finite) and worst <= max_dead and (max_saturated is None or max(saturated) <= max_saturated)
+    passed = (
+        all(finite)
+        and worst <= max_dead
+        and (max_saturated is None or max(saturated) <= max_saturated)
+    )
     message = f"dead {[f'{d:.0%}' for d in dead]}, saturated {[f'{s:.0%}' for s in saturated]}"
     if not all(finite):
         message += ", non-finite pre-activations"
-    return Check("dead and saturated units", passed, worst, max_dead, message,
-                 {"dead": dead, "saturated": saturated, "finite": all(finite)})
+    return Check(
+        "dead and saturated units",
+        passed,
+        worst,
+        max_dead,
+        message,
+        {"dead": dead, "saturated": saturated, "finite": all(finite)},
+    )
 
 
-def standardize(X: Tensor, mean: Tensor | None = None, std: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+def standardize(
+    X: Tensor, mean: Tensor | None = None, std: Tensor | None = None
+) -> tuple[Tensor, Tensor, Tensor]:
     r""":math:`(x - \mu) / \sigma` per feature, with :math:`\mu, \sigma` from ``X`` unless given (pass the
     training set's to the validation set); constant features get :math:`\sigma = 1`. Returns
     ``(X_std, mean, std)``."""
@@ -190,7 +258,9 @@ def hessian_condition(X: Tensor, bias: bool = True) -> float:
         Z = torch.cat([Z, torch.ones(len(Z), 1, dtype=Z.dtype, device=Z.device)], dim=1)
     # H = Zᵀ Z / n, eigenvalues in float64
     eigenvalues = torch.linalg.eigvalsh(Z.T @ Z / len(Z))
-    kept = eigenvalues[eigenvalues > eigenvalues.max() * Z.shape[1] * torch.finfo(Z.dtype).eps]
+    kept = eigenvalues[
+        eigenvalues > eigenvalues.max() * Z.shape[1] * torch.finfo(Z.dtype).eps
+    ]
     return (kept.max() / kept.min()).item()
 
 
@@ -198,8 +268,24 @@ def preprocessing_check(X: Tensor, max_gain: float = 10.0) -> Check:
     """Passes when standardizing ``X`` would lower the condition number of the least-squares Hessian
     (:func:`hessian_condition`) by at most ``max_gain``, i.e. the inputs are already well scaled."""
     kappa, kappa_std = hessian_condition(X), hessian_condition(standardize(X)[0])
-    return Check("input preprocessing", kappa <= max_gain * kappa_std, kappa, kappa_std,
-                 f"condition number {kappa:.3g}, {kappa_std:.3g} after standardizing (×{kappa / kappa_std:.3g})")
+    return Check(
+        "input preprocessing",
+        kappa <= max_gain * kappa_std,
+        kappa,
+        kappa_std,
+        f"condition number {kappa:.3g}, {kappa_std:.3g} after standardizing (×{kappa / kappa_std:.3g})",
+    )
 
 
-__all__ = ["Check", "initial_loss", "train_step", "overfit_batch", "gradient_check", "learning_rate_check", "unit_activity", "standardize", "hessian_condition", "preprocessing_check"]
+__all__ = [
+    "Check",
+    "initial_loss",
+    "train_step",
+    "overfit_batch",
+    "gradient_check",
+    "learning_rate_check",
+    "unit_activity",
+    "standardize",
+    "hessian_condition",
+    "preprocessing_check",
+]

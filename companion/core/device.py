@@ -33,7 +33,9 @@ def seed_offset() -> int:
     try:
         return int(text)
     except ValueError:
-        raise ValueError(f"COMPANION_SEED_OFFSET must be an integer, got {text!r}") from None
+        raise ValueError(
+            f"COMPANION_SEED_OFFSET must be an integer, got {text!r}"
+        ) from None
 
 
 def rng_seed(seed: int) -> int:
@@ -50,7 +52,9 @@ def seed_everything(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(s)
 
 
-def make_generator(seed: int = 0, device: torch.device | str | None = None) -> torch.Generator:
+def make_generator(
+    seed: int = 0, device: torch.device | str | None = None
+) -> torch.Generator:
     """A ``torch.Generator`` on ``device`` (the CPU by default) seeded with ``rng_seed(seed)``."""
     return torch.Generator(device=device or "cpu").manual_seed(rng_seed(seed))
 

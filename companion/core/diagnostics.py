@@ -92,7 +92,10 @@ def hidden_preactivations(model: nn.Module, X: Tensor) -> list[Tensor]:
     outputs: list[Tensor] = []
     was_training = model.training
     model.eval()
-    handles = [layer.register_forward_hook(lambda m, i, z: outputs.append(z)) for layer in linear_layers(model)[:-1]]
+    handles = [
+        layer.register_forward_hook(lambda m, i, z: outputs.append(z))
+        for layer in linear_layers(model)[:-1]
+    ]
     try:
         model(X)
     finally:
@@ -111,7 +114,10 @@ def dead_fraction(model: nn.Module, X: Tensor) -> list[float]:
     a leaky ReLU, PReLU or ELU the same unit still passes a gradient.)
     """
     # a unit is dead if its pre-activation is ≤ 0 on every row
-    return [(z <= 0).all(dim=0).float().mean().item() for z in hidden_preactivations(model, X)]
+    return [
+        (z <= 0).all(dim=0).float().mean().item()
+        for z in hidden_preactivations(model, X)
+    ]
 
 
 def unit_spread(weight: Tensor) -> float:
@@ -121,4 +127,11 @@ def unit_spread(weight: Tensor) -> float:
     return (w - w[:1]).abs().max().item()
 
 
-__all__ = ["SignalStats", "linear_layers", "init_linear_", "signal_statistics", "dead_fraction", "unit_spread"]
+__all__ = [
+    "SignalStats",
+    "linear_layers",
+    "init_linear_",
+    "signal_statistics",
+    "dead_fraction",
+    "unit_spread",
+]

@@ -55,7 +55,11 @@ def beale() -> Function2D:
     """Beale's function: flat plateaus and sharp ridges; minimum 0 at (3, 0.5)."""
     return Function2D(
         "Beale",
-        lambda x, y: (1.5 - x + x * y) ** 2 + (2.25 - x + x * y**2) ** 2 + (2.625 - x + x * y**3) ** 2,
+        lambda x, y: (
+            (1.5 - x + x * y) ** 2
+            + (2.25 - x + x * y**2) ** 2
+            + (2.625 - x + x * y**3) ** 2
+        ),
         minimum=(3.0, 0.5),
         start=(1.0, 1.5),
         xlim=(-1.0, 4.5),

@@ -51,8 +51,11 @@ class RangeTest:
         if end < 2:
             return self.lrs[0]
         # central differences d ℓ̄ / d log η at k = 1 .. end − 1
-        slopes = [(self.losses[k + 1] - self.losses[k - 1]) / math.log(self.lrs[k + 1] / self.lrs[k - 1])
-                  for k in range(1, end)]
+        slopes = [
+            (self.losses[k + 1] - self.losses[k - 1])
+            / math.log(self.lrs[k + 1] / self.lrs[k - 1])
+            for k in range(1, end)
+        ]
         return self.lrs[1 + min(range(len(slopes)), key=slopes.__getitem__)]
 
 

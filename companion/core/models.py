@@ -36,4 +36,3 @@ def mlp(
 def count_parameters(model: nn.Module) -> int:
     """The number of trainable scalars in ``model``."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
-

@@ -60,7 +60,9 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def _train_replica(rank, world_size, model, X, y, order, optimizer, options, loss_fn) -> dict:
+def _train_replica(
+    rank, world_size, model, X, y, order, optimizer, options, loss_fn
+) -> dict:
     """Train a DDP replica of ``model`` on shard ``rank`` of every batch in ``order``; return its results."""
     # a private copy: the model arrives in shared memory, and W optimizers must not all step one tensor
     ddp = nn.parallel.DistributedDataParallel(copy.deepcopy(model))
@@ -70,7 +72,9 @@ def _train_replica(rank, world_size, model, X, y, order, optimizer, options, los
     for idx in order:
         shard = torch.tensor_split(idx, world_size)[rank]
         # the shard's share of the batch mean: (W / B) Σ_{i ∈ S_r} ℓ_i, so that DDP's average is (1/B) Σ_i ℓ_i
-        loss = loss_fn(ddp(X[shard]), y[shard], reduction="sum") * (world_size / len(idx))
+        loss = loss_fn(ddp(X[shard]), y[shard], reduction="sum") * (
+            world_size / len(idx)
+        )
         opt.zero_grad()
         loss.backward()  # DDP all-reduces (averages) the gradients during the backward pass
         opt.step()
@@ -80,18 +84,43 @@ def _train_replica(rank, world_size, model, X, y, order, optimizer, options, los
     batch_losses = torch.stack(losses) if losses else torch.zeros(0, dtype=X.dtype)
     dist.all_reduce(batch_losses)
     state = {k: v.detach().cpu().clone() for k, v in ddp.module.state_dict().items()}
-    return {"state_dict": state, "seconds": seconds, "losses": (batch_losses / world_size).tolist()}
+    return {
+        "state_dict": state,
+        "seconds": seconds,
+        "losses": (batch_losses / world_size).tolist(),
+    }
 
 
-def _worker(rank, world_size, port, model, X, y, order, optimizer, options, loss_fn, timeout, out_dir):
+def _worker(
+    rank,
+    world_size,
+    port,
+    model,
+    X,
+    y,
+    order,
+    optimizer,
+    options,
+    loss_fn,
+    timeout,
+    out_dir,
+):
     """One process: join the gloo group, train its replica (:func:`_train_replica`), save the results."""
     os.environ["OMP_NUM_THREADS"] = "1"
-    torch.set_num_threads(1)  # W processes share the cores; one thread each avoids oversubscription
+    torch.set_num_threads(
+        1
+    )  # W processes share the cores; one thread each avoids oversubscription
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
-    dist.init_process_group("gloo", rank=rank, world_size=world_size,
-                            timeout=datetime.timedelta(seconds=timeout))
-    result = _train_replica(rank, world_size, model, X, y, order, optimizer, options, loss_fn)
+    dist.init_process_group(
+        "gloo",
+        rank=rank,
+        world_size=world_size,
+        timeout=datetime.timedelta(seconds=timeout),
+    )
+    result = _train_replica(
+        rank, world_size, model, X, y, order, optimizer, options, loss_fn
+    )
     torch.save(result, Path(out_dir) / f"rank{rank}.pt")
     # only on success, and only once the DDP replica is gone (a replica outliving its group can hang at
     # exit): a failed worker just exits and the parent stops the others, since leaving the group while
@@ -100,7 +129,7 @@ def _worker(rank, world_size, port, model, X, y, order, optimizer, options, loss
 
 
 def _start_method() -> str:
-    """"forkserver" where the platform has it, else "spawn".
+    """ "forkserver" where the platform has it, else "spawn".
 
     A fork server is one fresh Python process, started at the first call, that imports torch and
     DDP's machinery once (about two CPU seconds) and then forks every worker ready-made; a spawned
@@ -110,7 +139,9 @@ def _start_method() -> str:
     if "forkserver" not in mp.get_all_start_methods():
         return "spawn"
     # what the server imports before forking: this module, and torch._dynamo, which DDP's constructor imports
-    mp.get_context("forkserver").set_forkserver_preload(["companion.core.parallel", "torch._dynamo"])
+    mp.get_context("forkserver").set_forkserver_preload(
+        ["companion.core.parallel", "torch._dynamo"]
+    )
     return "forkserver"
 
 
@@ -152,7 +183,10 @@ def train_data_parallel(
     unchanged: load the result's ``state_dict`` into it. Raises :class:`WorkerError` if a worker
     fails or the run takes longer than ``timeout`` seconds (the processes are then stopped).
     """
-    from companion.core.data import Split, batches  # the parent only: workers need not import scikit-learn
+    from companion.core.data import (
+        Split,
+        batches,
+    )  # the parent only: workers need not import scikit-learn
 
     if world_size < 1:
         raise ValueError(f"world_size must be at least 1, got {world_size}")
@@ -161,28 +195,63 @@ def train_data_parallel(
     if epochs < 0:
         raise ValueError(f"epochs must be non-negative, got {epochs}")
     if len(X) != len(y):
-        raise ValueError(f"X and y must have the same length, got {len(X)} and {len(y)}")
+        raise ValueError(
+            f"X and y must have the same length, got {len(X)} and {len(y)}"
+        )
     if timeout <= 0:
         raise ValueError(f"timeout must be positive, got {timeout}")
     # the index batches fit would draw: batches() applied to the positions 0..n-1
     positions = torch.arange(len(X))
     generator = make_generator(seed)
-    order = [idx for _ in range(epochs)
-             for idx, _ in batches(Split(positions, positions), world_size * batch_size, generator=generator)]
+    order = [
+        idx
+        for _ in range(epochs)
+        for idx, _ in batches(
+            Split(positions, positions), world_size * batch_size, generator=generator
+        )
+    ]
     with tempfile.TemporaryDirectory(prefix="companion-ddp-") as out_dir:
-        args = (world_size, free_port(), copy.deepcopy(model).cpu(), X.cpu(), y.cpu(), order, optimizer, options or {},
-                loss_fn, timeout, out_dir)
-        context = mp.start_processes(_worker, args=args, nprocs=world_size, join=False, start_method=_start_method())
+        args = (
+            world_size,
+            free_port(),
+            copy.deepcopy(model).cpu(),
+            X.cpu(),
+            y.cpu(),
+            order,
+            optimizer,
+            options or {},
+            loss_fn,
+            timeout,
+            out_dir,
+        )
+        context = mp.start_processes(
+            _worker,
+            args=args,
+            nprocs=world_size,
+            join=False,
+            start_method=_start_method(),
+        )
         deadline = time.monotonic() + timeout
         try:
-            while not context.join(timeout=max(0.0, min(1.0, deadline - time.monotonic())), grace_period=0.5):
+            while not context.join(
+                timeout=max(0.0, min(1.0, deadline - time.monotonic())),
+                grace_period=0.5,
+            ):
                 if time.monotonic() > deadline:
-                    raise WorkerError(f"the {world_size} data-parallel workers did not finish within "
-                                      f"{timeout:g} s; they were stopped")
+                    raise WorkerError(
+                        f"the {world_size} data-parallel workers did not finish within "
+                        f"{timeout:g} s; they were stopped"
+                    )
         except (mp.ProcessRaisedException, mp.ProcessExitedException) as error:
-            raise WorkerError(f"a data-parallel worker failed (rank {error.error_index}): {error}") from error
+            raise WorkerError(
+                f"a data-parallel worker failed (rank {error.error_index}): {error}"
+            ) from error
         finally:
             _stop(context)
         results = [torch.load(Path(out_dir) / f"rank{r}.pt") for r in range(world_size)]
-    return ParallelRun(state_dict=results[0]["state_dict"], replicas=[r["state_dict"] for r in results],
-                       seconds=results[0]["seconds"], losses=results[0]["losses"])
+    return ParallelRun(
+        state_dict=results[0]["state_dict"],
+        replicas=[r["state_dict"] for r in results],
+        seconds=results[0]["seconds"],
+        losses=results[0]["losses"],
+    )

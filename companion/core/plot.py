@@ -56,19 +56,25 @@ def contour(fn: Function2D, ax=None, resolution: int = 200, levels: int = 30):
     if fn.log_levels:
         Z = np.log10(Z - Z.min() + 1e-3)
     ax.contourf(X.numpy(), Y.numpy(), Z, levels=levels, cmap="Greys", alpha=0.55)
-    ax.contour(X.numpy(), Y.numpy(), Z, levels=levels, colors="k", linewidths=0.3, alpha=0.5)
+    ax.contour(
+        X.numpy(), Y.numpy(), Z, levels=levels, colors="k", linewidths=0.3, alpha=0.5
+    )
     ax.plot(*fn.minimum, marker="*", color="k", markersize=12, linestyle="none")
     ax.set(xlim=fn.xlim, ylim=fn.ylim, xlabel="x", ylabel="y", title=fn.name)
     ax.grid(False)
     return ax
 
 
-def plot_trajectories(fn: Function2D, trajectories: Mapping[str, torch.Tensor], ax=None):
+def plot_trajectories(
+    fn: Function2D, trajectories: Mapping[str, torch.Tensor], ax=None
+):
     """Each trajectory (shape (steps + 1, 2)) drawn over the contours of ``fn``; returns the axes."""
     ax = contour(fn, ax)
     for label, path in trajectories.items():
         path = torch.as_tensor(path).detach().cpu().numpy()
-        ax.plot(path[:, 0], path[:, 1], marker=".", markersize=3, linewidth=1.2, label=label)
+        ax.plot(
+            path[:, 0], path[:, 1], marker=".", markersize=3, linewidth=1.2, label=label
+        )
     ax.legend(loc="best", fontsize=8)
     return ax
 
@@ -81,7 +87,9 @@ def plot_curves(
 ):
     """One panel per metric, one line per run (x axis: epoch); returns the axes."""
     if axes is None:
-        _, axes = plt.subplots(1, len(metrics), figsize=(4.8 * len(metrics), 3.6), squeeze=False)
+        _, axes = plt.subplots(
+            1, len(metrics), figsize=(4.8 * len(metrics), 3.6), squeeze=False
+        )
         axes = axes[0]
     for ax, metric in zip(axes, metrics):
         for label, history in histories.items():

@@ -41,8 +41,13 @@ class Axis:
     log: bool = False
 
     def __post_init__(self):
-        if not (math.isfinite(self.low) and math.isfinite(self.high)) or not self.low < self.high:
-            raise ValueError(f"Axis needs finite low < high, got low={self.low}, high={self.high}")
+        if (
+            not (math.isfinite(self.low) and math.isfinite(self.high))
+            or not self.low < self.high
+        ):
+            raise ValueError(
+                f"Axis needs finite low < high, got low={self.low}, high={self.high}"
+            )
         if self.log and self.low <= 0:
             raise ValueError(f"a log axis needs low > 0, got low={self.low}")
 
@@ -99,7 +104,9 @@ def _check_space(space: Mapping[str, Axis]) -> None:
         raise ValueError("the search space is empty")
     for name, axis in space.items():
         if not isinstance(axis, Axis):
-            raise ValueError(f"space[{name!r}] must be an Axis, got {type(axis).__name__}")
+            raise ValueError(
+                f"space[{name!r}] must be an Axis, got {type(axis).__name__}"
+            )
 
 
 def _rank_key(score: float) -> float:
@@ -107,19 +114,31 @@ def _rank_key(score: float) -> float:
     return math.inf if math.isnan(score) else score
 
 
-def _evaluate(objective: Objective, configs: list[dict], budget: float, rung: int, ids: list[int]) -> list[Trial]:
-    return [Trial(dict(p), float(objective(dict(p), budget)), budget, rung, i) for p, i in zip(configs, ids)]
+def _evaluate(
+    objective: Objective, configs: list[dict], budget: float, rung: int, ids: list[int]
+) -> list[Trial]:
+    return [
+        Trial(dict(p), float(objective(dict(p), budget)), budget, rung, i)
+        for p, i in zip(configs, ids)
+    ]
 
 
 def grid_search(
-    objective: Objective, space: Mapping[str, Axis], points: int | Mapping[str, int], budget: float = 1.0
+    objective: Objective,
+    space: Mapping[str, Axis],
+    points: int | Mapping[str, int],
+    budget: float = 1.0,
 ) -> list[Trial]:
     """Evaluate the objective on every combination of ``points`` grid values per axis (an int for
     all axes, or one per name; see :meth:`Axis.grid`), each with the same ``budget``."""
     _check_space(space)
-    per_axis = {name: points for name in space} if isinstance(points, int) else dict(points)
+    per_axis = (
+        {name: points for name in space} if isinstance(points, int) else dict(points)
+    )
     if set(per_axis) != set(space):
-        raise ValueError(f"points must name the axes {sorted(space)}, got {sorted(per_axis)}")
+        raise ValueError(
+            f"points must name the axes {sorted(space)}, got {sorted(per_axis)}"
+        )
     values = [space[name].grid(per_axis[name]) for name in space]
     configs = [dict(zip(space, combo)) for combo in itertools.product(*values)]
     return _evaluate(objective, configs, budget, 0, list(range(len(configs))))
@@ -131,11 +150,18 @@ def sample(space: Mapping[str, Axis], n: int, seed: int = 0) -> list[dict[str, f
     if n < 1:
         raise ValueError(f"the number of trials must be at least 1, got {n}")
     rng = random.Random(seed)
-    return [{name: axis.from_unit(rng.random()) for name, axis in space.items()} for _ in range(n)]
+    return [
+        {name: axis.from_unit(rng.random()) for name, axis in space.items()}
+        for _ in range(n)
+    ]
 
 
 def random_search(
-    objective: Objective, space: Mapping[str, Axis], n_trials: int, budget: float = 1.0, seed: int = 0
+    objective: Objective,
+    space: Mapping[str, Axis],
+    n_trials: int,
+    budget: float = 1.0,
+    seed: int = 0,
 ) -> list[Trial]:
     """Evaluate the objective at ``n_trials`` random points of ``space`` (see :func:`sample`)."""
     configs = sample(space, n_trials, seed)
@@ -147,7 +173,9 @@ def rung_budgets(min_budget: float, max_budget: float, eta: int = 3) -> list[flo
     :math:`r_k = R\,\eta^{k-K}` for :math:`k = 0..K`, :math:`K = \lfloor \log_\eta(R / r_{\min}) \rfloor`
     (rounded to integers when both ends are integers)."""
     if not 0 < min_budget <= max_budget:
-        raise ValueError(f"need 0 < min_budget <= max_budget, got {min_budget} and {max_budget}")
+        raise ValueError(
+            f"need 0 < min_budget <= max_budget, got {min_budget} and {max_budget}"
+        )
     if not (isinstance(eta, int) and eta >= 2):
         raise ValueError(f"eta must be an integer >= 2, got {eta}")
     # K = ⌊log_η(R / r_min)⌋ (1e-9: exact powers of η are not lost to rounding)
@@ -227,5 +255,18 @@ def zoom(space: Mapping[str, Axis], trials: list[Trial], keep: int) -> dict[str,
     return box
 
 
-__all__ = ["Axis", "Trial", "uniform", "log_uniform", "grid_search", "sample", "random_search", "rung_budgets",
-           "successive_halving", "best", "total_budget", "mean_interval", "zoom"]
+__all__ = [
+    "Axis",
+    "Trial",
+    "uniform",
+    "log_uniform",
+    "grid_search",
+    "sample",
+    "random_search",
+    "rung_budgets",
+    "successive_halving",
+    "best",
+    "total_budget",
+    "mean_interval",
+    "zoom",
+]

@@ -59,10 +59,15 @@ def mean_interval(values: Sequence[float], level: float = 0.95) -> Interval:
     return Interval(mean, mean - half, mean + half)
 
 
-def paired_interval(values: Sequence[float], baseline: Sequence[float], level: float = 0.95) -> Interval:
+def paired_interval(
+    values: Sequence[float], baseline: Sequence[float], level: float = 0.95
+) -> Interval:
     """The interval of the per-seed differences ``values[i] − baseline[i]`` (runs sharing a seed vary
     together, so their differences vary less than either alone)."""
-    check(len(values) == len(baseline), f"{len(values)} values against {len(baseline)} baseline values")
+    check(
+        len(values) == len(baseline),
+        f"{len(values)} values against {len(baseline)} baseline values",
+    )
     return mean_interval([v - b for v, b in zip(values, baseline)], level)
 
 

@@ -12,5 +12,7 @@ def html_table(header: Sequence[object], rows: Iterable[Sequence[object]]) -> HT
     """An HTML table with one header row, then one row per entry of ``rows``; cells are shown with ``str``
     (so they may hold inline HTML or ``$...$`` math)."""
     head = "".join(f"<th>{h}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows
+    )
     return HTML(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")

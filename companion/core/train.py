@@ -79,7 +79,8 @@ def minibatch_steps(
     loss_fn: Callable = F.cross_entropy,
     generator: torch.Generator | None = None,
     penalty: Callable[[nn.Module], torch.Tensor] | None = None,
-    transform: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
+    transform: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+    | None = None,
 ) -> Iterator[torch.Tensor]:
     """One epoch of training, the course's one mini-batch loop: for each shuffled batch of ``train``,
     the loss (plus ``penalty(model)``, on the batch as ``transform(X, y)`` returns it) is back-propagated
@@ -108,7 +109,8 @@ def fit(
     loss_fn: Callable = F.cross_entropy,
     generator: torch.Generator | None = None,
     penalty: Callable[[nn.Module], torch.Tensor] | None = None,
-    transform: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
+    transform: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+    | None = None,
     callbacks: Iterable[Callback] = (),
     scheduler=None,
     progress: bool = True,
@@ -126,7 +128,9 @@ def fit(
     bar = tqdm(range(epochs), disable=not progress, leave=False)
     for epoch in bar:
         start = time.perf_counter()
-        for _ in minibatch_steps(model, optimizer, train, batch_size, loss_fn, generator, penalty, transform):
+        for _ in minibatch_steps(
+            model, optimizer, train, batch_size, loss_fn, generator, penalty, transform
+        ):
             steps += 1
         if scheduler is not None:
             scheduler.step()

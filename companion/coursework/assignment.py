@@ -18,6 +18,7 @@ checks and metadata, in ``assignments/<name>/``.
 
 import json
 import re
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
@@ -57,7 +58,9 @@ class Assignment:
         """What grading needs, and nothing a student must not see: setup code, names, rules."""
         setup = self.meta.get("setup")
         if setup is None:
-            setup = "".join(cell_source(c) for c in self.notebook["cells"] if "setup" in tags(c))
+            setup = "".join(
+                cell_source(c) for c in self.notebook["cells"] if "setup" in tags(c)
+            )
         return {
             "name": self.name,
             "setup": setup,
@@ -71,7 +74,9 @@ def load(name: str, root: Path | None = None) -> Assignment:
     """Read ``root/name`` (the notebook is optional: a Gradescope bundle ships only checks and meta)."""
     folder = (root or default_root()) / name
     if not (folder / "meta.toml").is_file():
-        raise ValueError(f"no assignment {name!r} in {folder.parent} (try `python -m companion.coursework list`)")
+        raise ValueError(
+            f"no assignment {name!r} in {folder.parent} (try `python -m companion.coursework list`)"
+        )
     meta = tomllib.loads((folder / "meta.toml").read_text())
     nb_path = folder / f"{name}.ipynb"
     notebook = json.loads(nb_path.read_text()) if nb_path.is_file() else None
@@ -84,7 +89,9 @@ def names(root: Path | None = None) -> list[str]:
     """All assignments under ``root``, in the order of their chapter and then name."""
     root = root or default_root()
     found = [load(p.parent.name, root) for p in sorted(root.glob("*/meta.toml"))]
-    return [a.name for a in sorted(found, key=lambda a: (a.meta.get("order", 99), a.name))]
+    return [
+        a.name for a in sorted(found, key=lambda a: (a.meta.get("order", 99), a.name))
+    ]
 
 
 def tags(cell: dict) -> list[str]:
@@ -114,7 +121,9 @@ def strip_solutions(text: str) -> str:
             if not inside:
                 raise ValueError("END SOLUTION without BEGIN SOLUTION")
             if code and not had_stub:
-                out.append(f"{region_indent}raise NotImplementedError  # your code here\n")
+                out.append(
+                    f"{region_indent}raise NotImplementedError  # your code here\n"
+                )
             inside = False
             continue
         stub = _STUB.match(line)
@@ -140,4 +149,3 @@ def solution_regions(text: str) -> list[str]:
         elif current is not None and not _STUB.match(line):
             current.append(line)
     return regions
-

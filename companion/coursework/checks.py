@@ -39,8 +39,13 @@ def load_checks(path) -> object:
 
 def checks_of(module) -> list[tuple[str, object]]:
     """The module's checks in the order they are written."""
-    return [(name, fn) for name, fn in vars(module).items()
-            if inspect.isfunction(fn) and hasattr(fn, "points") and fn.__module__ == module.__name__]
+    return [
+        (name, fn)
+        for name, fn in vars(module).items()
+        if inspect.isfunction(fn)
+        and hasattr(fn, "points")
+        and fn.__module__ == module.__name__
+    ]
 
 
 def summary(fn) -> str:
@@ -52,7 +57,10 @@ def contract(what: str, fn, *args, **kwargs) -> None:
     try:
         fn(*args, **kwargs)
     except AssertionError as exc:
-        detail = " ".join(line.strip() for line in str(exc).strip().splitlines())[:400] or "does not hold"
+        detail = (
+            " ".join(line.strip() for line in str(exc).strip().splitlines())[:400]
+            or "does not hold"
+        )
         raise AssertionError(f"{what}: {detail}") from None
 
 
@@ -61,15 +69,21 @@ def close(actual, expected, *, ulps: float, what: str) -> None:
     if not isinstance(actual, torch.Tensor):
         raise AssertionError(f"{what}: expected a tensor, got {type(actual).__name__}")
     if actual.shape != expected.shape:
-        raise AssertionError(f"{what}: shape {tuple(actual.shape)}, torch gives {tuple(expected.shape)}")
+        raise AssertionError(
+            f"{what}: shape {tuple(actual.shape)}, torch gives {tuple(expected.shape)}"
+        )
     if actual.dtype != expected.dtype:
-        raise AssertionError(f"{what}: dtype {actual.dtype}, torch gives {expected.dtype}")
+        raise AssertionError(
+            f"{what}: dtype {actual.dtype}, torch gives {expected.dtype}"
+        )
     m = mismatch(actual, expected)
     if not m.ulps <= ulps:
         raise AssertionError(f"{what} differs from torch: {m}")
 
 
-def trace_optimizer(ours, theirs, options: dict, *, steps: int = 30, ulps: float = 1e4, seed: int = 0) -> None:
+def trace_optimizer(
+    ours, theirs, options: dict, *, steps: int = 30, ulps: float = 1e4, seed: int = 0
+) -> None:
     """Feed both optimizers one fixed sequence of gradients; fail at the first step where the parameters or
     the state differ, naming the step, the tensor and the index (float64).
 
@@ -78,7 +92,10 @@ def trace_optimizer(ours, theirs, options: dict, *, steps: int = 30, ulps: float
     gen = torch.Generator().manual_seed(seed)
     shapes = ((3, 4), (5,))
     init = [torch.randn(s, generator=gen, dtype=torch.float64) for s in shapes]
-    grads = [[torch.randn(s, generator=gen, dtype=torch.float64) for s in shapes] for _ in range(steps)]
+    grads = [
+        [torch.randn(s, generator=gen, dtype=torch.float64) for s in shapes]
+        for _ in range(steps)
+    ]
     params = [[t.clone().requires_grad_() for t in init] for _ in range(2)]
     opts = [ours(params[0], **options), theirs(params[1], **options)]
     for t in range(steps):
@@ -89,19 +106,29 @@ def trace_optimizer(ours, theirs, options: dict, *, steps: int = 30, ulps: float
         for i, (a, b) in enumerate(zip(*params)):
             m = mismatch(a, b)
             if not m.ulps <= ulps:
-                raise AssertionError(f"with {options or 'the defaults'}, after step {t + 1} parameter {i} "
-                                     f"differs from torch: {m}")
+                raise AssertionError(
+                    f"with {options or 'the defaults'}, after step {t + 1} parameter {i} "
+                    f"differs from torch: {m}"
+                )
             sa, sb = opts[0].state.get(a, {}), opts[1].state.get(b, {})
             if set(sa) != set(sb):
-                raise AssertionError(f"after step {t + 1} the state keys are {sorted(sa)}, torch has {sorted(sb)}")
+                raise AssertionError(
+                    f"after step {t + 1} the state keys are {sorted(sa)}, torch has {sorted(sb)}"
+                )
             for key in sb:
-                m = mismatch(torch.as_tensor(sa[key]).to(torch.float64), torch.as_tensor(sb[key]).to(torch.float64))
+                m = mismatch(
+                    torch.as_tensor(sa[key]).to(torch.float64),
+                    torch.as_tensor(sb[key]).to(torch.float64),
+                )
                 if not m.ulps <= ulps:
-                    raise AssertionError(f"after step {t + 1} state[{key!r}] of parameter {i} differs from torch: {m}")
+                    raise AssertionError(
+                        f"after step {t + 1} state[{key!r}] of parameter {i} differs from torch: {m}"
+                    )
 
 
 def raises_like(ours, theirs, *args, **kwargs) -> None:
     """Both raise ValueError with the same message for these arguments (without pytest)."""
+
     def error(f):
         try:
             f(*args, **kwargs)
@@ -113,22 +140,34 @@ def raises_like(ours, theirs, *args, **kwargs) -> None:
     if want is None:
         raise RuntimeError(f"torch accepts {args} {kwargs}: the check itself is wrong")
     if got != want:
-        shown = ", ".join([*map(repr, args), *(f"{k}={v!r}" for k, v in kwargs.items())])
-        raise AssertionError(f"with ({shown}) torch raises ValueError({want!r}); yours "
-                             + ("raises nothing" if got is None else f"raises ValueError({got!r})"))
+        shown = ", ".join(
+            [*map(repr, args), *(f"{k}={v!r}" for k, v in kwargs.items())]
+        )
+        raise AssertionError(
+            f"with ({shown}) torch raises ValueError({want!r}); yours "
+            + ("raises nothing" if got is None else f"raises ValueError({got!r})")
+        )
 
 
-def refuses_switches(cls, switches: tuple[str, ...], group_keys: tuple[str, ...]) -> None:
+def refuses_switches(
+    cls, switches: tuple[str, ...], group_keys: tuple[str, ...]
+) -> None:
     """``switches`` are accepted off and refused on with a ValueError naming them, and a parameter group
     holds torch's ``group_keys``."""
     p = [torch.zeros(2, requires_grad=True)]
     opt = cls(p, **{name: None if name == "foreach" else False for name in switches})
     for key in group_keys:
-        assert key in opt.param_groups[0], f"the parameter group has no {key!r} (torch's has)"
+        assert key in opt.param_groups[0], (
+            f"the parameter group has no {key!r} (torch's has)"
+        )
     for name in switches:
         try:
             cls(p, **{name: True})
         except ValueError as exc:
-            assert name in str(exc), f"the ValueError for {name}=True does not name {name!r}: {exc}"
+            assert name in str(exc), (
+                f"the ValueError for {name}=True does not name {name!r}: {exc}"
+            )
         else:
-            raise AssertionError(f"{name}=True is accepted; it should raise a ValueError naming it")
+            raise AssertionError(
+                f"{name}=True is accepted; it should raise a ValueError naming it"
+            )

@@ -31,7 +31,11 @@ def _where(exc: BaseException) -> str:
     """' (line 7 of answer cell 1)' for the innermost frame of the answer in the traceback, if any."""
     from companion.coursework.guard import ANSWER_FILE
 
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith(ANSWER_FILE)]
+    frames = [
+        f
+        for f in traceback.extract_tb(exc.__traceback__)
+        if f.filename.startswith(ANSWER_FILE)
+    ]
     if not frames:
         return ""
     f = frames[-1]
@@ -55,7 +59,9 @@ def describe(exc: BaseException, limit: float) -> str:
 def _writes(mode, flags) -> bool:
     if mode:
         return any(c in mode for c in "wax+")
-    return bool((flags or 0) & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND))
+    return bool(
+        (flags or 0) & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND)
+    )
 
 
 def _audit(scratch: str, allow_net: bool):
@@ -64,18 +70,57 @@ def _audit(scratch: str, allow_net: bool):
     scratch = os.path.realpath(scratch)
 
     def hook(event, args):
-        if event == "open" and isinstance(args[0], (str, bytes)) and _writes(args[1], args[2]):
+        if (
+            event == "open"
+            and isinstance(args[0], (str, bytes))
+            and _writes(args[1], args[2])
+        ):
             path = os.path.realpath(os.fsdecode(args[0]))
-            if not (path == scratch or path.startswith(scratch + os.sep) or path == os.devnull):
-                raise PermissionError(f"the grader allows writing only in the scratch folder, not {path}")
-        elif event in ("os.remove", "os.rename", "os.rmdir", "os.truncate", "os.chmod", "os.link", "os.symlink",
-                       "shutil.rmtree", "shutil.move", "os.mkdir", "os.chown", "os.utime"):
-            path = os.path.realpath(os.fsdecode(args[0])) if isinstance(args[0], (str, bytes)) else scratch
+            if not (
+                path == scratch
+                or path.startswith(scratch + os.sep)
+                or path == os.devnull
+            ):
+                raise PermissionError(
+                    f"the grader allows writing only in the scratch folder, not {path}"
+                )
+        elif event in (
+            "os.remove",
+            "os.rename",
+            "os.rmdir",
+            "os.truncate",
+            "os.chmod",
+            "os.link",
+            "os.symlink",
+            "shutil.rmtree",
+            "shutil.move",
+            "os.mkdir",
+            "os.chown",
+            "os.utime",
+        ):
+            path = (
+                os.path.realpath(os.fsdecode(args[0]))
+                if isinstance(args[0], (str, bytes))
+                else scratch
+            )
             if not (path == scratch or path.startswith(scratch + os.sep)):
-                raise PermissionError(f"the grader forbids {event} outside the scratch folder")
-        elif event in ("subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork",
-                       "os.forkpty", "pty.spawn", "ctypes.dlopen", "os.startfile", "resource.setrlimit",
-                       "resource.prlimit"):
+                raise PermissionError(
+                    f"the grader forbids {event} outside the scratch folder"
+                )
+        elif event in (
+            "subprocess.Popen",
+            "os.system",
+            "os.exec",
+            "os.posix_spawn",
+            "os.spawn",
+            "os.fork",
+            "os.forkpty",
+            "pty.spawn",
+            "ctypes.dlopen",
+            "os.startfile",
+            "resource.setrlimit",
+            "resource.prlimit",
+        ):
             raise PermissionError(f"the grader forbids {event}")
         elif event in ("os.kill", "os.killpg") and args[0] not in (me, 0):
             raise PermissionError("the grader forbids signals to other processes")
@@ -118,8 +163,12 @@ def main() -> None:
     from companion.coursework import guard
 
     torch.set_num_threads(1)
-    module = registry.load_checks(job["checks_path"])  # before the guards: the checks keep torch's originals
-    os.remove(job["checks_path"])  # a copy in the scratch folder: the answer cannot read the hidden checks
+    module = registry.load_checks(
+        job["checks_path"]
+    )  # before the guards: the checks keep torch's originals
+    os.remove(
+        job["checks_path"]
+    )  # a copy in the scratch folder: the answer cannot read the hidden checks
     spec, limit = job["spec"], job["check_timeout"]
     refused: list[str] = []
     guard.install(spec["guard"], refused)
@@ -138,7 +187,9 @@ def main() -> None:
         answer_error = None
     except BaseException as exc:  # noqa: BLE001 — anything the answer does is reported, never raised
         _alarm(0)
-        answer_error = ("the answer cells failed: " + describe(exc, job["answer_timeout"]))
+        answer_error = "the answer cells failed: " + describe(
+            exc, job["answer_timeout"]
+        )
     report(event="answer", error=answer_error, refused=refused[:])
     for name, fn in registry.checks_of(module):
         if answer_error is not None:
@@ -156,7 +207,13 @@ def main() -> None:
             report(event="check", name=name, passed=True, message="")
         except BaseException as exc:  # noqa: BLE001
             _alarm(0)
-            report(event="check", name=name, passed=False, message=describe(exc, limit), refused=refused[before:])
+            report(
+                event="check",
+                name=name,
+                passed=False,
+                message=describe(exc, limit),
+                refused=refused[before:],
+            )
     import resource
 
     usage = resource.getrusage(resource.RUSAGE_SELF)

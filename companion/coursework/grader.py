@@ -24,7 +24,9 @@ class Result:
     points: dict  # check name -> points earned
     reasons: dict  # check name -> why it failed ('' when it passed)
     notes: list = field(default_factory=list)
-    cpu_s: float = 0.0  # CPU time of the grading process (as it reported), for the batch's timing
+    cpu_s: float = (
+        0.0  # CPU time of the grading process (as it reported), for the batch's timing
+    )
     grader_error: str | None = None
 
 
@@ -50,7 +52,9 @@ def _defines(source: str, required: list[str]) -> bool:
     for node in tree.body:
         if isinstance(node, (ast.ClassDef, ast.FunctionDef)) and node.name in required:
             return True
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id in required for t in node.targets):
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id in required for t in node.targets
+        ):
             return True
     return False
 
@@ -66,7 +70,9 @@ def _why_ended(outcome: sandbox.Outcome, limits: sandbox.Limits) -> str:
     return f"the grading process ended early (exit code {rc}), e.g. os._exit or sys.exit in the answer"
 
 
-def grade_one(a: asg.Assignment, path: Path, limits: sandbox.Limits, out: Path, checks=None) -> Result:
+def grade_one(
+    a: asg.Assignment, path: Path, limits: sandbox.Limits, out: Path, checks=None
+) -> Result:
     """Grade one notebook (``checks``: the assignment's checks, loaded once per batch)."""
     checks = checks or registry.checks_of(registry.load_checks(a.checks_path))
     names = [n for n, _ in checks]
@@ -83,7 +89,9 @@ def grade_one(a: asg.Assignment, path: Path, limits: sandbox.Limits, out: Path, 
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         return fail_all(f"the notebook could not be read: {str(exc).splitlines()[0]}")
     if not answers:
-        return fail_all(f"no answer cell found (the cell that defines {', '.join(spec['required'])})")
+        return fail_all(
+            f"no answer cell found (the cell that defines {', '.join(spec['required'])})"
+        )
     static = guard.static_violations(spec["setup"], answers, spec["forbidden"])
     if static:
         return fail_all("the from-scratch rule: the answer uses " + "; ".join(static))
@@ -95,8 +103,16 @@ def grade_one(a: asg.Assignment, path: Path, limits: sandbox.Limits, out: Path, 
         return fail_all("grader error (not your fault): the instructor has been told")
     refused = sorted({r for e in events for r in e.get("refused", [])})
     if refused:
-        return fail_all("the from-scratch rule: the answer uses " + ", ".join(refused) + " (refused at run time)")
-    seen = {e["name"]: e for e in events if e.get("event") == "check" and e.get("name") in points}
+        return fail_all(
+            "the from-scratch rule: the answer uses "
+            + ", ".join(refused)
+            + " (refused at run time)"
+        )
+    seen = {
+        e["name"]: e
+        for e in events
+        if e.get("event") == "check" and e.get("name") in points
+    }
     for n in names:
         if n not in seen:
             result.reasons[n] = "not run: " + _why_ended(outcome, limits)
@@ -105,12 +121,21 @@ def grade_one(a: asg.Assignment, path: Path, limits: sandbox.Limits, out: Path, 
         else:
             result.reasons[n] = str(seen[n].get("message") or "failed")[:1000]
     result.notes.append(f"sandbox: {outcome.sandbox}")
-    result.cpu_s = sum(float(e.get("cpu_s", 0)) for e in events if e.get("event") == "done")
+    result.cpu_s = sum(
+        float(e.get("cpu_s", 0)) for e in events if e.get("event") == "done"
+    )
     return result
 
 
-def grade(name: str, paths: list, out, *, jobs: int | None = None, limits: sandbox.Limits | None = None,
-          root: Path | None = None) -> list[Result]:
+def grade(
+    name: str,
+    paths: list,
+    out,
+    *,
+    jobs: int | None = None,
+    limits: sandbox.Limits | None = None,
+    root: Path | None = None,
+) -> list[Result]:
     """Grade ``paths`` for assignment ``name``; write grades.csv and feedback/ under ``out``."""
     a = asg.load(name, root)
     limits = limits or sandbox.Limits()
@@ -119,11 +144,15 @@ def grade(name: str, paths: list, out, *, jobs: int | None = None, limits: sandb
     if len(set(stems)) != len(stems):
         raise ValueError("two submissions have the same file name (stem); rename one")
     jobs = jobs or max(1, min(4, os.cpu_count() or 1))
-    Path(out).mkdir(parents=True, exist_ok=True)  # exists before the sandboxes start, so they can hide it
+    Path(out).mkdir(
+        parents=True, exist_ok=True
+    )  # exists before the sandboxes start, so they can hide it
     checks = registry.checks_of(registry.load_checks(a.checks_path))
     with ThreadPoolExecutor(jobs) as pool:
-        results = sorted(pool.map(lambda p: grade_one(a, p, limits, Path(out), checks), paths),
-                         key=lambda r: r.submission)
+        results = sorted(
+            pool.map(lambda p: grade_one(a, p, limits, Path(out), checks), paths),
+            key=lambda r: r.submission,
+        )
     write(a, results, Path(out), checks)
     return results
 
@@ -140,9 +169,17 @@ def write(a: asg.Assignment, results: list[Result], out: Path, checks) -> None:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["submission", *[n for n, _ in checks], "total", "possible"])
     for r in results:
-        writer.writerow([r.submission, *[_fmt(r.points[n]) for n, _ in checks],
-                         _fmt(sum(r.points.values())), _fmt(possible)])
-        _replace(out / "feedback" / f"{r.submission}.md", feedback(a, r, checks, possible))
+        writer.writerow(
+            [
+                r.submission,
+                *[_fmt(r.points[n]) for n, _ in checks],
+                _fmt(sum(r.points.values())),
+                _fmt(possible),
+            ]
+        )
+        _replace(
+            out / "feedback" / f"{r.submission}.md", feedback(a, r, checks, possible)
+        )
     _replace(out / "grades.csv", buf.getvalue())
 
 
@@ -154,14 +191,25 @@ def _replace(path: Path, text: str) -> None:
 
 def feedback(a: asg.Assignment, r: Result, checks, possible) -> str:
     total = sum(r.points.values())
-    lines = [f"# {a.title}: {r.submission}", "", f"**{_fmt(total)} / {_fmt(possible)} points** from the "
-             "automatic checks. The written question is graded by your instructor.", "",
-             "| check | points | |", "|---|---|---|"]
+    lines = [
+        f"# {a.title}: {r.submission}",
+        "",
+        f"**{_fmt(total)} / {_fmt(possible)} points** from the "
+        "automatic checks. The written question is graded by your instructor.",
+        "",
+        "| check | points | |",
+        "|---|---|---|",
+    ]
     for n, fn in checks:
         mark = "passed" if not r.reasons[n] else "failed"
-        lines.append(f"| {registry.summary(fn)} | {_fmt(r.points[n])} / {_fmt(fn.points)} | {mark} |")
+        lines.append(
+            f"| {registry.summary(fn)} | {_fmt(r.points[n])} / {_fmt(fn.points)} | {mark} |"
+        )
     if r.grader_error:
-        lines += ["", "**The grader failed on this submission (not the submission's fault); grade it again.**"]
+        lines += [
+            "",
+            "**The grader failed on this submission (not the submission's fault); grade it again.**",
+        ]
     failed = [(n, fn) for n, fn in checks if r.reasons[n]]
     if failed:
         lines += ["", "## What went wrong", ""]
@@ -176,6 +224,14 @@ def gradescope(a: asg.Assignment, r: Result) -> dict:
         "score": sum(r.points.values()),
         "output": f"{a.title}: automatic checks (the written question is graded by hand).",
         "visibility": "visible",
-        "tests": [{"name": registry.summary(fn), "score": r.points[n], "max_score": fn.points,
-                   "output": r.reasons[n] or "passed", "visibility": "visible"} for n, fn in checks],
+        "tests": [
+            {
+                "name": registry.summary(fn),
+                "score": r.points[n],
+                "max_score": fn.points,
+                "output": r.reasons[n] or "passed",
+                "visibility": "visible",
+            }
+            for n, fn in checks
+        ],
     }

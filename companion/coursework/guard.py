@@ -39,7 +39,9 @@ def _aliases(tree: ast.AST, aliases: dict) -> dict:
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for a in node.names:
-                aliases[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
+                aliases[a.asname or a.name.split(".")[0]] = (
+                    a.name if a.asname else a.name.split(".")[0]
+                )
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             for a in node.names:
                 aliases[a.asname or a.name] = f"{node.module}.{a.name}"
@@ -53,7 +55,9 @@ def _matches(name: str, forbidden: list[str]) -> str | None:
     return None
 
 
-def static_violations(setup: str, answers: list[str], forbidden: list[str]) -> list[str]:
+def static_violations(
+    setup: str, answers: list[str], forbidden: list[str]
+) -> list[str]:
     """Forbidden names the answer's source reaches, each as 'torch.optim.Adamax (line 3 of answer cell 1)'."""
     if not forbidden:
         return []
@@ -73,8 +77,13 @@ def static_violations(setup: str, answers: list[str], forbidden: list[str]) -> l
                 names += [node.module] + [f"{node.module}.{a.name}" for a in node.names]
             elif isinstance(node, ast.Import):
                 names += [a.name for a in node.names]
-            elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr"
-                  and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant)):
+            elif (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == "getattr"
+                and len(node.args) >= 2
+                and isinstance(node.args[1], ast.Constant)
+            ):
                 base = _dotted(node.args[0], aliases)
                 names.append(f"{base}.{node.args[1].value}" if base else None)
             for name in names:
@@ -90,7 +99,10 @@ def _from_answer() -> bool:
         if frame.f_code.co_filename.startswith(ANSWER_FILE):
             return True
         owner = frame.f_locals.get("self")
-        if owner is not None and getattr(type(owner), "__module__", None) == ANSWER_MODULE:
+        if (
+            owner is not None
+            and getattr(type(owner), "__module__", None) == ANSWER_MODULE
+        ):
             return True
         frame = frame.f_back
     return False
@@ -115,6 +127,7 @@ def _guarded(dotted: str, original, record: list):
         raise Forbidden(f"the from-scratch rule: the answer uses {dotted}")
 
     if isinstance(original, type):
+
         def init_subclass(cls, **kwargs):
             refuse()
 
@@ -123,9 +136,16 @@ def _guarded(dotted: str, original, record: list):
                 refuse()
             original.__init__(self, *args, **kwargs)
 
-        return type(original.__name__, (original,), {
-            "__init_subclass__": classmethod(init_subclass), "__init__": init,
-            "__module__": original.__module__, "__qualname__": original.__qualname__})
+        return type(
+            original.__name__,
+            (original,),
+            {
+                "__init_subclass__": classmethod(init_subclass),
+                "__init__": init,
+                "__module__": original.__module__,
+                "__qualname__": original.__qualname__,
+            },
+        )
 
     @functools.wraps(original)
     def wrapper(*args, **kwargs):

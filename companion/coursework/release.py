@@ -50,15 +50,25 @@ def student_notebook(source: dict) -> dict:
         if DROPPED_TAGS & set(cell_tags):
             continue
         text = asg.strip_solutions(asg.cell_source(cell)).rstrip("\n")
-        new = {"cell_type": cell["cell_type"], "metadata": {}, "source": text.splitlines(keepends=True)}
+        new = {
+            "cell_type": cell["cell_type"],
+            "metadata": {},
+            "source": text.splitlines(keepends=True),
+        }
         kept = [t for t in cell_tags if t in KEPT_TAGS]
         if kept:
             new["metadata"]["tags"] = kept
         if cell["cell_type"] == "code":
             new.update(execution_count=None, outputs=[])
         cells.append(new)
-    metadata = {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-                "language_info": {"name": "python"}}
+    metadata = {
+        "kernelspec": {
+            "display_name": "Python 3",
+            "language": "python",
+            "name": "python3",
+        },
+        "language_info": {"name": "python"},
+    }
     return {"cells": cells, "metadata": metadata, "nbformat": 4, "nbformat_minor": 5}
 
 
@@ -72,11 +82,20 @@ def write_student(a: asg.Assignment, out: Path) -> Path:
     folder = out / a.name
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{a.name}.ipynb"
-    path.write_text(json.dumps(_with_ids(student_notebook(a.notebook), a.name), indent=1, ensure_ascii=False) + "\n")
+    path.write_text(
+        json.dumps(
+            _with_ids(student_notebook(a.notebook), a.name),
+            indent=1,
+            ensure_ascii=False,
+        )
+        + "\n"
+    )
     return path
 
 
-def _add(zf: zipfile.ZipFile, arcname: str, data: bytes | str, executable: bool = False) -> None:
+def _add(
+    zf: zipfile.ZipFile, arcname: str, data: bytes | str, executable: bool = False
+) -> None:
     info = zipfile.ZipInfo(arcname, EPOCH)
     info.external_attr = (0o755 if executable else 0o644) << 16
     info.compress_type = zipfile.ZIP_DEFLATED
@@ -85,8 +104,11 @@ def _add(zf: zipfile.ZipFile, arcname: str, data: bytes | str, executable: bool 
 
 def public_meta(a: asg.Assignment) -> str:
     """meta.toml without the parts a student must not see (the rubric, the wrong answer): top-level values only."""
-    lines = [f"{key} = {json.dumps(value)}" for key, value in a.meta.items()
-             if isinstance(value, (str, int, float, list)) and key not in ("setup",)]
+    lines = [
+        f"{key} = {json.dumps(value)}"
+        for key, value in a.meta.items()
+        if isinstance(value, (str, int, float, list)) and key not in ("setup",)
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -97,7 +119,12 @@ def write_gradescope(a: asg.Assignment, out: Path) -> Path:
     path = folder / f"{a.name}.zip"
     package = Path(asg.__file__).resolve().parents[1]
     with zipfile.ZipFile(path, "w") as zf:
-        _add(zf, "setup.sh", SETUP_SH.format(torch=torch.__version__.split("+")[0]), executable=True)
+        _add(
+            zf,
+            "setup.sh",
+            SETUP_SH.format(torch=torch.__version__.split("+")[0]),
+            executable=True,
+        )
         _add(zf, "run_autograder", RUN_AUTOGRADER.format(name=a.name), executable=True)
         for file in sorted(package.rglob("*.py")):
             if "__pycache__" not in file.parts:

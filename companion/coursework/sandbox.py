@@ -25,6 +25,7 @@ import tempfile
 import threading
 from dataclasses import dataclass
 
+
 @dataclass
 class Limits:
     wall_s: float = 120.0  # the whole submission, torch's import included
@@ -50,8 +51,14 @@ def bwrap_works() -> bool:
     if not exe or os.environ.get("COMPANION_NO_BWRAP") == "1":
         return False
     try:
-        return subprocess.run([exe, "--ro-bind", "/", "/", "--dev", "/dev", "--unshare-net", "true"],
-                              capture_output=True, timeout=20).returncode == 0
+        return (
+            subprocess.run(
+                [exe, "--ro-bind", "/", "/", "--dev", "/dev", "--unshare-net", "true"],
+                capture_output=True,
+                timeout=20,
+            ).returncode
+            == 0
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
 
@@ -65,17 +72,51 @@ def _command(scratch: str, use_bwrap: bool, hide: list) -> list[str]:
     if not use_bwrap:
         return child
     needed = [os.path.realpath(p) for p in (__file__, sys.executable, sys.prefix)]
-    hidden = [arg for path in map(os.path.realpath, hide) if os.path.isdir(path)
-              and not any(n == path or n.startswith(path + os.sep) for n in needed) for arg in ("--tmpfs", path)]
+    hidden = [
+        arg
+        for path in map(os.path.realpath, hide)
+        if os.path.isdir(path)
+        and not any(n == path or n.startswith(path + os.sep) for n in needed)
+        for arg in ("--tmpfs", path)
+    ]
     # the private /tmp would hide a checkout or a virtual environment that lives under /tmp (as CI's may):
     # bind those back, read-only, before hiding the grader's folders and opening the scratch folder
-    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
-    under_tmp = sorted({path for path in map(os.path.realpath, [sys.prefix, package_root, *sys.path])
-                        if path.startswith("/tmp/") and os.path.exists(path)})
+    package_root = os.path.dirname(
+        os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+    )
+    under_tmp = sorted(
+        {
+            path
+            for path in map(os.path.realpath, [sys.prefix, package_root, *sys.path])
+            if path.startswith("/tmp/") and os.path.exists(path)
+        }
+    )
     keep = [arg for path in under_tmp for arg in ("--ro-bind", path, path)]
-    return ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", *keep, *hidden,
-            "--bind", scratch, scratch, "--unshare-net", "--unshare-pid", "--unshare-ipc",
-            "--die-with-parent", "--new-session", "--chdir", scratch, *child]
+    return [
+        "bwrap",
+        "--ro-bind",
+        "/",
+        "/",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--tmpfs",
+        "/tmp",
+        *keep,
+        *hidden,
+        "--bind",
+        scratch,
+        scratch,
+        "--unshare-net",
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--die-with-parent",
+        "--new-session",
+        "--chdir",
+        scratch,
+        *child,
+    ]
 
 
 def run(job: dict, limits: Limits, hide: tuple = ()) -> Outcome:
@@ -85,25 +126,60 @@ def run(job: dict, limits: Limits, hide: tuple = ()) -> Outcome:
     folders in ``hide`` (the assignments, the grades) are empty inside the sandbox."""
     use_bwrap = bwrap_works()
     with tempfile.TemporaryDirectory(prefix="coursework-") as scratch:
-        checks_copy = os.path.join(scratch, os.path.basename(os.path.dirname(job["checks_path"])) + "_checks.py")
+        checks_copy = os.path.join(
+            scratch,
+            os.path.basename(os.path.dirname(job["checks_path"])) + "_checks.py",
+        )
         shutil.copyfile(job["checks_path"], checks_copy)
         read_end, write_end = os.pipe()
-        job = {**job, "checks_path": checks_copy, "report_fd": write_end, "scratch": scratch,
-               "check_timeout": limits.check_s, "answer_timeout": limits.answer_s, "unshare_net": not use_bwrap,
-               "rlimits": {"memory_mb": limits.memory_mb, "cpu_s": int(limits.wall_s) + 5, "file_mb": limits.file_mb}}
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("http", "HTTP", "PYTHONSTARTUP"))}
+        job = {
+            **job,
+            "checks_path": checks_copy,
+            "report_fd": write_end,
+            "scratch": scratch,
+            "check_timeout": limits.check_s,
+            "answer_timeout": limits.answer_s,
+            "unshare_net": not use_bwrap,
+            "rlimits": {
+                "memory_mb": limits.memory_mb,
+                "cpu_s": int(limits.wall_s) + 5,
+                "file_mb": limits.file_mb,
+            },
+        }
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("http", "HTTP", "PYTHONSTARTUP"))
+        }
         # every cache inside the scratch folder: torch sets TORCHINDUCTOR_CACHE_DIR in the grader's own
         # environment once it has used torch._dynamo, and a child that inherited it would try to write there
-        env.update(OMP_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg", HOME=scratch,
-                   TMPDIR=scratch, PYTHONHASHSEED="0", XDG_CACHE_HOME=scratch,
-                   TORCHINDUCTOR_CACHE_DIR=os.path.join(scratch, "torchinductor"),
-                   TRITON_CACHE_DIR=os.path.join(scratch, "triton"))
+        env.update(
+            OMP_NUM_THREADS="1",
+            PYTHONDONTWRITEBYTECODE="1",
+            MPLBACKEND="Agg",
+            HOME=scratch,
+            TMPDIR=scratch,
+            PYTHONHASHSEED="0",
+            XDG_CACHE_HOME=scratch,
+            TORCHINDUCTOR_CACHE_DIR=os.path.join(scratch, "torchinductor"),
+            TRITON_CACHE_DIR=os.path.join(scratch, "triton"),
+        )
         with open(os.path.join(scratch, ".stderr"), "w+b") as err:
-            proc = subprocess.Popen(_command(scratch, use_bwrap, list(hide)), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                    stderr=err, pass_fds=(write_end,), cwd=scratch, env=env, start_new_session=True)
+            proc = subprocess.Popen(
+                _command(scratch, use_bwrap, list(hide)),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                pass_fds=(write_end,),
+                cwd=scratch,
+                env=env,
+                start_new_session=True,
+            )
             os.close(write_end)
             chunks: list[bytes] = []
-            reader = threading.Thread(target=_drain, args=(read_end, chunks), daemon=True)
+            reader = threading.Thread(
+                target=_drain, args=(read_end, chunks), daemon=True
+            )
             reader.start()
             try:
                 proc.stdin.write(json.dumps(job).encode())
@@ -128,7 +204,13 @@ def run(job: dict, limits: Limits, hide: tuple = ()) -> Outcome:
             continue
         if isinstance(event, dict):
             events.append(event)
-    return Outcome(events, proc.returncode, timed_out, tail, "bubblewrap" if use_bwrap else "rlimits + audit hook")
+    return Outcome(
+        events,
+        proc.returncode,
+        timed_out,
+        tail,
+        "bubblewrap" if use_bwrap else "rlimits + audit hook",
+    )
 
 
 def _drain(fd: int, chunks: list, cap: int = 4 * 1024 * 1024) -> None:

@@ -17,16 +17,30 @@ import sys
 from pathlib import Path
 
 MIN_WORDS = 6
-_BLOCK = re.compile(r"^(`{3,}|:{3,})\{(solution|exercise)\}[^\n]*\n(.*?)^\1\s*$", re.M | re.S)
-_MARKUP = [re.compile(p, re.S) for p in (
-    r"\$\$.*?\$\$", r"\$[^$\n]*\$", r"\{[\w:-]+\}`[^`]*`", r"`[^`]*`", r"\]\([^)]*\)", r"<[^>]+>")]
+_BLOCK = re.compile(
+    r"^(`{3,}|:{3,})\{(solution|exercise)\}[^\n]*\n(.*?)^\1\s*$", re.M | re.S
+)
+_MARKUP = [
+    re.compile(p, re.S)
+    for p in (
+        r"\$\$.*?\$\$",
+        r"\$[^$\n]*\$",
+        r"\{[\w:-]+\}`[^`]*`",
+        r"`[^`]*`",
+        r"\]\([^)]*\)",
+        r"<[^>]+>",
+    )
+]
 
 
 def _markdown_of(path: Path) -> str:
     if path.suffix == ".ipynb":
         nb = json.loads(path.read_text(encoding="utf-8"))
-        return "\n\n".join("".join(c["source"]) if isinstance(c["source"], list) else c["source"]
-                           for c in nb["cells"] if c["cell_type"] == "markdown")
+        return "\n\n".join(
+            "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+            for c in nb["cells"]
+            if c["cell_type"] == "markdown"
+        )
     return path.read_text(encoding="utf-8")
 
 
@@ -47,7 +61,9 @@ def blocks(book: Path, kind: str = "solution") -> dict[str, list[str]]:
         runs = []
         for m in _BLOCK.finditer(_markdown_of(path)):
             if m.group(2) == kind:
-                body = "\n".join(ln for ln in m.group(3).splitlines() if not ln.startswith(":"))
+                body = "\n".join(
+                    ln for ln in m.group(3).splitlines() if not ln.startswith(":")
+                )
                 runs += _runs(body)
         if runs:
             found[str(path.relative_to(book))] = runs
@@ -58,12 +74,25 @@ def site_text(site: Path) -> dict[str, str]:
     """Every text file of the built site, tags removed and reduced to the same word runs' alphabet."""
     texts = {}
     for path in sorted(p for p in site.rglob("*") if p.is_file()):
-        if path.suffix.lower() in {".png", ".jpg", ".jpeg", ".gif", ".svg", ".woff", ".woff2", ".ttf", ".ico", ".eot"}:
+        if path.suffix.lower() in {
+            ".png",
+            ".jpg",
+            ".jpeg",
+            ".gif",
+            ".svg",
+            ".woff",
+            ".woff2",
+            ".ttf",
+            ".ico",
+            ".eot",
+        }:
             continue
         raw = path.read_bytes().decode("utf-8", errors="ignore")
         raw = html.unescape(re.sub(r"<[^>]+>", " ", raw)).replace("\\n", " ")
-        texts[str(path.relative_to(site))] = " | ".join(" ".join(p.split()).lower()
-                                                      for p in re.sub(r"[^A-Za-z0-9\s]+", "|", raw).split("|"))
+        texts[str(path.relative_to(site))] = " | ".join(
+            " ".join(p.split()).lower()
+            for p in re.sub(r"[^A-Za-z0-9\s]+", "|", raw).split("|")
+        )
     return texts
 
 
@@ -79,29 +108,53 @@ def public_text(book: Path, package: Path | None = None) -> str:
         if path.suffix == ".ipynb":
             cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
             for c in (c for c in cells if c["cell_type"] == "code"):
-                code.append("".join(c["source"]) if isinstance(c["source"], list) else c["source"])
+                code.append(
+                    "".join(c["source"])
+                    if isinstance(c["source"], list)
+                    else c["source"]
+                )
                 # what the cell printed, in an executed copy: the student's own run prints it too
                 for out in c.get("outputs", []):
-                    for text in (out.get("text"), out.get("data", {}).get("text/plain")):
-                        code.append("".join(text) if isinstance(text, list) else text or "")
-        prose.append(_BLOCK.sub(lambda m: "" if m.group(2) == "solution" else m.group(0), _markdown_of(path)))
+                    for text in (
+                        out.get("text"),
+                        out.get("data", {}).get("text/plain"),
+                    ):
+                        code.append(
+                            "".join(text) if isinstance(text, list) else text or ""
+                        )
+        prose.append(
+            _BLOCK.sub(
+                lambda m: "" if m.group(2) == "solution" else m.group(0),
+                _markdown_of(path),
+            )
+        )
     if package is not None and package.is_dir():
         code += [py.read_text(encoding="utf-8") for py in sorted(package.rglob("*.py"))]
     text = "\n".join(prose)
-    for pattern in _MARKUP:  # the same markup removal as the solutions' runs get; code is taken as it is
+    for pattern in (
+        _MARKUP
+    ):  # the same markup removal as the solutions' runs get; code is taken as it is
         text = pattern.sub("|", text)
     text += "\n" + "\n".join(code)
-    return " | ".join(" ".join(part.split()).lower() for part in re.sub(r"[^A-Za-z0-9\s]+", "|", text).split("|"))
+    return " | ".join(
+        " ".join(part.split()).lower()
+        for part in re.sub(r"[^A-Za-z0-9\s]+", "|", text).split("|")
+    )
 
 
 def scan(site: Path, book: Path, package: Path | None = None) -> list[str]:
     """What leaks: page sources in the site, and solution sentences found in its files that are not also
     in the public text (:func:`public_text`; ``package`` defaults to the ``companion`` folder beside ``book``)."""
     site, book = Path(site), Path(book)
-    leaks = [f"page source copied: {p.relative_to(site)}" for p in site.rglob("*")
-             if p.is_file() and ("_sources" in p.parts or p.suffix == ".ipynb")]
+    leaks = [
+        f"page source copied: {p.relative_to(site)}"
+        for p in site.rglob("*")
+        if p.is_file() and ("_sources" in p.parts or p.suffix == ".ipynb")
+    ]
     texts = site_text(site)
-    public = public_text(book, package if package is not None else book.parent / "companion")
+    public = public_text(
+        book, package if package is not None else book.parent / "companion"
+    )
     for source, runs in blocks(book).items():
         for run in runs:
             if run in public:
@@ -115,13 +168,18 @@ def scan(site: Path, book: Path, package: Path | None = None) -> list[str]:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 3 or argv[0] != "scan":
-        print("usage: python -m companion.coursework.student_edition scan HTML_DIR BOOK_DIR", file=sys.stderr)
+        print(
+            "usage: python -m companion.coursework.student_edition scan HTML_DIR BOOK_DIR",
+            file=sys.stderr,
+        )
         return 2
     leaks = scan(Path(argv[1]), Path(argv[2]))
     for leak in leaks[:50]:
         print(leak)
     n = sum(len(r) for r in blocks(Path(argv[2])).values())
-    print(f"student edition: {len(leaks)} leaks ({n} solution sentences checked in {argv[1]})")
+    print(
+        f"student edition: {len(leaks)} leaks ({n} solution sentences checked in {argv[1]})"
+    )
     return 1 if leaks else 0
 
 

@@ -76,11 +76,15 @@ ACTIVATIONS = {"sigmoid": _sigmoid, "tanh": _tanh, "relu": _relu}
 
 def _activation(name: str):
     if name not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
+        raise ValueError(
+            f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}"
+        )
     return ACTIVATIONS[name]
 
 
-def forward(params: Parameters, x: Tensor, y: Tensor, activation: str = "sigmoid") -> Cache:
+def forward(
+    params: Parameters, x: Tensor, y: Tensor, activation: str = "sigmoid"
+) -> Cache:
     r"""The forward pass, keeping every intermediate value (see the module's equations).
 
     .. math::
@@ -91,7 +95,9 @@ def forward(params: Parameters, x: Tensor, y: Tensor, activation: str = "sigmoid
     if x.dim() != 2 or x.shape[1] != W1.shape[1]:
         raise ValueError(f"x must be (n, {W1.shape[1]}), got {tuple(x.shape)}")
     if y.shape != (x.shape[0], W2.shape[0]):
-        raise ValueError(f"y must be ({x.shape[0]}, {W2.shape[0]}), got {tuple(y.shape)}")
+        raise ValueError(
+            f"y must be ({x.shape[0]}, {W2.shape[0]}), got {tuple(y.shape)}"
+        )
     # z₁ = x W₁ᵀ + b₁
     z1 = x @ W1.T + b1
     # h = σ(z₁)
@@ -103,7 +109,9 @@ def forward(params: Parameters, x: Tensor, y: Tensor, activation: str = "sigmoid
     return Cache(x, y, z1, h, y_hat, loss)
 
 
-def backward(params: Parameters, cache: Cache, activation: str = "sigmoid") -> tuple[Parameters, Tensor]:
+def backward(
+    params: Parameters, cache: Cache, activation: str = "sigmoid"
+) -> tuple[Parameters, Tensor]:
     r"""The backward pass: the gradient of L with respect to every parameter, and to the input x.
 
     .. math::
@@ -172,7 +180,9 @@ class TwoLayerMSE(torch.autograd.Function):
         return (grad_loss * dx, grad_loss * dy, *(grad_loss * g for g in grads), None)
 
 
-def central_differences(f: Callable[[], Tensor], tensors: list[Tensor], h: float = 1e-6) -> list[Tensor]:
+def central_differences(
+    f: Callable[[], Tensor], tensors: list[Tensor], h: float = 1e-6
+) -> list[Tensor]:
     r"""The gradient of the scalar ``f()`` with respect to each tensor, by central differences.
 
     .. math::

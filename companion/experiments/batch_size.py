@@ -56,8 +56,14 @@ class EpochTimes:
         return self.median(clock) / self.n
 
 
-def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, train: Split, batch_size: int,
-                generator: torch.Generator | None = None, loss_fn: Callable = F.cross_entropy) -> None:
+def train_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    train: Split,
+    batch_size: int,
+    generator: torch.Generator | None = None,
+    loss_fn: Callable = F.cross_entropy,
+) -> None:
     """One epoch of :func:`companion.core.train.fit`'s inner loop, without its evaluation: shuffled
     mini-batches, each a forward pass, a backward pass and an optimizer step."""
     for _ in minibatch_steps(model, optimizer, train, batch_size, loss_fn, generator):
@@ -87,14 +93,23 @@ def time_epochs(
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
     if not batch_sizes or min(batch_sizes) < 1:
-        raise ValueError(f"batch sizes must be positive integers, got {list(batch_sizes)}")
+        raise ValueError(
+            f"batch sizes must be positive integers, got {list(batch_sizes)}"
+        )
     train = Split(train.X.to(device), train.y.to(device))
     runs = []
     for b in batch_sizes:
         seed_everything(seed)
         model = make_model().to(device)
-        runs.append((model, optimizer(model.parameters(), **(options or {})), train, b,
-                     make_generator(seed)))
+        runs.append(
+            (
+                model,
+                optimizer(model.parameters(), **(options or {})),
+                train,
+                b,
+                make_generator(seed),
+            )
+        )
     for _ in range(warmup):
         for run in runs:
             train_epoch(*run)
@@ -116,14 +131,18 @@ def step_costs(times: EpochTimes, clock: str = "cpu") -> tuple[float, float]:
     pass. The fit minimizes relative errors, since the times span orders of magnitude.
     """
     T = times.median(clock)
-    steps = torch.tensor([math.ceil(times.n / b) for b in times.batch_sizes], dtype=torch.float64)
+    steps = torch.tensor(
+        [math.ceil(times.n / b) for b in times.batch_sizes], dtype=torch.float64
+    )
     # rows [⌈n/b⌉, n] / T(b): least squares on the relative error of the model
     A = torch.stack([steps, torch.full_like(steps, times.n)], dim=1) / T[:, None]
     coef = torch.linalg.lstsq(A, torch.ones_like(T)[:, None]).solution[:, 0]
     return coef[0].item(), coef[1].item()
 
 
-def per_example_gradients(model: nn.Module, data: Split, loss_fn: Callable = F.cross_entropy) -> Tensor:
+def per_example_gradients(
+    model: nn.Module, data: Split, loss_fn: Callable = F.cross_entropy
+) -> Tensor:
     """The gradient of each example's loss with respect to all of ``model``'s parameters, shape (n, P).
 
     Computed with ``torch.func`` (``vmap`` over ``grad`` of a functional call), so the model must treat
@@ -140,7 +159,10 @@ def per_example_gradients(model: nn.Module, data: Split, loss_fn: Callable = F.c
 
 
 def gradient_noise(
-    per_example: Tensor, batch_sizes: Sequence[int], draws: int = 200, generator: torch.Generator | None = None
+    per_example: Tensor,
+    batch_sizes: Sequence[int],
+    draws: int = 200,
+    generator: torch.Generator | None = None,
 ) -> Tensor:
     r"""The measured :math:`\mathbb{E}\,\lVert g_B - g \rVert^2` at each batch size, over ``draws`` random batches.
 
@@ -151,7 +173,9 @@ def gradient_noise(
     if not batch_sizes or min(batch_sizes) < 1 or max(batch_sizes) > n:
         raise ValueError(f"batch sizes must be in [1, {n}], got {list(batch_sizes)}")
     g = per_example.mean(dim=0)
-    noise = torch.zeros(len(batch_sizes), dtype=per_example.dtype, device=per_example.device)
+    noise = torch.zeros(
+        len(batch_sizes), dtype=per_example.dtype, device=per_example.device
+    )
     for i, b in enumerate(batch_sizes):
         for _ in range(draws):
             # b distinct examples: the first b of a random permutation
@@ -175,7 +199,9 @@ def predicted_noise(per_example: Tensor, batch_sizes: Sequence[int]) -> Tensor:
     n = len(per_example)
     # tr Σ = (1/n) Σ_i ‖g_i − g‖²
     trace = ((per_example - per_example.mean(dim=0)) ** 2).sum(dim=1).mean()
-    b = torch.tensor(list(batch_sizes), dtype=per_example.dtype, device=per_example.device)
+    b = torch.tensor(
+        list(batch_sizes), dtype=per_example.dtype, device=per_example.device
+    )
     # tr Σ / b · (n − b) / (n − 1)
     return trace / b * (n - b) / (n - 1)
 
@@ -212,16 +238,33 @@ def train_over_seeds(
     for seed in seeds:
         seed_everything(seed)
         model = make_model()
-        history = fit(model, optimizer(model.parameters(), lr=lr, **(options or {})), train, val, epochs=epochs,
-                      batch_size=batch_size, generator=make_generator(seed), progress=False)
+        history = fit(
+            model,
+            optimizer(model.parameters(), lr=lr, **(options or {})),
+            train,
+            val,
+            epochs=epochs,
+            batch_size=batch_size,
+            generator=make_generator(seed),
+            progress=False,
+        )
         loss = history.train_loss[-1]
         losses.append(loss if math.isfinite(loss) else math.inf)
         accs.append(history.val_acc[-1])
-    return SeedRuns(batch_size, lr, torch.tensor(losses, dtype=torch.float64), torch.tensor(accs, dtype=torch.float64))
+    return SeedRuns(
+        batch_size,
+        lr,
+        torch.tensor(losses, dtype=torch.float64),
+        torch.tensor(accs, dtype=torch.float64),
+    )
 
 
 def top_hessian_eigenvalue(
-    model: nn.Module, data: Split, loss_fn: Callable = F.cross_entropy, iters: int = 50, seed: int = 0
+    model: nn.Module,
+    data: Split,
+    loss_fn: Callable = F.cross_entropy,
+    iters: int = 50,
+    seed: int = 0,
 ) -> float:
     r"""The largest eigenvalue :math:`\lambda_{\max}` of the Hessian of the full-batch loss (the *sharpness*).
 
@@ -232,7 +275,9 @@ def top_hessian_eigenvalue(
     params = [p for p in model.parameters() if p.requires_grad]
     g = torch.autograd.grad(loss_fn(model(data.X), data.y), params, create_graph=True)
     gen = make_generator(seed)
-    v = [torch.randn(p.shape, generator=gen, dtype=p.dtype).to(p.device) for p in params]
+    v = [
+        torch.randn(p.shape, generator=gen, dtype=p.dtype).to(p.device) for p in params
+    ]
     lam = 0.0
     for _ in range(iters):
         # v ← v / ‖v‖

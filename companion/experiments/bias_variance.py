@@ -82,7 +82,9 @@ def polynomial_learner(degree: int) -> Learner:
 
     def fit(x_train: Tensor, y_train: Tensor, x_test: Tensor) -> Tensor:
         # β = argmin ‖Φ β − y‖², one problem per training set
-        beta = torch.linalg.lstsq(legendre_features(x_train, degree), y_train.unsqueeze(-1)).solution
+        beta = torch.linalg.lstsq(
+            legendre_features(x_train, degree), y_train.unsqueeze(-1)
+        ).solution
         # f̂_D(x) = Φ(x) β
         return (legendre_features(x_test, degree) @ beta).squeeze(-1)
 
@@ -90,18 +92,30 @@ def polynomial_learner(degree: int) -> Learner:
 
 
 def sample_training_sets(
-    target: Callable[[Tensor], Tensor], *, n_sets: int, n_train: int, noise_std: float,
-    generator: torch.Generator, dtype: torch.dtype = torch.float64,
+    target: Callable[[Tensor], Tensor],
+    *,
+    n_sets: int,
+    n_train: int,
+    noise_std: float,
+    generator: torch.Generator,
+    dtype: torch.dtype = torch.float64,
 ) -> tuple[Tensor, Tensor]:
     r"""K = ``n_sets`` training sets of n points: :math:`x \sim U(-1, 1)`, :math:`y = f(x) + \varepsilon`; shapes (K, n)."""
     x = torch.rand(n_sets, n_train, generator=generator, dtype=dtype) * 2 - 1
-    y = target(x) + noise_std * torch.randn(n_sets, n_train, generator=generator, dtype=dtype)
+    y = target(x) + noise_std * torch.randn(
+        n_sets, n_train, generator=generator, dtype=dtype
+    )
     return x, y
 
 
 def decompose(
-    learner: Learner, target: Callable[[Tensor], Tensor], *, noise_std: float, x_test: Tensor,
-    training_sets: tuple[Tensor, Tensor], generator: torch.Generator,
+    learner: Learner,
+    target: Callable[[Tensor], Tensor],
+    *,
+    noise_std: float,
+    x_test: Tensor,
+    training_sets: tuple[Tensor, Tensor],
+    generator: torch.Generator,
 ) -> tuple[Decomposition, Tensor]:
     r"""Fit ``learner`` on every training set and measure the decomposition at the test points ``x_test`` (M,).
 
@@ -128,10 +142,14 @@ def decompose(
     # bias² = ⟨(f − f̄)²⟩_x − variance/K   (f̄ is itself noisy: E(f − f̄)² = bias² + variance/K)
     bias2 = ((f - f_bar) ** 2).mean() - variance / K
     # a fresh noisy test label for every (D, x): y = f(x) + ε
-    eps = noise_std * torch.randn(pred.shape, generator=generator, dtype=pred.dtype).to(pred.device)
+    eps = noise_std * torch.randn(pred.shape, generator=generator, dtype=pred.dtype).to(
+        pred.device
+    )
     # error = ⟨(1/K) Σ_D (y − f̂_D)²⟩_x
     error = ((f + eps - pred) ** 2).mean()
     # Var[ε² − σ² + 2ε(f − f̂_D)] = 2σ⁴ + 4σ²(f − f̂_D)²  (Gaussian ε), then the standard error of the mean
     term_var = 2 * noise_std**4 + 4 * noise_std**2 * (f - pred) ** 2
     gap_se = term_var.sum().sqrt() / pred.numel()
-    return Decomposition(float(bias2), float(variance), noise_std**2, float(error), float(gap_se)), pred
+    return Decomposition(
+        float(bias2), float(variance), noise_std**2, float(error), float(gap_se)
+    ), pred

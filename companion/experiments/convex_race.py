@@ -33,26 +33,42 @@ class SoftmaxRegression:
     def loss(self, theta: Tensor, idx: Tensor | None = None) -> Tensor:
         """f on all examples, or on the mini-batch ``idx``: mean cross-entropy + (λ/2)‖Θ‖²."""
         X, y = (self.X, self.y) if idx is None else (self.X[idx], self.y[idx])
-        return F.cross_entropy(X @ theta, y) + 0.5 * self.weight_decay * (theta * theta).sum()
+        return (
+            F.cross_entropy(X @ theta, y)
+            + 0.5 * self.weight_decay * (theta * theta).sum()
+        )
 
     def start(self) -> Tensor:
         """Θ₀ = 0, a leaf that requires a gradient."""
-        return torch.zeros(self.X.shape[1], self.classes, dtype=self.X.dtype, device=self.X.device, requires_grad=True)
+        return torch.zeros(
+            self.X.shape[1],
+            self.classes,
+            dtype=self.X.dtype,
+            device=self.X.device,
+            requires_grad=True,
+        )
 
     def smoothness(self) -> float:
         r"""An upper bound L on ∇²f: :math:`\lambda_{\max}(X^\top X / n)/2 + \lambda` (the softmax's Hessian
         :math:`\mathrm{diag}(p) - pp^\top` has eigenvalues at most 1/2)."""
-        return torch.linalg.eigvalsh(self.X.T @ self.X / len(self.X)).max().item() / 2 + self.weight_decay
+        return (
+            torch.linalg.eigvalsh(self.X.T @ self.X / len(self.X)).max().item() / 2
+            + self.weight_decay
+        )
 
 
-def softmax_regression(split: Split, weight_decay: float = 1e-3, dtype=torch.float64) -> SoftmaxRegression:
+def softmax_regression(
+    split: Split, weight_decay: float = 1e-3, dtype=torch.float64
+) -> SoftmaxRegression:
     """The problem on a data split, in float64 so that f − f* is measured far below 1e-8."""
     X = split.X.to(dtype)
     X = torch.cat([X, torch.ones(len(X), 1, dtype=dtype, device=X.device)], dim=1)
     return SoftmaxRegression(X, split.y, weight_decay, int(split.y.max()) + 1)
 
 
-def full_batch_curve(problem: SoftmaxRegression, make_optimizer: Callable, evaluations: int) -> Tensor:
+def full_batch_curve(
+    problem: SoftmaxRegression, make_optimizer: Callable, evaluations: int
+) -> Tensor:
     """f at every one of the first ``evaluations`` evaluations of f and ∇f (the closure's calls, line-search
     trials included), starting from Θ₀ = 0. ``make_optimizer([Θ])`` builds the optimizer; L-BFGS's
     ``step`` runs several evaluations, any other optimizer's one."""
@@ -75,8 +91,14 @@ def full_batch_curve(problem: SoftmaxRegression, make_optimizer: Callable, evalu
 def lbfgs_full_batch(params, evaluations: int = 300) -> LBFGS:
     """L-BFGS with the strong-Wolfe line search for at most about ``evaluations`` evaluations per ``step``, its
     tolerances low enough to run down to the last digits of f*."""
-    return LBFGS(params, max_iter=evaluations, max_eval=evaluations, tolerance_grad=1e-12, tolerance_change=1e-15,
-                 line_search_fn="strong_wolfe")
+    return LBFGS(
+        params,
+        max_iter=evaluations,
+        max_eval=evaluations,
+        tolerance_grad=1e-12,
+        tolerance_change=1e-15,
+        line_search_fn="strong_wolfe",
+    )
 
 
 def minimum(problem: SoftmaxRegression, evaluations: int = 300) -> tuple[float, float]:
@@ -98,8 +120,13 @@ def minimum(problem: SoftmaxRegression, evaluations: int = 300) -> tuple[float, 
     return best[0], best[1]
 
 
-def minibatch_run(problem: SoftmaxRegression, make_optimizer: Callable, passes: float, batch_size: int,
-                  seed: int) -> tuple[Tensor, Tensor]:
+def minibatch_run(
+    problem: SoftmaxRegression,
+    make_optimizer: Callable,
+    passes: float,
+    batch_size: int,
+    seed: int,
+) -> tuple[Tensor, Tensor]:
     """Mini-batch training from Θ₀ = 0 until the closure's evaluations have touched ``passes`` × n examples
     (reshuffled every epoch by ``make_generator(seed)``). Returns (passes done, full-batch f) after each step."""
     n = len(problem.X)
@@ -129,8 +156,14 @@ def minibatch_run(problem: SoftmaxRegression, make_optimizer: Callable, passes: 
     return torch.tensor(cost), torch.tensor(values, dtype=torch.float64)
 
 
-def secant_curvature(problem: SoftmaxRegression, theta: Tensor, step: Tensor, batch_size: int, seed: int,
-                     draws: int = 50) -> tuple[Tensor, Tensor]:
+def secant_curvature(
+    problem: SoftmaxRegression,
+    theta: Tensor,
+    step: Tensor,
+    batch_size: int,
+    seed: int,
+    draws: int = 50,
+) -> tuple[Tensor, Tensor]:
     r"""The curvature along ``step`` that a mini-batch secant pair reports, as a multiple of the true one:
     :math:`\hat y^\top s / y^\top s` with :math:`y = \nabla f(\Theta + s) - \nabla f(\Theta)`, over ``draws`` draws of
     mini-batches. Returns (ratios when ŷ comes from two different batches, as L-BFGS forms it when each step
@@ -145,7 +178,12 @@ def secant_curvature(problem: SoftmaxRegression, theta: Tensor, step: Tensor, ba
     curvature = ((grad(theta + step) - grad(theta)) * step).sum()
     different, same = [], []
     for _ in range(draws):
-        a, b = (torch.randperm(n, generator=generator)[:batch_size].to(problem.X.device) for _ in range(2))
-        different.append(((grad(theta + step, b) - grad(theta, a)) * step).sum() / curvature)
+        a, b = (
+            torch.randperm(n, generator=generator)[:batch_size].to(problem.X.device)
+            for _ in range(2)
+        )
+        different.append(
+            ((grad(theta + step, b) - grad(theta, a)) * step).sum() / curvature
+        )
         same.append(((grad(theta + step, a) - grad(theta, a)) * step).sum() / curvature)
     return torch.stack(different), torch.stack(same)

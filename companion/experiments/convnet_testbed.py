@@ -111,12 +111,20 @@ def train_convnet(
         optimizer = Adam(model.parameters(), lr=LR)
     fit_kwargs.setdefault("progress", False)
     return fit(
-        model, optimizer, data.train, data.val if validate else None, epochs=epochs, batch_size=BATCH_SIZE,
-        generator=make_generator(seed), **fit_kwargs,
+        model,
+        optimizer,
+        data.train,
+        data.val if validate else None,
+        epochs=epochs,
+        batch_size=BATCH_SIZE,
+        generator=make_generator(seed),
+        **fit_kwargs,
     )
 
 
-def train_convnet_fast(model: nn.Module, data: Digits, epochs: int = EPOCHS, seed: int = 0) -> nn.Module:
+def train_convnet_fast(
+    model: nn.Module, data: Digits, epochs: int = EPOCHS, seed: int = 0
+) -> nn.Module:
     """Train ``model`` as :func:`train_convnet` does (Adam, lr 10⁻², batches of 100 in an order drawn from ``seed``)
     for ``epochs`` epochs, without evaluating between epochs (a third of a run's time saved); returns the model in
     eval mode. The weights equal :func:`train_convnet`'s bit for bit (``tests/test_pooling_race.py``)."""
@@ -125,6 +133,8 @@ def train_convnet_fast(model: nn.Module, data: Digits, epochs: int = EPOCHS, see
     optimizer = Adam(model.parameters(), lr=LR)
     generator = make_generator(seed)
     for _ in range(epochs):
-        for _ in minibatch_steps(model, optimizer, data.train, BATCH_SIZE, generator=generator):
+        for _ in minibatch_steps(
+            model, optimizer, data.train, BATCH_SIZE, generator=generator
+        ):
             pass
     return model.eval()

@@ -24,7 +24,9 @@ class ResidualBlock(nn.Module):
     ∂h_out/∂h = I + α diag(φ′) W stays close to the identity and a product of many of them neither
     vanishes nor, for small α, explodes."""
 
-    def __init__(self, width: int, activation: Callable[[], nn.Module], alpha: float = 1.0):
+    def __init__(
+        self, width: int, activation: Callable[[], nn.Module], alpha: float = 1.0
+    ):
         super().__init__()
         self.linear = nn.Linear(width, width)
         self.activation = activation()
@@ -50,10 +52,17 @@ def deep_mlp(
         return mlp(in_features, (width,) * depth, out_features, activation=activation)
     alpha = (depth - 1) ** -0.5 if depth > 1 else 1.0
     blocks = [ResidualBlock(width, activation, alpha) for _ in range(depth - 1)]
-    return nn.Sequential(nn.Linear(in_features, width), activation(), *blocks, nn.Linear(width, out_features))
+    return nn.Sequential(
+        nn.Linear(in_features, width),
+        activation(),
+        *blocks,
+        nn.Linear(width, out_features),
+    )
 
 
-def gradients_through_depth(model: nn.Module, data: Split, loss: Callable = cross_entropy) -> SignalStats:
+def gradients_through_depth(
+    model: nn.Module, data: Split, loss: Callable = cross_entropy
+) -> SignalStats:
     """:func:`~companion.core.diagnostics.signal_statistics` for the loss on ``data``: per layer, input
     side first, the variance of ∂L/∂h_ℓ and the norm ‖∂L/∂W_ℓ‖ (``.grad`` is left untouched)."""
     return signal_statistics(model, data.X, loss=lambda out: loss(out, data.y))
@@ -108,10 +117,18 @@ def train_clipped(
             break
         value.backward()
         raw = [p.grad.clone() for p in params]
-        norm = clip_grad_norm_(params, threshold) if clip == "norm" else clip_grad_norm_(params, float("inf"))
+        norm = (
+            clip_grad_norm_(params, threshold)
+            if clip == "norm"
+            else clip_grad_norm_(params, float("inf"))
+        )
         if clip == "value":
             clip_grad_value_(params, threshold)
-        run.grad_norms.append(norm.item() if clip == "norm" else torch.cat([g.reshape(-1) for g in raw]).norm().item())
+        run.grad_norms.append(
+            norm.item()
+            if clip == "norm"
+            else torch.cat([g.reshape(-1) for g in raw]).norm().item()
+        )
         run.cosines.append(cosine(raw, [p.grad for p in params]))
         with torch.no_grad():
             for p in params:
@@ -120,4 +137,11 @@ def train_clipped(
     return run
 
 
-__all__ = ["ResidualBlock", "deep_mlp", "gradients_through_depth", "cosine", "ClippedRun", "train_clipped"]
+__all__ = [
+    "ResidualBlock",
+    "deep_mlp",
+    "gradients_through_depth",
+    "cosine",
+    "ClippedRun",
+    "train_clipped",
+]

@@ -48,7 +48,9 @@ def relative_error(approx: Tensor, exact: Tensor) -> float:
     return ((approx - exact).norm() / exact.norm()).item()
 
 
-def state_bytes(optimizer: torch.optim.Optimizer, keys: tuple[str, ...] | None = None) -> int:
+def state_bytes(
+    optimizer: torch.optim.Optimizer, keys: tuple[str, ...] | None = None
+) -> int:
     """The bytes held by the tensors of ``optimizer``'s per-parameter state (only ``keys``, if given)."""
     return sum(
         value.numel() * value.element_size()
@@ -113,7 +115,9 @@ def track_second_moments(
     full = {name: torch.zeros_like(p) for name, p in named}
     watched = _Watched(optimizer, named, full, beta2_decay)
     while watched.t < steps:
-        for _ in minibatch_steps(model, watched, train, batch_size, generator=generator):
+        for _ in minibatch_steps(
+            model, watched, train, batch_size, generator=generator
+        ):
             if watched.t == steps:
                 break
     return full
@@ -123,7 +127,13 @@ class _Watched:
     """An optimizer's stand-in that updates the full averages from the gradients before each step."""
 
     def __init__(self, optimizer, named, full, beta2_decay):
-        self.optimizer, self.named, self.full, self.tau, self.t = optimizer, named, full, beta2_decay, 0
+        self.optimizer, self.named, self.full, self.tau, self.t = (
+            optimizer,
+            named,
+            full,
+            beta2_decay,
+            0,
+        )
 
     def zero_grad(self):
         self.optimizer.zero_grad()

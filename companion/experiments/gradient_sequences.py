@@ -40,7 +40,11 @@ def run_on_gradients(
         grad_at = lambda t, theta: grads[t - 1]  # noqa: E731
         if start is None:
             start = torch.zeros(grads.shape[1:], dtype=grads.dtype, device=grads.device)
-    theta = start.detach().clone().to(torch.float64 if not start.is_floating_point() else start.dtype)
+    theta = (
+        start.detach()
+        .clone()
+        .to(torch.float64 if not start.is_floating_point() else start.dtype)
+    )
     theta.requires_grad_(True)
     opt = optimizer([theta], **options)
     sched = scheduler(opt) if scheduler is not None else None

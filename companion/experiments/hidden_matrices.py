@@ -25,7 +25,10 @@ def split_hidden(model: nn.Module) -> tuple[list[Tensor], list[Tensor]]:
     """The weights of every ``nn.Linear`` of ``model`` except the first and the last (the hidden matrices),
     and every other parameter (biases, the first and last layers, anything not linear), in module order."""
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    check(len(linears) >= 3, f"need at least 3 linear layers to have a hidden one, got {len(linears)}")
+    check(
+        len(linears) >= 3,
+        f"need at least 3 linear layers to have a hidden one, got {len(linears)}",
+    )
     hidden = [m.weight for m in linears[1:-1]]
     ids = {id(p) for p in hidden}
     rest = [p for p in model.parameters() if id(p) not in ids]
@@ -43,7 +46,10 @@ class Combined:
         for opt in optimizers:
             for group in opt.param_groups:
                 for p in group["params"]:
-                    check(id(p) not in seen, "a parameter belongs to two of the optimizers")
+                    check(
+                        id(p) not in seen,
+                        "a parameter belongs to two of the optimizers",
+                    )
                     seen.add(id(p))
         self.optimizers = list(optimizers)
 
@@ -69,22 +75,36 @@ class Combined:
 
     def load_state_dict(self, states: Iterable[dict]) -> None:
         states = list(states)
-        check(len(states) == len(self.optimizers), f"{len(states)} states for {len(self.optimizers)} optimizers")
+        check(
+            len(states) == len(self.optimizers),
+            f"{len(states)} states for {len(self.optimizers)} optimizers",
+        )
         for opt, state in zip(self.optimizers, states):
             opt.load_state_dict(state)
 
 
-def muon_with_adamw(model: nn.Module, muon_lr: float, adamw_lr: float, weight_decay: float = 0.01,
-                    muon=Muon, adamw=AdamW, **muon_options) -> Combined:
+def muon_with_adamw(
+    model: nn.Module,
+    muon_lr: float,
+    adamw_lr: float,
+    weight_decay: float = 0.01,
+    muon=Muon,
+    adamw=AdamW,
+    **muon_options,
+) -> Combined:
     """Muon (``muon_lr``, ``muon_options``) on the hidden matrices of ``model`` and AdamW (``adamw_lr``, its
     other defaults) on the rest, both with decoupled ``weight_decay``; ``muon`` and ``adamw`` pick the classes
     (torch's, to compare)."""
     hidden, rest = split_hidden(model)
-    return Combined(muon(hidden, lr=muon_lr, weight_decay=weight_decay, **muon_options),
-                    adamw(rest, lr=adamw_lr, weight_decay=weight_decay))
+    return Combined(
+        muon(hidden, lr=muon_lr, weight_decay=weight_decay, **muon_options),
+        adamw(rest, lr=adamw_lr, weight_decay=weight_decay),
+    )
 
 
-def polynomial_iterates(sigma: Tensor, coefficients: tuple[float, float, float], steps: int) -> Tensor:
+def polynomial_iterates(
+    sigma: Tensor, coefficients: tuple[float, float, float], steps: int
+) -> Tensor:
     r"""The singular values after 0, 1, ..., ``steps`` Newton–Schulz steps from σ₀ = ``sigma``, rows of the result:
 
     .. math::

@@ -30,9 +30,20 @@ from companion.core.checks import check
 from companion.core.data import Digits
 from companion.core.device import make_generator
 from companion.core.train import evaluate, minibatch_steps
-from companion.experiments.testbed import BATCH_SIZE, EPOCHS, LR, MOMENTUM, testbed_model
+from companion.experiments.testbed import (
+    BATCH_SIZE,
+    EPOCHS,
+    LR,
+    MOMENTUM,
+    testbed_model,
+)
 from companion.optim.sgd import SGD
-from companion.optim.swa_utils import SWALR, AveragedModel, get_ema_multi_avg_fn, get_swa_multi_avg_fn
+from companion.optim.swa_utils import (
+    SWALR,
+    AveragedModel,
+    get_ema_multi_avg_fn,
+    get_swa_multi_avg_fn,
+)
 
 
 @dataclass(frozen=True)
@@ -82,7 +93,9 @@ def polyak_ruppert(
     last, avg = [], []
     for t in range(1, steps + 1):
         if (t - 1) % chunk == 0:
-            noise = torch.randn(min(chunk, steps - t + 1), *x.shape, generator=g, dtype=x.dtype).to(x.device)
+            noise = torch.randn(
+                min(chunk, steps - t + 1), *x.shape, generator=g, dtype=x.dtype
+            ).to(x.device)
         # x_t = x_{t−1} − η t^{−α} (Λ x_{t−1} + σ ξ_t)
         x = x - lr * t**-alpha * (lam * x + noise_std * noise[(t - 1) % chunk])
         if t == 1:
@@ -92,13 +105,19 @@ def polyak_ruppert(
         if t == wanted[len(last)]:
             last.append((x * x).sum(1).mean())
             avg.append((average * average).sum(1).mean())
-    return AveragingRun(torch.tensor(wanted), torch.stack(last).cpu(), torch.stack(avg).cpu())
+    return AveragingRun(
+        torch.tensor(wanted), torch.stack(last).cpu(), torch.stack(avg).cpu()
+    )
 
 
 def predicted_average_error(eigenvalues: Tensor, noise_std: float, t) -> Tensor:
     r"""Polyak and Juditsky's asymptotic error of the average, :math:`\sigma^2 \operatorname{tr}(H^{-2}) / t` (noise
     covariance :math:`\sigma^2 I`), at the steps ``t``."""
-    return noise_std**2 * (1 / eigenvalues.double().cpu() ** 2).sum() / torch.as_tensor(t, dtype=torch.float64)
+    return (
+        noise_std**2
+        * (1 / eigenvalues.double().cpu() ** 2).sum()
+        / torch.as_tensor(t, dtype=torch.float64)
+    )
 
 
 @dataclass(frozen=True)
@@ -136,20 +155,36 @@ def train_with_averages(
     step (``"EMA d"``). With ``swa_lr``, :class:`~companion.optim.swa_utils.SWALR` anneals the rate to it over
     ``anneal_epochs`` epochs from epoch ``swa_start`` on. The testbed MLP has no BatchNorm, so no ``update_bn``
     pass is needed."""
-    check(0 <= swa_start < epochs, f"swa_start must be in [0, epochs), got {swa_start} with {epochs} epochs")
+    check(
+        0 <= swa_start < epochs,
+        f"swa_start must be in [0, epochs), got {swa_start} with {epochs} epochs",
+    )
     model = testbed_model(seed=seed, device=device or data.train.X.device)
     optimizer = SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
     swa = AveragedModel(model)
-    emas = {f"EMA {d:g}": AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(d)) for d in ema_decays}
+    emas = {
+        f"EMA {d:g}": AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(d))
+        for d in ema_decays
+    }
     # built before training: its construction leaves the rate alone (α_0 = 0)
-    scheduler = SWALR(optimizer, swa_lr, anneal_epochs=anneal_epochs) if swa_lr is not None else None
+    scheduler = (
+        SWALR(optimizer, swa_lr, anneal_epochs=anneal_epochs)
+        if swa_lr is not None
+        else None
+    )
     generator = make_generator(seed)
     for epoch in range(epochs):
-        for _ in minibatch_steps(model, optimizer, data.train, BATCH_SIZE, generator=generator):
+        for _ in minibatch_steps(
+            model, optimizer, data.train, BATCH_SIZE, generator=generator
+        ):
             for ema in emas.values():
                 ema.update_parameters(model)
         if epoch >= swa_start:
             swa.update_parameters(model)
             if scheduler is not None:
                 scheduler.step()
-    return {"last": scores(model, data), "SWA": scores(swa, data), **{k: scores(m, data) for k, m in emas.items()}}
+    return {
+        "last": scores(model, data),
+        "SWA": scores(swa, data),
+        **{k: scores(m, data) for k, m in emas.items()},
+    }

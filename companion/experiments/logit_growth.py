@@ -91,17 +91,35 @@ def train_with_smoothing(
     optimizer = SGD(model.parameters(), lr=lr, momentum=momentum)
     recorder = GapRecorder(digits.train)
     loss_fn = functools.partial(cross_entropy, label_smoothing=label_smoothing)
-    fit(model, optimizer, digits.train, None, epochs=epochs, batch_size=batch_size, loss_fn=loss_fn,
-        generator=make_generator(seed), callbacks=[recorder], progress=False)
+    fit(
+        model,
+        optimizer,
+        digits.train,
+        None,
+        epochs=epochs,
+        batch_size=batch_size,
+        loss_fn=loss_fn,
+        generator=make_generator(seed),
+        callbacks=[recorder],
+        progress=False,
+    )
     model.eval()
     with torch.no_grad():
         probs = model(digits.test.X).softmax(dim=1)
     return SmoothingRun(
-        label_smoothing, seed, recorder.gaps,
+        label_smoothing,
+        seed,
+        recorder.gaps,
         test_accuracy=(probs.argmax(1) == digits.test.y).double().mean().item(),
         test_confidence=probs.max(1).values.double().mean().item(),
         reliability=reliability(probs, digits.test.y, n_bins),
     )
 
 
-__all__ = ["logit_gap", "optimal_gap", "GapRecorder", "SmoothingRun", "train_with_smoothing"]
+__all__ = [
+    "logit_gap",
+    "optimal_gap",
+    "GapRecorder",
+    "SmoothingRun",
+    "train_with_smoothing",
+]

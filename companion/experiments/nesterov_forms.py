@@ -74,7 +74,11 @@ def nesterov_1983(
 
 
 def run_optimizer(
-    optimizer: Callable[..., torch.optim.Optimizer], grad: Gradient, x: Tensor, steps: int, **hyperparameters
+    optimizer: Callable[..., torch.optim.Optimizer],
+    grad: Gradient,
+    x: Tensor,
+    steps: int,
+    **hyperparameters,
 ) -> Tensor:
     """Run a torch-style optimizer class on a gradient oracle; returns the iterates x_0 … x_T stacked.
 
@@ -82,8 +86,14 @@ def run_optimizer(
     to ``grad(x)``. Works with ours (``companion.optim``) and torch's classes alike.
     """
     # the course's one gradient-sequence driver, with the gradient read off the current iterate
-    run = run_on_gradients(optimizer, lambda t, theta: grad(theta), steps=steps, start=x, state_keys=(),
-                           **hyperparameters)
+    run = run_on_gradients(
+        optimizer,
+        lambda t, theta: grad(theta),
+        steps=steps,
+        start=x,
+        state_keys=(),
+        **hyperparameters,
+    )
     return run["param"]
 
 
@@ -126,7 +136,9 @@ def spread_quadratic(
     problem strongly convex and convergence turns linear.
     """
     if not 0 < smallest <= largest:
-        raise ValueError(f"need 0 < smallest <= largest, got smallest={smallest}, largest={largest}")
+        raise ValueError(
+            f"need 0 < smallest <= largest, got smallest={smallest}, largest={largest}"
+        )
     exponents = torch.linspace(0.0, 1.0, dim, dtype=torch.float64)
     eigenvalues = largest * (smallest / largest) ** exponents
     return DiagonalQuadratic(eigenvalues.to(device=device or "cpu", dtype=dtype))
@@ -151,6 +163,10 @@ def loglog_slope(values: Tensor, k_min: int, k_max: int) -> float:
     A sequence that decays like C / k^p has slope −p.
     """
     if not 1 <= k_min < k_max < len(values):
-        raise ValueError(f"need 1 <= k_min < k_max < {len(values)}, got k_min={k_min}, k_max={k_max}")
+        raise ValueError(
+            f"need 1 <= k_min < k_max < {len(values)}, got k_min={k_min}, k_max={k_max}"
+        )
     k = torch.arange(k_min, k_max + 1, dtype=torch.float64)
-    return stats.loglog_slope(k, values[k_min : k_max + 1].detach().to(torch.float64).cpu())
+    return stats.loglog_slope(
+        k, values[k_min : k_max + 1].detach().to(torch.float64).cpu()
+    )

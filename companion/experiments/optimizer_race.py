@@ -81,7 +81,11 @@ def best_lr(
         g = gap(fn, values)
         k = settles_at(g, tol)
         final = g[-1].item()
-        return (0, k, 0.0) if k is not None else (1, 0, final if math.isfinite(final) else math.inf)
+        return (
+            (0, k, 0.0)
+            if k is not None
+            else (1, 0, final if math.isfinite(final) else math.inf)
+        )
 
     scores = [score(lr) for lr in grid]
     return grid[min(range(len(grid)), key=lambda i: scores[i])]
@@ -114,8 +118,14 @@ def train_each(
         seed_everything(seed)
         model = make_model()
         history = fit(
-            model, cls(model.parameters(), **hyper), data.train, data.val, epochs=epochs,
-            batch_size=batch_size, generator=make_generator(seed), progress=False,
+            model,
+            cls(model.parameters(), **hyper),
+            data.train,
+            data.val,
+            epochs=epochs,
+            batch_size=batch_size,
+            generator=make_generator(seed),
+            progress=False,
         )
         runs[name] = Run(history, model)
     return runs
@@ -130,7 +140,9 @@ def steps_to_loss(history: History, target: float) -> int | None:
     return None if epoch is None else history.steps[epoch]
 
 
-def summarize(run: Run, data: Digits, target_loss: float) -> dict[str, float | int | None]:
+def summarize(
+    run: Run, data: Digits, target_loss: float
+) -> dict[str, float | int | None]:
     """One row of the comparison table for a run from :func:`train_each`.
 
     ``val_acc`` is the final validation accuracy, ``test_acc`` the accuracy of the final model on the
@@ -160,12 +172,16 @@ def train_seeds(
     """:func:`train_each` for every seed: ``{name: [Run for each seed, in the order of seeds]}``."""
     runs = {name: [] for name in optimizers}
     for seed in seeds:
-        for name, run in train_each(optimizers, make_model, data, epochs, batch_size=batch_size, seed=seed).items():
+        for name, run in train_each(
+            optimizers, make_model, data, epochs, batch_size=batch_size, seed=seed
+        ).items():
             runs[name].append(run)
     return runs
 
 
-def summarize_seeds(runs: Sequence[Run], data: Digits, target_loss: float) -> dict[str, object]:
+def summarize_seeds(
+    runs: Sequence[Run], data: Digits, target_loss: float
+) -> dict[str, object]:
     """One row of the comparison table over seeds: each column of :func:`summarize` (except the time per
     step, which is not a function of the seeds) as a mean with its 95 % interval
     (:func:`companion.core.stats.mean_interval`); ``steps_to_target`` is None if any
@@ -176,12 +192,18 @@ def summarize_seeds(runs: Sequence[Run], data: Digits, target_loss: float) -> di
     out: dict[str, object] = {}
     for column in ("train_loss", "val_acc", "test_acc", "steps_to_target"):
         values = [row[column] for row in rows]
-        out[column] = None if any(v is None for v in values) else mean_interval([float(v) for v in values])
+        out[column] = (
+            None
+            if any(v is None for v in values)
+            else mean_interval([float(v) for v in values])
+        )
     out["per_seed"] = rows
     return out
 
 
-def markdown_table(rows: Mapping[str, Mapping[str, object]], formats: Mapping[str, str]) -> str:
+def markdown_table(
+    rows: Mapping[str, Mapping[str, object]], formats: Mapping[str, str]
+) -> str:
     """A Markdown table: one row per ``rows`` entry, one column per ``formats`` key.
 
     ``formats`` maps a column to a ``format`` spec (``".3f"``, ``"d"``, ...); None prints as "—". A value
@@ -195,17 +217,30 @@ def markdown_table(rows: Mapping[str, Mapping[str, object]], formats: Mapping[st
     return "\n".join(lines)
 
 
-def plot_seed_curves(runs: Mapping[str, Sequence[Run]], metric: str, ax, colors: Mapping[str, str] | None = None):
+def plot_seed_curves(
+    runs: Mapping[str, Sequence[Run]],
+    metric: str,
+    ax,
+    colors: Mapping[str, str] | None = None,
+):
     """The per-epoch ``metric`` (a :class:`companion.core.train.History` field) of each optimizer: the mean
     over seeds as a line and its 95 % interval as a band (runs of equal length); returns ``ax``."""
     from companion.core.stats import mean_interval
 
     for name, rs in runs.items():
-        curves = list(zip(*(getattr(r.history, metric) for r in rs)))  # one tuple of seeds per epoch
+        curves = list(
+            zip(*(getattr(r.history, metric) for r in rs))
+        )  # one tuple of seeds per epoch
         ci = [mean_interval(values) for values in curves]
         epochs = range(1, len(ci) + 1)
         color = None if colors is None else colors.get(name)
         ax.plot(epochs, [c.mean for c in ci], label=name, color=color)
-        ax.fill_between(epochs, [c.lo for c in ci], [c.hi for c in ci], alpha=0.2, color=ax.get_lines()[-1].get_color())
+        ax.fill_between(
+            epochs,
+            [c.lo for c in ci],
+            [c.hi for c in ci],
+            alpha=0.2,
+            color=ax.get_lines()[-1].get_color(),
+        )
     ax.set(xlabel="epoch", ylabel=metric.replace("_", " "))
     return ax

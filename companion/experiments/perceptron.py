@@ -17,13 +17,19 @@ from torch import Tensor, nn
 
 def xor_data(dtype: torch.dtype = torch.float64, device=None) -> tuple[Tensor, Tensor]:
     """The four XOR points: inputs in {0, 1}², label +1 where exactly one input is 1, else −1."""
-    X = torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]], dtype=dtype, device=device)
+    X = torch.tensor(
+        [[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]], dtype=dtype, device=device
+    )
     y = torch.tensor([-1.0, 1.0, 1.0, -1.0], dtype=dtype, device=device)
     return X, y
 
 
 def separable_data(
-    n: int, *, margin: float = 0.1, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float64
+    n: int,
+    *,
+    margin: float = 0.1,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float64,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     r"""``n`` points in [−1, 1]² labelled by a random line, keeping only those at least ``margin`` from it.
 
@@ -52,7 +58,9 @@ class PerceptronRun:
     bias: Tensor
     mistakes_per_epoch: list[int] = field(default_factory=list)
     accuracy_per_epoch: list[float] = field(default_factory=list)
-    states: list[Tensor] = field(default_factory=list)  # (w, b) after each epoch, concatenated
+    states: list[Tensor] = field(
+        default_factory=list
+    )  # (w, b) after each epoch, concatenated
 
     @property
     def updates(self) -> int:
@@ -65,7 +73,9 @@ class PerceptronRun:
         return 0 in self.mistakes_per_epoch
 
 
-def perceptron_fit(X: Tensor, y: Tensor, *, epochs: int = 100, lr: float = 1.0) -> PerceptronRun:
+def perceptron_fit(
+    X: Tensor, y: Tensor, *, epochs: int = 100, lr: float = 1.0
+) -> PerceptronRun:
     r"""Rosenblatt's learning rule, one example at a time in a fixed order, from :math:`w = 0, b = 0`.
 
     .. math::
@@ -77,7 +87,9 @@ def perceptron_fit(X: Tensor, y: Tensor, *, epochs: int = 100, lr: float = 1.0) 
     epoch e is that of the weights at its end, on all of ``X``.
     """
     if X.dim() != 2 or y.shape != X.shape[:1]:
-        raise ValueError(f"X must be (n, d) and y (n,), got {tuple(X.shape)} and {tuple(y.shape)}")
+        raise ValueError(
+            f"X must be (n, d) and y (n,), got {tuple(X.shape)} and {tuple(y.shape)}"
+        )
     if not bool(((y == 1) | (y == -1)).all()):
         raise ValueError("labels y must be -1 or +1")
     if lr <= 0:
@@ -96,7 +108,9 @@ def perceptron_fit(X: Tensor, y: Tensor, *, epochs: int = 100, lr: float = 1.0) 
                 b = b + lr * y_i
                 mistakes += 1
         run.mistakes_per_epoch.append(mistakes)
-        run.accuracy_per_epoch.append(float((perceptron_predict(w, b, X) == y).double().mean()))
+        run.accuracy_per_epoch.append(
+            float((perceptron_predict(w, b, X) == y).double().mean())
+        )
         run.states.append(torch.cat([w, b.reshape(1)]))
         if mistakes == 0:
             break

@@ -59,8 +59,14 @@ class PoolRun:
         return self.train_acc - self.test_acc
 
 
-def run_pool(pool: Callable[[], nn.Module], data: Digits, seed: int = 0, epochs: int = EPOCHS,
-             device=None, channels: int = 25) -> PoolRun:
+def run_pool(
+    pool: Callable[[], nn.Module],
+    data: Digits,
+    seed: int = 0,
+    epochs: int = EPOCHS,
+    device=None,
+    channels: int = 25,
+) -> PoolRun:
     """Build the pooled ConvNet from ``seed`` (on ``device``, by default the data's), train it with
     :func:`~companion.experiments.convnet_testbed.train_convnet_fast` and evaluate it on the training and test splits."""
     start = time.perf_counter()
@@ -68,11 +74,19 @@ def run_pool(pool: Callable[[], nn.Module], data: Digits, seed: int = 0, epochs:
     train_convnet_fast(model, data, epochs, seed)
     train_loss, train_acc = evaluate(model, data.train)
     test_loss, test_acc = evaluate(model, data.test)
-    return PoolRun(model, train_acc, test_acc, train_loss, test_loss, time.perf_counter() - start)
+    return PoolRun(
+        model, train_acc, test_acc, train_loss, test_loss, time.perf_counter() - start
+    )
 
 
-def race(pools: Mapping[str, Callable[[], nn.Module]], data: Digits, seeds: Sequence[int], epochs: int = EPOCHS,
-         device=None, channels: int = 25) -> dict[str, list[PoolRun]]:
+def race(
+    pools: Mapping[str, Callable[[], nn.Module]],
+    data: Digits,
+    seeds: Sequence[int],
+    epochs: int = EPOCHS,
+    device=None,
+    channels: int = 25,
+) -> dict[str, list[PoolRun]]:
     """:func:`run_pool` for every pooling and seed: ``{name: [PoolRun for each seed, in the order of seeds]}``; runs
     with the same seed share their initial weights and batch order, so their differences can be paired."""
     runs: dict[str, list[PoolRun]] = {name: [] for name in pools}
@@ -83,7 +97,9 @@ def race(pools: Mapping[str, Callable[[], nn.Module]], data: Digits, seeds: Sequ
 
 
 @torch.no_grad()
-def pass_probabilities(model: nn.Module, X: torch.Tensor, passes: int, seed: int = 0) -> torch.Tensor:
+def pass_probabilities(
+    model: nn.Module, X: torch.Tensor, passes: int, seed: int = 0
+) -> torch.Tensor:
     """The class probabilities of ``passes`` forward passes in training mode, every stochastic pooling drawing anew
     on each pass: a tensor (passes, N, classes). The draws come from torch's default generators seeded with
     ``rng_seed(seed)``; the global random state and the model's mode are restored afterwards."""
@@ -101,7 +117,9 @@ def pass_probabilities(model: nn.Module, X: torch.Tensor, passes: int, seed: int
             model.train(was_training)
 
 
-def sampled_accuracies(model: nn.Module, split: Split, counts: Sequence[int], seed: int = 0) -> list[float]:
+def sampled_accuracies(
+    model: nn.Module, split: Split, counts: Sequence[int], seed: int = 0
+) -> list[float]:
     """The accuracy on ``split`` of the average of the first M sampled passes (:func:`pass_probabilities`), for each
     M in ``counts``: one stream of ``max(counts)`` passes, so a larger M extends a smaller one's ensemble."""
     probabilities = pass_probabilities(model, split.X, max(counts), seed)

@@ -18,7 +18,12 @@ import torch
 from torch import Tensor
 from companion.core.device import make_generator
 
-ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid, "identity": lambda z: z}
+ACTIVATIONS = {
+    "tanh": torch.tanh,
+    "relu": torch.relu,
+    "sigmoid": torch.sigmoid,
+    "identity": lambda z: z,
+}
 
 
 @dataclass
@@ -36,21 +41,33 @@ class ShallowNetworks:
         # z_sij = w_sjᵀ x_i + c_sj
         z = torch.einsum("nk,smk->snm", X, self.W) + self.c[:, None, :]
         # f_s(x_i) = Σ_j v_sj σ(z_sij) + d_s
-        return torch.einsum("snm,sm->sn", ACTIVATIONS[self.activation](z), self.v) + self.d[:, None]
+        return (
+            torch.einsum("snm,sm->sn", ACTIVATIONS[self.activation](z), self.v)
+            + self.d[:, None]
+        )
 
     def parameters(self) -> list[Tensor]:
         return [self.W, self.c, self.v, self.d]
 
 
 def init_shallow_networks(
-    in_features: int, width: int, seeds: list[int], *, activation: str = "tanh",
-    dtype: torch.dtype = torch.float64, device=None,
+    in_features: int,
+    width: int,
+    seeds: list[int],
+    *,
+    activation: str = "tanh",
+    dtype: torch.dtype = torch.float64,
+    device=None,
 ) -> ShallowNetworks:
     r"""One network per seed, each drawn like two ``nn.Linear`` layers: :math:`U(-1/\sqrt{\text{fan-in}}, 1/\sqrt{\text{fan-in}})`."""
     if width < 1 or in_features < 1 or not seeds:
-        raise ValueError(f"need width >= 1, in_features >= 1 and seeds, got {width}, {in_features}, {seeds}")
+        raise ValueError(
+            f"need width >= 1, in_features >= 1 and seeds, got {width}, {in_features}, {seeds}"
+        )
     if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        raise ValueError(
+            f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}"
+        )
     parts = []
     for seed in seeds:
         g = make_generator(seed)
@@ -58,14 +75,26 @@ def init_shallow_networks(
         def uniform(*shape, fan_in):
             return (torch.rand(*shape, generator=g, dtype=dtype) * 2 - 1) / fan_in**0.5
 
-        parts.append((uniform(width, in_features, fan_in=in_features), uniform(width, fan_in=in_features),
-                      uniform(width, fan_in=width), uniform((), fan_in=width)))
+        parts.append(
+            (
+                uniform(width, in_features, fan_in=in_features),
+                uniform(width, fan_in=in_features),
+                uniform(width, fan_in=width),
+                uniform((), fan_in=width),
+            )
+        )
     W, c, v, d = (torch.stack(p).to(device).requires_grad_() for p in zip(*parts))
     return ShallowNetworks(W, c, v, d, activation)
 
 
 def fit_shallow_networks(
-    X: Tensor, y: Tensor, *, width: int, seeds: list[int], steps: int = 2000, lr: float = 0.01,
+    X: Tensor,
+    y: Tensor,
+    *,
+    width: int,
+    seeds: list[int],
+    steps: int = 2000,
+    lr: float = 0.01,
     activation: str = "tanh",
 ) -> tuple[ShallowNetworks, Tensor]:
     r"""Train one network per seed on (``X`` (n, d), ``y`` (n,)) by full-batch Adam on the MSE.
@@ -78,8 +107,12 @@ def fit_shallow_networks(
     from companion.optim import Adam  # the course's own Adam (chapter 5.6)
 
     if X.dim() != 2 or y.shape != X.shape[:1]:
-        raise ValueError(f"X must be (n, d) and y (n,), got {tuple(X.shape)} and {tuple(y.shape)}")
-    nets = init_shallow_networks(X.shape[1], width, seeds, activation=activation, dtype=X.dtype, device=X.device)
+        raise ValueError(
+            f"X must be (n, d) and y (n,), got {tuple(X.shape)} and {tuple(y.shape)}"
+        )
+    nets = init_shallow_networks(
+        X.shape[1], width, seeds, activation=activation, dtype=X.dtype, device=X.device
+    )
     opt = Adam(nets.parameters(), lr=lr)
     for _ in range(steps):
         opt.zero_grad()
@@ -93,7 +126,13 @@ def fit_shallow_networks(
 
 
 def fit_random_features(
-    x: Tensor, y: Tensor, *, width: int, seeds: list[int], slope: float = 10.0, activation: str = "tanh",
+    x: Tensor,
+    y: Tensor,
+    *,
+    width: int,
+    seeds: list[int],
+    slope: float = 10.0,
+    activation: str = "tanh",
 ) -> ShallowNetworks:
     r"""One-hidden-layer networks on a 1-D input whose hidden layer is random and output layer is optimal.
 
@@ -106,7 +145,9 @@ def fit_random_features(
     of this width can do, without the noise of training. ``x`` has shape (n, 1).
     """
     if x.dim() != 2 or x.shape[1] != 1 or y.shape != x.shape[:1]:
-        raise ValueError(f"x must be (n, 1) and y (n,), got {tuple(x.shape)} and {tuple(y.shape)}")
+        raise ValueError(
+            f"x must be (n, 1) and y (n,), got {tuple(x.shape)} and {tuple(y.shape)}"
+        )
     nets = []
     for seed in seeds:
         g = make_generator(seed)

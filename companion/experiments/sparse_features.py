@@ -26,7 +26,9 @@ def make_sparse_features(
     Returns the data, w* and the frequencies p.
     """
     g = make_generator(seed)
-    p = torch.logspace(math.log10(max_freq), math.log10(min_freq), d, dtype=torch.float64)
+    p = torch.logspace(
+        math.log10(max_freq), math.log10(min_freq), d, dtype=torch.float64
+    )
     X = (torch.rand(n, d, generator=g, dtype=torch.float64) < p).to(dtype)
     w = torch.randn(d, generator=g, dtype=dtype)
     y = X @ w + noise * torch.randn(n, generator=g, dtype=dtype)

@@ -17,7 +17,9 @@ from companion.core.data import Split
 from companion.core.train import evaluate, minibatch_steps
 
 
-def first_reaching(steps: Sequence[int], values: Sequence[float], target: float) -> int | None:
+def first_reaching(
+    steps: Sequence[int], values: Sequence[float], target: float
+) -> int | None:
     """The first entry of ``steps`` whose value is at least ``target``, or None if none is."""
     for step, value in zip(steps, values):
         if value >= target:
@@ -59,7 +61,9 @@ def steps_to_accuracy(
     result = StepsToTarget(None)
     step = 0
     while step < max_steps:
-        for loss in minibatch_steps(model, optimizer, train, batch_size, loss_fn, generator):
+        for loss in minibatch_steps(
+            model, optimizer, train, batch_size, loss_fn, generator
+        ):
             if not math.isfinite(loss.item()):
                 result.diverged = True
                 return result

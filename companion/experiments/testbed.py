@@ -32,7 +32,9 @@ NOISE_SEED = 0
 """The seed of the generator that picks the noisy labels: the same corrupted set for every run."""
 
 
-def noisy_labels(y: torch.Tensor, fraction: float, seed: int = NOISE_SEED, classes: int = 10) -> torch.Tensor:
+def noisy_labels(
+    y: torch.Tensor, fraction: float, seed: int = NOISE_SEED, classes: int = 10
+) -> torch.Tensor:
     """A copy of the class labels ``y`` in which each entry, with probability ``fraction`` (one uniform draw per
     label from a generator seeded with ``seed``), is replaced by one of the ``classes − 1`` *other* classes,
     uniformly. The same ``seed`` corrupts the same labels the same way."""
@@ -45,7 +47,12 @@ def noisy_labels(y: torch.Tensor, fraction: float, seed: int = NOISE_SEED, class
     return torch.where(flip.to(y.device), (y + shift.to(y.device)) % classes, y)
 
 
-def testbed_data(device=None, images: bool = False, label_noise: float = 0.0, noise_seed: int = NOISE_SEED) -> Digits:
+def testbed_data(
+    device=None,
+    images: bool = False,
+    label_noise: float = 0.0,
+    noise_seed: int = NOISE_SEED,
+) -> Digits:
     """The digits splits with only the first 200 training examples (validation and test unchanged); with
     ``label_noise`` > 0 that fraction of the training labels is wrong (see :func:`noisy_labels`)."""
     data = load_digits(device=device, n_train=N_TRAIN, images=images)
@@ -81,6 +88,12 @@ def train_testbed(
         optimizer = SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
     fit_kwargs.setdefault("progress", False)
     return fit(
-        model, optimizer, data.train, data.val if validate else None, epochs=epochs, batch_size=BATCH_SIZE,
-        generator=make_generator(seed), **fit_kwargs,
+        model,
+        optimizer,
+        data.train,
+        data.val if validate else None,
+        epochs=epochs,
+        batch_size=BATCH_SIZE,
+        generator=make_generator(seed),
+        **fit_kwargs,
     )

@@ -23,7 +23,9 @@ from companion.optim.lr_scheduler import LambdaLR, LinearLR
 from companion.optim.radam import rectifier, sma_length
 
 
-def adaptive_rate_variance(beta2: float, steps: int, runs: int, mean: float = 0.0, seed: int = 0) -> Tensor:
+def adaptive_rate_variance(
+    beta2: float, steps: int, runs: int, mean: float = 0.0, seed: int = 0
+) -> Tensor:
     r"""The variance over ``runs`` independent runs of Adam's adaptive rate :math:`\psi_t = \sqrt{(1 - \beta_2^t)/v_t}`
     at each step t = 1 ... ``steps`` (float64, shape ``(steps,)``), for gradients drawn i.i.d. from
     :math:`\mathcal N(\text{mean}, 1)`. Memory is O(runs): the gradients are drawn step by step."""
@@ -55,7 +57,10 @@ def sma_lengths(beta2: float, steps: int) -> tuple[float, Tensor]:
 def radam_factor(beta2: float, steps: int, threshold: float = 5.0) -> Tensor:
     """RAdam's rectifier r_t at t = 1 ... ``steps``, 0 where ρ_t ≤ ``threshold`` (no adaptive step yet)."""
     rho_inf, rho = sma_lengths(beta2, steps)
-    return torch.tensor([rectifier(r, rho_inf) if r > threshold else 0.0 for r in rho.tolist()], dtype=torch.float64)
+    return torch.tensor(
+        [rectifier(r, rho_inf) if r > threshold else 0.0 for r in rho.tolist()],
+        dtype=torch.float64,
+    )
 
 
 def linear_warmup_factor(period: int, steps: int) -> Tensor:
@@ -79,7 +84,9 @@ def steps_given_up(factor: Tensor) -> float:
 def linear_warmup(optimizer: torch.optim.Optimizer, period: int) -> LinearLR:
     """A per-step scheduler giving the rate ``lr · t/period`` at step t = 1 ... period, then ``lr``
     (``LinearLR`` from 1/period to 1 over period − 1 steps)."""
-    return LinearLR(optimizer, start_factor=1 / period, end_factor=1.0, total_iters=period - 1)
+    return LinearLR(
+        optimizer, start_factor=1 / period, end_factor=1.0, total_iters=period - 1
+    )
 
 
 def exponential_warmup(optimizer: torch.optim.Optimizer, beta2: float) -> LambdaLR:
@@ -120,7 +127,9 @@ def train_steps(
     flat = lambda: torch.cat([p.detach().reshape(-1) for p in model.parameters()])  # noqa: E731
     before = flat() if record_updates else None
     while len(run.batch_loss) < steps:
-        for loss in minibatch_steps(model, optimizer, train, batch_size, loss_fn, generator):
+        for loss in minibatch_steps(
+            model, optimizer, train, batch_size, loss_fn, generator
+        ):
             run.batch_loss.append(loss.item())
             if len(run.batch_loss) <= record_updates:
                 after = flat()

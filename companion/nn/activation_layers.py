@@ -11,9 +11,20 @@ from torch.autograd import Function
 
 from companion import init
 from companion.nn.activations import (
-    ELUFunction, GELUFunction, LeakyReLUFunction, LogSoftmaxFunction, MaxoutFunction, PReLUFunction, ReLUFunction, SiLUFunction, SigmoidFunction, SoftmaxFunction, TanhFunction, _apply, _implicit_softmax_dim,
+    ELUFunction,
+    GELUFunction,
+    LeakyReLUFunction,
+    LogSoftmaxFunction,
+    MaxoutFunction,
+    PReLUFunction,
+    ReLUFunction,
+    SiLUFunction,
+    SigmoidFunction,
+    SoftmaxFunction,
+    TanhFunction,
+    _apply,
+    _implicit_softmax_dim,
 )
-
 
 
 class Sigmoid(nn.Module):
@@ -74,7 +85,9 @@ class PReLU(nn.Module):
     __constants__ = ["num_parameters"]
     num_parameters: int
 
-    def __init__(self, num_parameters: int = 1, init: float = 0.25, device=None, dtype=None) -> None:
+    def __init__(
+        self, num_parameters: int = 1, init: float = 0.25, device=None, dtype=None
+    ) -> None:
         factory_kwargs = {"device": device, "dtype": dtype}
         self.num_parameters = num_parameters
         super().__init__()
@@ -161,7 +174,11 @@ class _SoftmaxLayer(nn.Module):
         self.dim = dim
 
     def forward(self, input: Tensor) -> Tensor:
-        dim = self.dim if self.dim is not None else _implicit_softmax_dim(self.name, input.dim())
+        dim = (
+            self.dim
+            if self.dim is not None
+            else _implicit_softmax_dim(self.name, input.dim())
+        )
         return self.function.apply(input, dim)
 
     def extra_repr(self) -> str:
@@ -194,39 +211,69 @@ class Maxout(nn.Module):
     __constants__ = ["in_features", "out_features", "pieces"]
 
     def __init__(
-        self, in_features: int, out_features: int, pieces: int = 2, bias: bool = True, device=None, dtype=None
+        self,
+        in_features: int,
+        out_features: int,
+        pieces: int = 2,
+        bias: bool = True,
+        device=None,
+        dtype=None,
     ) -> None:
         if not isinstance(pieces, int) or isinstance(pieces, bool) or pieces < 1:
             raise ValueError(f"pieces must be a positive integer, got {pieces}")
         factory_kwargs = {"device": device, "dtype": dtype}
         super().__init__()
-        self.in_features, self.out_features, self.pieces = in_features, out_features, pieces
-        self.weight = nn.Parameter(torch.empty(out_features * pieces, in_features, **factory_kwargs))
+        self.in_features, self.out_features, self.pieces = (
+            in_features,
+            out_features,
+            pieces,
+        )
+        self.weight = nn.Parameter(
+            torch.empty(out_features * pieces, in_features, **factory_kwargs)
+        )
         if bias:
-            self.bias = nn.Parameter(torch.empty(out_features * pieces, **factory_kwargs))
+            self.bias = nn.Parameter(
+                torch.empty(out_features * pieces, **factory_kwargs)
+            )
         else:
             self.register_parameter("bias", None)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """torch.nn.Linear's default: U(−1/√n_in, 1/√n_in) for the weight and the bias."""
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))  # gain √(2/6) ⇒ bound 1/√n_in
+        init.kaiming_uniform_(
+            self.weight, a=math.sqrt(5)
+        )  # gain √(2/6) ⇒ bound 1/√n_in
         if self.bias is not None:
             fan_in, _ = init.calculate_fan_in_and_fan_out(self.weight)
             bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, input: Tensor) -> Tensor:
-        z = input @ self.weight.T  # every piece of every unit: (..., out_features · pieces)
+        z = (
+            input @ self.weight.T
+        )  # every piece of every unit: (..., out_features · pieces)
         if self.bias is not None:
             z = z + self.bias
         return MaxoutFunction.apply(z, self.pieces)
 
     def extra_repr(self) -> str:
-        return (f"in_features={self.in_features}, out_features={self.out_features}, pieces={self.pieces}, "
-                f"bias={self.bias is not None}")
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, pieces={self.pieces}, "
+            f"bias={self.bias is not None}"
+        )
 
 
 __all__ = [
-    "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "PReLU", "ELU", "GELU", "SiLU", "Softmax", "LogSoftmax", "Maxout",
+    "Sigmoid",
+    "Tanh",
+    "ReLU",
+    "LeakyReLU",
+    "PReLU",
+    "ELU",
+    "GELU",
+    "SiLU",
+    "Softmax",
+    "LogSoftmax",
+    "Maxout",
 ]

@@ -19,7 +19,6 @@ from torch import Tensor
 from torch.autograd import Function
 
 
-
 # -- numerically stable building blocks (plain tensor arithmetic, differentiable by autograd) ----------
 
 
@@ -184,7 +183,9 @@ class ELUFunction(Function):
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
         # ∂L/∂x = ∂L/∂y · (1 if x > 0 else α eˣ)
-        slope = torch.where(x > 0, torch.ones_like(x), ctx.alpha * torch.exp(x.clamp(max=0)))
+        slope = torch.where(
+            x > 0, torch.ones_like(x), ctx.alpha * torch.exp(x.clamp(max=0))
+        )
         return grad * slope, None
 
 
@@ -221,10 +222,15 @@ class GELUFunction(Function):
         if ctx.approximate == "tanh":
             t = _tanh(_SQRT_2_OVER_PI * (x + _GELU_CUBIC * x**3))
             # dy/dx = ½(1 + tanh u) + ½ x (1 − tanh² u) · √(2/π)(1 + 3·0.044715 x²)
-            slope = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * _SQRT_2_OVER_PI * (1 + 3 * _GELU_CUBIC * x * x)
+            slope = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * _SQRT_2_OVER_PI * (
+                1 + 3 * _GELU_CUBIC * x * x
+            )
         else:
             # dy/dx = Φ(x) + x φ(x)
-            slope = 0.5 * (1 + torch.erf(x / math.sqrt(2.0))) + x * torch.exp(-0.5 * x * x) * _INV_SQRT_2PI
+            slope = (
+                0.5 * (1 + torch.erf(x / math.sqrt(2.0)))
+                + x * torch.exp(-0.5 * x * x) * _INV_SQRT_2PI
+            )
         return grad * slope, None
 
 
@@ -280,7 +286,9 @@ class LogSoftmaxFunction(Function):
     @staticmethod
     def forward(ctx, x, dim):
         ctx.dim = dim
-        shifted = x - x.amax(dim, keepdim=True)  # every exponent ≤ 0, and the largest is exactly 0
+        shifted = x - x.amax(
+            dim, keepdim=True
+        )  # every exponent ≤ 0, and the largest is exactly 0
         y = shifted - torch.log(torch.exp(shifted).sum(dim, keepdim=True))
         ctx.save_for_backward(y)
         return y
@@ -320,7 +328,9 @@ class MaxoutFunction(Function):
     def forward(ctx, z, pieces):
         grouped = z.unflatten(-1, (-1, pieces))  # (..., units, k)
         winner = grouped.argmax(dim=-1, keepdim=True)
-        mask = torch.zeros_like(grouped).scatter_(-1, winner, 1.0)  # one-hot of the winning piece
+        mask = torch.zeros_like(grouped).scatter_(
+            -1, winner, 1.0
+        )  # one-hot of the winning piece
         ctx.save_for_backward(mask)
         return grouped.gather(-1, winner).squeeze(-1)
 

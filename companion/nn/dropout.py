@@ -26,7 +26,9 @@ def keep_mask(input: Tensor, keep: float) -> Tensor:
     return (u < keep).to(input.dtype)
 
 
-def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+def dropout(
+    input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False
+) -> Tensor:
     r"""Inverted dropout, like ``torch.nn.functional.dropout``:
 
     .. math::
@@ -49,7 +51,9 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     return input.mul_(noise) if inplace else input * noise
 
 
-def dropout_scaled_at_test(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+def dropout_scaled_at_test(
+    input: Tensor, p: float = 0.5, training: bool = True
+) -> Tensor:
     r"""Dropout in the convention of the original papers (Hinton et al. 2012, Srivastava et al. 2014):
 
     .. math::

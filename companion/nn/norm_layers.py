@@ -17,7 +17,9 @@ class _AffineNorm(nn.Module):
     """The learned affine map γ ⊙ x̂ + β that every normalization layer shares: ``weight`` γ = 1 and
     ``bias`` β = 0 of a given shape, or no parameters at all (torch's names)."""
 
-    def _init_affine(self, shape: tuple[int, ...], affine: bool, bias: bool, factory: dict) -> None:
+    def _init_affine(
+        self, shape: tuple[int, ...], affine: bool, bias: bool, factory: dict
+    ) -> None:
         if affine:
             self.weight = nn.Parameter(torch.empty(shape, **factory))
             self.bias = nn.Parameter(torch.empty(shape, **factory)) if bias else None
@@ -37,9 +39,21 @@ class _AffineNorm(nn.Module):
 class _NormBase(_AffineNorm):
     """The parameters and buffers shared by BatchNorm and InstanceNorm, with torch's names and defaults."""
 
-    _version = 2  # torch's version of these modules' state_dict (with num_batches_tracked)
+    _version = (
+        2  # torch's version of these modules' state_dict (with num_batches_tracked)
+    )
 
-    def __init__(self, num_features, eps, momentum, affine, track_running_stats, device, dtype, bias) -> None:
+    def __init__(
+        self,
+        num_features,
+        eps,
+        momentum,
+        affine,
+        track_running_stats,
+        device,
+        dtype,
+        bias,
+    ) -> None:
         super().__init__()
         factory = {"device": device, "dtype": dtype}
         self.num_features = num_features
@@ -51,7 +65,9 @@ class _NormBase(_AffineNorm):
         if track_running_stats:
             self.register_buffer("running_mean", torch.zeros(num_features, **factory))
             self.register_buffer("running_var", torch.ones(num_features, **factory))
-            self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device))
+            self.register_buffer(
+                "num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device)
+            )
         else:
             self.register_buffer("running_mean", None)
             self.register_buffer("running_var", None)
@@ -80,10 +96,28 @@ class _BatchNorm(_NormBase):
 
     input_dims: tuple[int, ...] = ()
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
-                 affine: bool = True, track_running_stats: bool = True, device=None, dtype=None, *,
-                 bias: bool = True) -> None:
-        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype, bias)
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        device=None,
+        dtype=None,
+        *,
+        bias: bool = True,
+    ) -> None:
+        super().__init__(
+            num_features,
+            eps,
+            momentum,
+            affine,
+            track_running_stats,
+            device,
+            dtype,
+            bias,
+        )
 
     def forward(self, input: Tensor) -> Tensor:
         if input.dim() not in self.input_dims:
@@ -93,7 +127,11 @@ class _BatchNorm(_NormBase):
         if self.training and self.track_running_stats:
             self.num_batches_tracked.add_(1)
             # momentum=None: the cumulative average, r_k = r_{k−1} + (s_k − r_{k−1})/k
-            factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+            factor = (
+                1.0 / float(self.num_batches_tracked)
+                if self.momentum is None
+                else self.momentum
+            )
         # batch statistics in training, and in eval when there are no running statistics
         use_batch_stats = self.training or self.running_mean is None
         # the buffers are updated in training only if tracked; in eval they are used whenever they exist
@@ -127,14 +165,35 @@ class _InstanceNorm(_NormBase):
 
     spatial_dims: int = 0
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = False,
-                 track_running_stats: bool = False, device=None, dtype=None, *, bias: bool = True) -> None:
-        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype, bias)
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        affine: bool = False,
+        track_running_stats: bool = False,
+        device=None,
+        dtype=None,
+        *,
+        bias: bool = True,
+    ) -> None:
+        super().__init__(
+            num_features,
+            eps,
+            momentum,
+            affine,
+            track_running_stats,
+            device,
+            dtype,
+            bias,
+        )
 
     def forward(self, input: Tensor) -> Tensor:
         unbatched = self.spatial_dims + 1
         if input.dim() not in (unbatched, unbatched + 1):
-            raise ValueError(f"expected {unbatched}D or {unbatched + 1}D input (got {input.dim()}D input)")
+            raise ValueError(
+                f"expected {unbatched}D or {unbatched + 1}D input (got {input.dim()}D input)"
+            )
         feature_dim = input.dim() - unbatched
         if input.size(feature_dim) != self.num_features:
             if self.affine:
@@ -179,8 +238,15 @@ class InstanceNorm2d(_InstanceNorm):
 class LayerNorm(_AffineNorm):
     """Layer normalization over the trailing ``normalized_shape`` axes of each example, like ``torch.nn.LayerNorm``."""
 
-    def __init__(self, normalized_shape: int | list[int] | torch.Size, eps: float = 1e-5,
-                 elementwise_affine: bool = True, bias: bool = True, device=None, dtype=None) -> None:
+    def __init__(
+        self,
+        normalized_shape: int | list[int] | torch.Size,
+        eps: float = 1e-5,
+        elementwise_affine: bool = True,
+        bias: bool = True,
+        device=None,
+        dtype=None,
+    ) -> None:
         super().__init__()
         factory = {"device": device, "dtype": dtype}
         if isinstance(normalized_shape, numbers.Integral):
@@ -192,7 +258,9 @@ class LayerNorm(_AffineNorm):
         self.reset_parameters()
 
     def forward(self, input: Tensor) -> Tensor:
-        return layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
+        return layer_norm(
+            input, self.normalized_shape, self.weight, self.bias, self.eps
+        )
 
     def extra_repr(self) -> str:
         return (
@@ -204,12 +272,23 @@ class LayerNorm(_AffineNorm):
 class GroupNorm(_AffineNorm):
     """Group normalization of (N, C, ...) inputs over groups of C/G channels, like ``torch.nn.GroupNorm``."""
 
-    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True,
-                 device=None, dtype=None, *, bias: bool = True) -> None:
+    def __init__(
+        self,
+        num_groups: int,
+        num_channels: int,
+        eps: float = 1e-5,
+        affine: bool = True,
+        device=None,
+        dtype=None,
+        *,
+        bias: bool = True,
+    ) -> None:
         super().__init__()
         factory = {"device": device, "dtype": dtype}
         if num_channels % num_groups != 0:
-            raise ValueError(f"num_channels ({num_channels}) must be divisible by num_groups ({num_groups})")
+            raise ValueError(
+                f"num_channels ({num_channels}) must be divisible by num_groups ({num_groups})"
+            )
         self.num_groups = num_groups
         self.num_channels = num_channels
         self.eps = eps

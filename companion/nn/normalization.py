@@ -37,7 +37,14 @@ class Normalize(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor | None, bias: Tensor | None, dims: tuple[int, ...], eps: float):
+    def forward(
+        ctx,
+        x: Tensor,
+        weight: Tensor | None,
+        bias: Tensor | None,
+        dims: tuple[int, ...],
+        eps: float,
+    ):
         ctx.dims, ctx.eps = dims, eps
         x_hat, inv_std = _standardize(x, dims, eps)
         ctx.save_for_backward(x, weight, bias, x_hat, inv_std)
@@ -80,8 +87,13 @@ def _standardize(x: Tensor, dims: tuple[int, ...], eps: float) -> tuple[Tensor, 
     return centred * inv_std, inv_std
 
 
-def normalize(x: Tensor, dims: tuple[int, ...], weight: Tensor | None = None, bias: Tensor | None = None,
-              eps: float = 1e-5) -> Tensor:
+def normalize(
+    x: Tensor,
+    dims: tuple[int, ...],
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
+) -> Tensor:
     """``γ (x − μ)/√(σ² + ε) + β`` with statistics over ``dims`` (see :class:`Normalize`)."""
     return Normalize.apply(x, weight, bias, tuple(dims), eps)
 
@@ -97,7 +109,9 @@ def _verify_batch_size(size) -> None:
     for s in size[2:]:
         count *= s
     if count == 1:
-        raise ValueError(f"Expected more than 1 value per channel when training, got input size {size}")
+        raise ValueError(
+            f"Expected more than 1 value per channel when training, got input size {size}"
+        )
 
 
 def _update_running(running: Tensor, observed: Tensor, momentum: float) -> None:
@@ -105,7 +119,9 @@ def _update_running(running: Tensor, observed: Tensor, momentum: float) -> None:
     running.mul_(1 - momentum).add_(observed, alpha=momentum)
 
 
-def _affine_with_running_stats(x, running_mean, running_var, weight, bias, eps) -> Tensor:
+def _affine_with_running_stats(
+    x, running_mean, running_var, weight, bias, eps
+) -> Tensor:
     """``γ (x − r_μ)/√(r_σ² + ε) + β`` per channel: a fixed affine map of x (eval mode)."""
     shape = _channel_shape(x)
     y = (x - running_mean.view(shape)) * (running_var + eps).rsqrt().view(shape)
@@ -114,9 +130,16 @@ def _affine_with_running_stats(x, running_mean, running_var, weight, bias, eps) 
     return y if bias is None else y + bias.view(shape)
 
 
-def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
-               weight: Tensor | None = None, bias: Tensor | None = None, training: bool = False,
-               momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+def batch_norm(
+    input: Tensor,
+    running_mean: Tensor | None,
+    running_var: Tensor | None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
     r"""Batch normalization of an (N, C, ...) input, with the signature of ``F.batch_norm``.
 
     In training, each channel is standardized with the mean and the *biased* variance over the batch
@@ -127,25 +150,42 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     if training:
         _verify_batch_size(input.size())
     if training and eps <= 0.0:
-        raise ValueError(f"batch_norm eps must be positive during training, but got {eps}")
+        raise ValueError(
+            f"batch_norm eps must be positive during training, but got {eps}"
+        )
     elif eps < 0.0:
         raise ValueError(f"batch_norm eps must be non-negative, but got {eps}")
     channels = input.shape[1]
-    for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight), ("bias", bias)):
+    for name, t in (
+        ("running_mean", running_mean),
+        ("running_var", running_var),
+        ("weight", weight),
+        ("bias", bias),
+    ):
         if t is not None and t.numel() != channels:
-            raise RuntimeError(f"{name} should contain {channels} elements not {t.numel()}")
+            raise RuntimeError(
+                f"{name} should contain {channels} elements not {t.numel()}"
+            )
     if not training:
-        return _affine_with_running_stats(input, running_mean, running_var, weight, bias, eps)
+        return _affine_with_running_stats(
+            input, running_mean, running_var, weight, bias, eps
+        )
     # statistics over every axis except the channel axis 1
     dims = (0,) + tuple(range(2, input.dim()))
-    if running_mean is not None and input.numel() > 0:  # torch leaves the buffers alone for an empty batch
+    if (
+        running_mean is not None and input.numel() > 0
+    ):  # torch leaves the buffers alone for an empty batch
         with torch.no_grad():
             _update_running(running_mean, input.mean(dims), momentum)
             # the running variance is the unbiased estimate n/(n−1) σ²
             _update_running(running_var, input.var(dims, correction=1), momentum)
     shape = _channel_shape(input)
     return normalize(
-        input, dims, None if weight is None else weight.view(shape), None if bias is None else bias.view(shape), eps
+        input,
+        dims,
+        None if weight is None else weight.view(shape),
+        None if bias is None else bias.view(shape),
+        eps,
     )
 
 
@@ -155,25 +195,38 @@ def _verify_spatial_size(size) -> None:
     for s in size[2:]:
         count *= s
     if count == 1:
-        raise ValueError(f"Expected more than 1 spatial element when training, got input size {size}")
+        raise ValueError(
+            f"Expected more than 1 spatial element when training, got input size {size}"
+        )
 
 
-def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var: Tensor | None = None,
-                  weight: Tensor | None = None, bias: Tensor | None = None, use_input_stats: bool = True,
-                  momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+def instance_norm(
+    input: Tensor,
+    running_mean: Tensor | None = None,
+    running_var: Tensor | None = None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    use_input_stats: bool = True,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
     r"""Instance normalization of an (N, C, ...) input, with the signature of ``F.instance_norm``.
 
     Each (example, channel) pair is standardized over its spatial axes. The running buffers, when
     given, move towards the batch average of the per-instance means and unbiased variances.
     """
     if not use_input_stats:
-        return _affine_with_running_stats(input, running_mean, running_var, weight, bias, eps)
+        return _affine_with_running_stats(
+            input, running_mean, running_var, weight, bias, eps
+        )
     _verify_spatial_size(input.size())
     n, channels = input.shape[:2]
     dims = tuple(range(2, input.dim()))
     if running_mean is not None:
         if running_mean.numel() != channels:
-            raise RuntimeError(f"running_mean should contain {n * channels} elements not {n * running_mean.numel()}")
+            raise RuntimeError(
+                f"running_mean should contain {n * channels} elements not {n * running_mean.numel()}"
+            )
         with torch.no_grad():
             # each instance's mean and unbiased variance n/(n−1) σ² over its n spatial entries...
             n_spatial = math.prod(input.shape[2:])
@@ -184,16 +237,25 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var
             _update_running(running_var, var.mean(0), momentum)
     shape = _channel_shape(input)
     return normalize(
-        input, dims, None if weight is None else weight.view(shape), None if bias is None else bias.view(shape), eps
+        input,
+        dims,
+        None if weight is None else weight.view(shape),
+        None if bias is None else bias.view(shape),
+        eps,
     )
 
 
-def layer_norm(input: Tensor, normalized_shape: list[int], weight: Tensor | None = None,
-               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+def layer_norm(
+    input: Tensor,
+    normalized_shape: list[int],
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
+) -> Tensor:
     """Layer normalization over the trailing ``normalized_shape`` axes, like ``F.layer_norm``."""
     shape = list(normalized_shape)
     k = len(shape)
-    if input.dim() < k or list(input.shape[input.dim() - k:]) != shape:
+    if input.dim() < k or list(input.shape[input.dim() - k :]) != shape:
         raise RuntimeError(
             f"Given normalized_shape={shape}, expected input with shape [*, {', '.join(map(str, shape))}], "
             f"but got input of size{list(input.shape)}"
@@ -201,12 +263,19 @@ def layer_norm(input: Tensor, normalized_shape: list[int], weight: Tensor | None
     return normalize(input, tuple(range(-k, 0)), weight, bias, eps)
 
 
-def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bias: Tensor | None = None,
-               eps: float = 1e-5) -> Tensor:
+def group_norm(
+    input: Tensor,
+    num_groups: int,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
+) -> Tensor:
     """Group normalization, like ``F.group_norm``: the channels of each example are split into
     ``num_groups`` groups, and each group is standardized over its channels and spatial axes."""
     if input.dim() < 2:
-        raise RuntimeError(f"Expected at least 2 dimensions for input tensor but received {input.dim()}")
+        raise RuntimeError(
+            f"Expected at least 2 dimensions for input tensor but received {input.dim()}"
+        )
     n, channels, *spatial = input.shape
     _verify_batch_size([n * channels // num_groups, num_groups] + spatial)
     if channels % num_groups != 0:

@@ -29,7 +29,11 @@ from torch.nn.common_types import _size_1_t, _size_2_t, _size_any_t
 
 from companion.nn.conv import ntuple
 from companion.nn.pooling_checks import (
-    check_max_pool1d, check_pool1d_as_2d, check_pool2d, expand, runtime_check,
+    check_max_pool1d,
+    check_pool1d_as_2d,
+    check_pool2d,
+    expand,
+    runtime_check,
 )
 from companion.nn.windows import sliding_windows
 
@@ -44,13 +48,17 @@ def _pads(sizes, out, k, stride, pad, dilation) -> tuple[tuple[int, int], ...]:
     return tuple(pairs)
 
 
-def max_pool(input: Tensor, k, stride, pad, dilation, out, return_indices: bool = False):
+def max_pool(
+    input: Tensor, k, stride, pad, dilation, out, return_indices: bool = False
+):
     """Max pooling over the last ``len(k)`` dimensions of ``input`` (arguments checked, ``out`` the output sizes)."""
     n = len(k)
     sizes = input.shape[-n:]
     pairs = _pads(sizes, out, k, stride, pad, dilation)
     # the windows of the input padded with −∞, flattened: (..., *L_out, Πk)
-    windows = sliding_windows(input, k, stride, pairs, dilation, pad_value=-math.inf).flatten(-n)
+    windows = sliding_windows(
+        input, k, stride, pairs, dilation, pad_value=-math.inf
+    ).flatten(-n)
     # each window position's flat index h W + w into the input plane, −1 on padding
     plane = torch.arange(math.prod(sizes), device=input.device).reshape(sizes)
     where = sliding_windows(plane, k, stride, pairs, dilation, pad_value=-1).flatten(-n)
@@ -67,8 +75,15 @@ def max_pool(input: Tensor, k, stride, pad, dilation, out, return_indices: bool 
     return output, where.expand(windows.shape).gather(-1, first).squeeze(-1)
 
 
-def avg_pool(input: Tensor, k, stride, pad, out, count_include_pad: bool = True,
-             divisor_override: int | None = None) -> Tensor:
+def avg_pool(
+    input: Tensor,
+    k,
+    stride,
+    pad,
+    out,
+    count_include_pad: bool = True,
+    divisor_override: int | None = None,
+) -> Tensor:
     """Average pooling over the last ``len(k)`` dimensions of ``input`` (arguments checked, ``out`` the output
     sizes)."""
     n = len(k)
@@ -91,7 +106,9 @@ def avg_pool(input: Tensor, k, stride, pad, out, count_include_pad: bool = True,
 
 def _one_int(name: str):
     """torch's message for a 1-D argument of the wrong length in the paths run as 2-D pooling."""
-    return lambda arg, size: f"{name}() argument '{arg}' should contain one int (got {size})"
+    return lambda arg, size: (
+        f"{name}() argument '{arg}' should contain one int (got {size})"
+    )
 
 
 def _sizes(values: dict, n: int, message) -> list[tuple[int, ...]]:
@@ -106,40 +123,88 @@ def _sizes(values: dict, n: int, message) -> list[tuple[int, ...]]:
     return out
 
 
-def max_pool1d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
-               return_indices: bool = False):
+def max_pool1d(
+    input: Tensor,
+    kernel_size,
+    stride=None,
+    padding=0,
+    dilation=1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+):
     """``torch.nn.functional.max_pool1d``: input (N, C, L) or (C, L)."""
-    values = {"kernel_size": kernel_size, "stride": stride, "padding": padding, "dilation": dilation}
+    values = {
+        "kernel_size": kernel_size,
+        "stride": stride,
+        "padding": padding,
+        "dilation": dilation,
+    }
     if return_indices:  # torch runs this as 2-D pooling over a height of 1
         k, s, p, d = _sizes(values, 1, _one_int("max_pool1d"))
         out = check_pool1d_as_2d(input, "max_pool1d", k, s, p, d, ceil_mode)
     else:
-        wording = {"kernel_size": "an int, list of ints", "stride": "None, an int, list of ints,",
-                   "padding": "an int, list of ints,", "dilation": "an int, list of ints"}
-        k, s, p, d = _sizes(values, 1, lambda arg, size: f"max_pool1d() {arg} must be {wording[arg]} or tuple of "
-                                                         f"ints of size 1 but got size {size}")
+        wording = {
+            "kernel_size": "an int, list of ints",
+            "stride": "None, an int, list of ints,",
+            "padding": "an int, list of ints,",
+            "dilation": "an int, list of ints",
+        }
+        k, s, p, d = _sizes(
+            values,
+            1,
+            lambda arg, size: (
+                f"max_pool1d() {arg} must be {wording[arg]} or tuple of "
+                f"ints of size 1 but got size {size}"
+            ),
+        )
         out = check_max_pool1d(input, k[0], s[0], p[0], d[0], ceil_mode)
     return max_pool(input, k, s, p, d, (out,), return_indices)
 
 
 def _two_ints(name: str):
     """torch's message for a 2-D argument of the wrong length (with its wording for each argument)."""
-    wording = {"stride": "must either be omitted, a single int,", "dilation": "must be either a single int,"}
-    return lambda arg, size: f"{name}: {arg} {wording.get(arg, 'must either be a single int,')} or a tuple of two ints"
+    wording = {
+        "stride": "must either be omitted, a single int,",
+        "dilation": "must be either a single int,",
+    }
+    return lambda arg, size: (
+        f"{name}: {arg} {wording.get(arg, 'must either be a single int,')} or a tuple of two ints"
+    )
 
 
-def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
-               return_indices: bool = False):
+def max_pool2d(
+    input: Tensor,
+    kernel_size,
+    stride=None,
+    padding=0,
+    dilation=1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+):
     """``torch.nn.functional.max_pool2d``: input (N, C, H, W) or (C, H, W)."""
-    values = {"kernel_size": kernel_size, "stride": stride, "padding": padding, "dilation": dilation}
+    values = {
+        "kernel_size": kernel_size,
+        "stride": stride,
+        "padding": padding,
+        "dilation": dilation,
+    }
     k, s, p, d = _sizes(values, 2, _two_ints("max_pool2d"))
-    runtime_check(input.dim() in (3, 4), "non-empty 3D or 4D (batch mode) tensor expected for input")
+    runtime_check(
+        input.dim() in (3, 4),
+        "non-empty 3D or 4D (batch mode) tensor expected for input",
+    )
     out = check_pool2d(input.shape, k, s, p, d, ceil_mode)
     return max_pool(input, k, s, p, d, out, return_indices)
 
 
-def avg_pool1d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
-               count_include_pad: bool = True) -> Tensor:
+def avg_pool1d(
+    input: Tensor,
+    kernel_size,
+    stride=None,
+    padding=0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+) -> Tensor:
     """``torch.nn.functional.avg_pool1d``: input (N, C, L) or (C, L)."""
     values = {"kernel_size": kernel_size, "stride": stride, "padding": padding}
     k, s, p = _sizes(values, 1, _one_int("avg_pool1d"))
@@ -147,12 +212,27 @@ def avg_pool1d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bo
     return avg_pool(input, k, s, p, (out,), count_include_pad)
 
 
-def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
-               count_include_pad: bool = True, divisor_override: int | None = None) -> Tensor:
+def avg_pool2d(
+    input: Tensor,
+    kernel_size,
+    stride=None,
+    padding=0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: int | None = None,
+) -> Tensor:
     """``torch.nn.functional.avg_pool2d``: input (N, C, H, W) or (C, H, W)."""
-    k, s, p = _sizes({"kernel_size": kernel_size, "stride": stride, "padding": padding}, 2, _two_ints("avg_pool2d"))
-    runtime_check(divisor_override is None or divisor_override != 0, "divisor must be not zero")
-    input.size(-3)  # torch reads the channel count first: an input of fewer than 3 dimensions raises its IndexError
+    k, s, p = _sizes(
+        {"kernel_size": kernel_size, "stride": stride, "padding": padding},
+        2,
+        _two_ints("avg_pool2d"),
+    )
+    runtime_check(
+        divisor_override is None or divisor_override != 0, "divisor must be not zero"
+    )
+    input.size(
+        -3
+    )  # torch reads the channel count first: an input of fewer than 3 dimensions raises its IndexError
     out = check_pool2d(input.shape, k, s, p, (1, 1), ceil_mode)
     return avg_pool(input, k, s, p, out, count_include_pad, divisor_override)
 
@@ -160,12 +240,26 @@ def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bo
 class _MaxPoolNd(nn.Module):
     """torch's attributes and repr for max pooling; the sizes are kept as given (ints or tuples)."""
 
-    __constants__ = ["kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode"]
+    __constants__ = [
+        "kernel_size",
+        "stride",
+        "padding",
+        "dilation",
+        "return_indices",
+        "ceil_mode",
+    ]
     return_indices: bool
     ceil_mode: bool
 
-    def __init__(self, kernel_size: _size_any_t, stride: _size_any_t | None = None, padding: _size_any_t = 0,
-                 dilation: _size_any_t = 1, return_indices: bool = False, ceil_mode: bool = False) -> None:
+    def __init__(
+        self,
+        kernel_size: _size_any_t,
+        stride: _size_any_t | None = None,
+        padding: _size_any_t = 0,
+        dilation: _size_any_t = 1,
+        return_indices: bool = False,
+        ceil_mode: bool = False,
+    ) -> None:
         super().__init__()
         self.kernel_size = kernel_size
         self.stride = stride if (stride is not None) else kernel_size
@@ -173,30 +267,52 @@ class _MaxPoolNd(nn.Module):
         self.return_indices, self.ceil_mode = return_indices, ceil_mode
 
     def extra_repr(self) -> str:
-        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
-                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
+        return (
+            f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+            f"dilation={self.dilation}, ceil_mode={self.ceil_mode}"
+        )
 
 
 class MaxPool1d(_MaxPoolNd):
     """``torch.nn.MaxPool1d``: input (N, C, L) or (C, L); with ``return_indices`` also the arg-max positions."""
 
     def forward(self, input: Tensor):
-        return max_pool1d(input, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
-                          self.return_indices)
+        return max_pool1d(
+            input,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.ceil_mode,
+            self.return_indices,
+        )
 
 
 class MaxPool2d(_MaxPoolNd):
     """``torch.nn.MaxPool2d``: input (N, C, H, W) or (C, H, W); indices are flat positions ``h * W + w``."""
 
     def forward(self, input: Tensor):
-        return max_pool2d(input, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
-                          self.return_indices)
+        return max_pool2d(
+            input,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.ceil_mode,
+            self.return_indices,
+        )
 
 
 class _AvgPoolNd(nn.Module):
     """torch's constants and repr for average pooling."""
 
-    __constants__ = ["kernel_size", "stride", "padding", "ceil_mode", "count_include_pad"]
+    __constants__ = [
+        "kernel_size",
+        "stride",
+        "padding",
+        "ceil_mode",
+        "count_include_pad",
+    ]
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
@@ -205,8 +321,14 @@ class _AvgPoolNd(nn.Module):
 class AvgPool1d(_AvgPoolNd):
     """``torch.nn.AvgPool1d``: input (N, C, L) or (C, L). Like torch it keeps its sizes as 1-tuples."""
 
-    def __init__(self, kernel_size: _size_1_t, stride: _size_1_t = None, padding: _size_1_t = 0,
-                 ceil_mode: bool = False, count_include_pad: bool = True) -> None:
+    def __init__(
+        self,
+        kernel_size: _size_1_t,
+        stride: _size_1_t = None,
+        padding: _size_1_t = 0,
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
+    ) -> None:
         super().__init__()
         self.kernel_size = ntuple(kernel_size, 1)
         self.stride = ntuple(stride if stride is not None else kernel_size, 1)
@@ -214,23 +336,54 @@ class AvgPool1d(_AvgPoolNd):
         self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
 
     def forward(self, input: Tensor) -> Tensor:
-        return avg_pool1d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad)
+        return avg_pool1d(
+            input,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.ceil_mode,
+            self.count_include_pad,
+        )
 
 
 class AvgPool2d(_AvgPoolNd):
     """``torch.nn.AvgPool2d``: input (N, C, H, W) or (C, H, W); ``divisor_override`` replaces every window's
     divisor."""
 
-    __constants__ = ["kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"]
+    __constants__ = [
+        "kernel_size",
+        "stride",
+        "padding",
+        "ceil_mode",
+        "count_include_pad",
+        "divisor_override",
+    ]
 
-    def __init__(self, kernel_size: _size_2_t, stride: _size_2_t | None = None, padding: _size_2_t = 0,
-                 ceil_mode: bool = False, count_include_pad: bool = True, divisor_override: int | None = None) -> None:
+    def __init__(
+        self,
+        kernel_size: _size_2_t,
+        stride: _size_2_t | None = None,
+        padding: _size_2_t = 0,
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
+        divisor_override: int | None = None,
+    ) -> None:
         super().__init__()
         self.kernel_size = kernel_size
         self.stride = stride if (stride is not None) else kernel_size
         self.padding, self.ceil_mode = padding, ceil_mode
-        self.count_include_pad, self.divisor_override = count_include_pad, divisor_override
+        self.count_include_pad, self.divisor_override = (
+            count_include_pad,
+            divisor_override,
+        )
 
     def forward(self, input: Tensor) -> Tensor:
-        return avg_pool2d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad,
-                          self.divisor_override)
+        return avg_pool2d(
+            input,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.ceil_mode,
+            self.count_include_pad,
+            self.divisor_override,
+        )

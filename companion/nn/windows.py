@@ -33,7 +33,9 @@ def sliding_windows(
     """
     n = len(kernel_size)
     if not len(stride) == len(padding) == len(dilation) == n:
-        raise ValueError(f"kernel_size, stride, padding and dilation need {n} entries each")
+        raise ValueError(
+            f"kernel_size, stride, padding and dilation need {n} entries each"
+        )
     # F.pad lists (left, right) pairs from the last dimension backwards
     pads = [p for pair in reversed(padding) for p in pair]
     if any(pads):

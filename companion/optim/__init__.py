@@ -9,7 +9,13 @@ from companion.optim.rmsprop import RMSprop, rmsprop_foreach, rmsprop_step
 from companion.optim.adam import Adam, adam_foreach, adam_step, decay_weights
 from companion.optim.adamw import AdamW, adamw_step
 from companion.optim.nadam import NAdam, momentum_schedule, nadam_foreach, nadam_step
-from companion.optim.radam import RAdam, radam_foreach, radam_step, rectifier, sma_length
+from companion.optim.radam import (
+    RAdam,
+    radam_foreach,
+    radam_step,
+    rectifier,
+    sma_length,
+)
 from companion.optim.adafactor import Adafactor, adafactor_step
 from companion.optim.muon import Muon, adjusted_lr, muon_step, newton_schulz
 from companion.optim.asgd import ASGD, asgd_step, averaging_weight, decaying_step

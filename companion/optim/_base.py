@@ -36,11 +36,15 @@ class PerTensorOptimizer(torch.optim.Optimizer):
         """One step for one parameter tensor, in place: call the per-tensor function with the group's hyper-parameters."""
         raise NotImplementedError
 
-    def update_foreach(self, params: list[Tensor], grads: list[Tensor], states: list[dict], group: dict) -> None:
+    def update_foreach(
+        self, params: list[Tensor], grads: list[Tensor], states: list[dict], group: dict
+    ) -> None:
         """One step for a list of parameters that share a device and a dtype (``foreach=True``)."""
         raise NotImplementedError
 
-    def update_fused(self, params: list[Tensor], grads: list[Tensor], states: list[dict], group: dict) -> None:
+    def update_fused(
+        self, params: list[Tensor], grads: list[Tensor], states: list[dict], group: dict
+    ) -> None:
         """One step for a list of parameters that share a device and a dtype, with a fused kernel (``fused=True``)."""
         raise NotImplementedError
 
@@ -62,11 +66,21 @@ class PerTensorOptimizer(torch.optim.Optimizer):
             if sparse and not self.sparse_gradients:
                 raise RuntimeError(self.sparse_message.format(name=type(self).__name__))
             # like torch, a sparse gradient takes the per-tensor path unless the group is fused
-            fast = (self.update_fused if group.get("fused")
-                    else self.update_foreach if group.get("foreach") and not sparse else None)
+            fast = (
+                self.update_fused
+                if group.get("fused")
+                else self.update_foreach
+                if group.get("foreach") and not sparse
+                else None
+            )
             if fast is not None:
                 for bucket in by_device_and_dtype(params):
-                    fast(bucket, [p.grad for p in bucket], [self.state_of(p, group) for p in bucket], group)
+                    fast(
+                        bucket,
+                        [p.grad for p in bucket],
+                        [self.state_of(p, group) for p in bucket],
+                        group,
+                    )
             else:
                 for p in params:
                     self.update(p, p.grad, self.state_of(p, group), group)
@@ -84,7 +98,9 @@ def by_device_and_dtype(params: list[Tensor]) -> list[list[Tensor]]:
 
 def step_counter() -> Tensor:
     """A fresh step count as torch keeps it: a CPU scalar tensor, float32 (float64 if that is the default dtype)."""
-    dtype = torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+    dtype = (
+        torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+    )
     return torch.tensor(0.0, dtype=dtype)
 
 
@@ -99,7 +115,10 @@ def check_hyperparameters(**values) -> None:
     """torch's ``Invalid <name> value: <value>`` check for each hyper-parameter that must be ≥ 0, in the
     order given (torch reports the first that fails; ``eps`` is reported as ``epsilon``)."""
     for name, value in values.items():
-        check(0.0 <= value, f"Invalid {'epsilon' if name == 'eps' else name} value: {value}")
+        check(
+            0.0 <= value,
+            f"Invalid {'epsilon' if name == 'eps' else name} value: {value}",
+        )
 
 
 def check_betas(betas) -> None:
@@ -110,11 +129,15 @@ def check_betas(betas) -> None:
 
 def check_lr(lr) -> None:
     """torch's learning-rate checks: a tensor must have one element, and the rate must be ≥ 0."""
-    check(not (isinstance(lr, Tensor) and lr.numel() != 1), "Tensor lr must be 1-element")
+    check(
+        not (isinstance(lr, Tensor) and lr.numel() != 1), "Tensor lr must be 1-element"
+    )
     check(lr >= 0.0, f"Invalid learning rate: {lr}")
 
 
-def check_fast_paths(*, foreach: bool | None, fused: bool | None, differentiable: bool = False) -> None:
+def check_fast_paths(
+    *, foreach: bool | None, fused: bool | None, differentiable: bool = False
+) -> None:
     """torch's checks on the two fast paths: ``fused`` excludes ``foreach`` and ``differentiable``."""
     if fused:
         if differentiable:
@@ -131,8 +154,11 @@ def refuse_implementation_switches(**switches) -> None:
     accepted (to keep torch's signature and state_dict keys) but must stay off.
     """
     for name, value in switches.items():
-        check(not value, f"{name}={value!r} is not supported: this optimizer of companion.optim has no {name} "
-                         f"path; leave {name} at its default")
+        check(
+            not value,
+            f"{name}={value!r} is not supported: this optimizer of companion.optim has no {name} "
+            f"path; leave {name} at its default",
+        )
 
 
 def scalar(value) -> float:

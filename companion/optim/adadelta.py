@@ -4,11 +4,27 @@ import torch
 from torch import Tensor
 
 from companion.core.checks import check
-from companion.optim._base import PerTensorOptimizer, check_hyperparameters, check_lr, init_state, refuse_implementation_switches, scalar
+from companion.optim._base import (
+    PerTensorOptimizer,
+    check_hyperparameters,
+    check_lr,
+    init_state,
+    refuse_implementation_switches,
+    scalar,
+)
 
 
-def adadelta_step(param: Tensor, grad: Tensor, state: dict, *, lr: float, rho: float, eps: float,
-                  weight_decay: float, maximize: bool) -> None:
+def adadelta_step(
+    param: Tensor,
+    grad: Tensor,
+    state: dict,
+    *,
+    lr: float,
+    rho: float,
+    eps: float,
+    weight_decay: float,
+    maximize: bool,
+) -> None:
     r"""One AdaDelta step for one parameter tensor, in place.
 
     .. math::
@@ -48,8 +64,17 @@ def adadelta_step(param: Tensor, grad: Tensor, state: dict, *, lr: float, rho: f
     param.add_(delta, alpha=-lr)
 
 
-def adadelta_foreach(params: list[Tensor], grads: list[Tensor], states: list[dict], *, lr: float, rho: float,
-                     eps: float, weight_decay: float, maximize: bool) -> None:
+def adadelta_foreach(
+    params: list[Tensor],
+    grads: list[Tensor],
+    states: list[dict],
+    *,
+    lr: float,
+    rho: float,
+    eps: float,
+    weight_decay: float,
+    maximize: bool,
+) -> None:
     r"""The update of :func:`adadelta_step` for a list of tensors of one device and dtype, in place: each line
     is one ``torch._foreach_*`` operation over the whole list (torch's ``foreach=True`` path).
 
@@ -95,27 +120,57 @@ class Adadelta(PerTensorOptimizer):
     it with :func:`adadelta_foreach`. ``capturable`` and ``differentiable`` must stay off.
     """
 
-    def __init__(self, params, lr: float | Tensor = 1.0, rho: float = 0.9, eps: float = 1e-6,
-                 weight_decay: float = 0, foreach: bool | None = None, *, capturable: bool = False,
-                 maximize: bool = False, differentiable: bool = False) -> None:
+    def __init__(
+        self,
+        params,
+        lr: float | Tensor = 1.0,
+        rho: float = 0.9,
+        eps: float = 1e-6,
+        weight_decay: float = 0,
+        foreach: bool | None = None,
+        *,
+        capturable: bool = False,
+        maximize: bool = False,
+        differentiable: bool = False,
+    ) -> None:
         check_lr(lr)
         check(0.0 <= rho <= 1.0, f"Invalid rho value: {rho}")
         check_hyperparameters(eps=eps, weight_decay=weight_decay)
-        refuse_implementation_switches(capturable=capturable, differentiable=differentiable)
+        refuse_implementation_switches(
+            capturable=capturable, differentiable=differentiable
+        )
         defaults = dict(
-            lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize,
-            capturable=capturable, foreach=foreach, differentiable=differentiable,
+            lr=lr,
+            rho=rho,
+            eps=eps,
+            weight_decay=weight_decay,
+            maximize=maximize,
+            capturable=capturable,
+            foreach=foreach,
+            differentiable=differentiable,
         )
         super().__init__(params, defaults)
 
     def update(self, param, grad, state, group):
         adadelta_step(
-            param, grad, state, lr=scalar(group["lr"]), rho=group["rho"], eps=group["eps"],
-            weight_decay=group["weight_decay"], maximize=group["maximize"],
+            param,
+            grad,
+            state,
+            lr=scalar(group["lr"]),
+            rho=group["rho"],
+            eps=group["eps"],
+            weight_decay=group["weight_decay"],
+            maximize=group["maximize"],
         )
 
     def update_foreach(self, params, grads, states, group):
         adadelta_foreach(
-            params, grads, states, lr=scalar(group["lr"]), rho=group["rho"], eps=group["eps"],
-            weight_decay=group["weight_decay"], maximize=group["maximize"],
+            params,
+            grads,
+            states,
+            lr=scalar(group["lr"]),
+            rho=group["rho"],
+            eps=group["eps"],
+            weight_decay=group["weight_decay"],
+            maximize=group["maximize"],
         )

@@ -6,7 +6,11 @@ import torch
 from torch import Tensor
 
 from companion.core.checks import check
-from companion.optim._base import PerTensorOptimizer, refuse_implementation_switches, step_counter
+from companion.optim._base import (
+    PerTensorOptimizer,
+    refuse_implementation_switches,
+    step_counter,
+)
 
 
 def rms(x: Tensor) -> float:
@@ -15,8 +19,19 @@ def rms(x: Tensor) -> float:
     return x.norm(2).item() / (x.numel() ** 0.5)
 
 
-def adafactor_step(param: Tensor, grad: Tensor, state: dict, *, lr: float | Tensor, beta2_decay: float,
-                   eps1: float | None, eps2: float, d: float, weight_decay: float, maximize: bool) -> None:
+def adafactor_step(
+    param: Tensor,
+    grad: Tensor,
+    state: dict,
+    *,
+    lr: float | Tensor,
+    beta2_decay: float,
+    eps1: float | None,
+    eps2: float,
+    d: float,
+    weight_decay: float,
+    maximize: bool,
+) -> None:
     r"""One Adafactor step for one parameter tensor, in place (as torch computes it).
 
     .. math::
@@ -46,7 +61,9 @@ def adafactor_step(param: Tensor, grad: Tensor, state: dict, *, lr: float | Tens
             state["row_var"] = grad.new_zeros((*grad.shape[:-1], 1))
             state["col_var"] = grad.new_zeros((*grad.shape[:-2], 1, grad.shape[-1]))
         else:
-            state["variance"] = torch.zeros_like(grad, memory_format=torch.preserve_format)
+            state["variance"] = torch.zeros_like(
+                grad, memory_format=torch.preserve_format
+            )
     # a 1-element tensor lr is used as torch uses it, a 0-dim tensor (its factors then round in its dtype)
     lr = lr.squeeze() if isinstance(lr, Tensor) else lr
     # ε₁ = None: the machine epsilon of θ's dtype
@@ -68,11 +85,17 @@ def adafactor_step(param: Tensor, grad: Tensor, state: dict, *, lr: float | Tens
     if g.dim() > 1:
         row_var, col_var = state["row_var"], state["col_var"]
         # R_t = β̂₂ R_{t−1} + (1 − β̂₂) mean over the last dim of G_t²   (as ‖row‖₂² / m)
-        row_var.lerp_(torch.norm(g, dim=-1, keepdim=True).square_().div_(g.size(-1)), new_weight)
+        row_var.lerp_(
+            torch.norm(g, dim=-1, keepdim=True).square_().div_(g.size(-1)), new_weight
+        )
         # C_t = β̂₂ C_{t−1} + (1 − β̂₂) mean over dim −2 of G_t²   (as ‖column‖₂² / n)
-        col_var.lerp_(torch.norm(g, dim=-2, keepdim=True).square_().div_(g.size(-2)), new_weight)
+        col_var.lerp_(
+            torch.norm(g, dim=-2, keepdim=True).square_().div_(g.size(-2)), new_weight
+        )
         # V̂_t = R_t C_t / max(mean(R_t), ε₁)   (the outer product, per leading index)
-        var = (row_var @ col_var).div_(row_var.mean(dim=-2, keepdim=True).clamp_(min=eps1))
+        var = (row_var @ col_var).div_(
+            row_var.mean(dim=-2, keepdim=True).clamp_(min=eps1)
+        )
     else:
         # V̂_t = β̂₂ V̂_{t−1} + (1 − β̂₂) G_t²
         state["variance"].lerp_(g * g, new_weight)
@@ -92,19 +115,42 @@ class Adafactor(PerTensorOptimizer):
     group. The update itself is :func:`adafactor_step`.
     """
 
-    def __init__(self, params, lr: float | Tensor = 1e-2, beta2_decay: float = -0.8,
-                 eps: tuple[float | None, float] = (None, 1e-3), d: float = 1.0, weight_decay: float = 0.0, *,
-                 foreach: bool | None = None, maximize: bool = False) -> None:
-        check(not (isinstance(lr, Tensor) and lr.numel() != 1), "Tensor lr must be 1-element")
+    def __init__(
+        self,
+        params,
+        lr: float | Tensor = 1e-2,
+        beta2_decay: float = -0.8,
+        eps: tuple[float | None, float] = (None, 1e-3),
+        d: float = 1.0,
+        weight_decay: float = 0.0,
+        *,
+        foreach: bool | None = None,
+        maximize: bool = False,
+    ) -> None:
+        check(
+            not (isinstance(lr, Tensor) and lr.numel() != 1),
+            "Tensor lr must be 1-element",
+        )
         check(0.0 <= lr, f"Learning rate should be >= 0 but is: {lr}")
         check(0.0 >= beta2_decay, f"beta2_decay should be <= 0 but is: {beta2_decay}")
-        check(eps[0] is None or 0.0 <= eps[0], f"epsilon1 should be >= 0 but is: {eps[0]}")
+        check(
+            eps[0] is None or 0.0 <= eps[0], f"epsilon1 should be >= 0 but is: {eps[0]}"
+        )
         check(0.0 <= eps[1], f"epsilon2 should be >= 0 but is: {eps[1]}")
         check(1.0 <= d, f"Clipping threshold d should be >= 1 but is: {d}")
-        check(0.0 <= weight_decay, f"weight_decay should be >= 0 but is: {weight_decay}")
+        check(
+            0.0 <= weight_decay, f"weight_decay should be >= 0 but is: {weight_decay}"
+        )
         refuse_implementation_switches(foreach=foreach)
-        defaults = dict(lr=lr, beta2_decay=beta2_decay, eps=eps, d=d, weight_decay=weight_decay, foreach=foreach,
-                        maximize=maximize)
+        defaults = dict(
+            lr=lr,
+            beta2_decay=beta2_decay,
+            eps=eps,
+            d=d,
+            weight_decay=weight_decay,
+            foreach=foreach,
+            maximize=maximize,
+        )
         super().__init__(params, defaults)
 
     def update(self, param, grad, state, group):
@@ -113,10 +159,18 @@ class Adafactor(PerTensorOptimizer):
         eps1, eps2 = group["eps"]
         if eps1 is None:
             # torch takes the machine epsilon of the group's first parameter with a gradient for all of them
-            eps1 = torch.finfo(next(p for p in group["params"] if p.grad is not None).dtype).eps
+            eps1 = torch.finfo(
+                next(p for p in group["params"] if p.grad is not None).dtype
+            ).eps
         adafactor_step(
-            param, grad, state,
+            param,
+            grad,
+            state,
             lr=group["lr"],  # a float or, like torch allows, a 1-element tensor
-            beta2_decay=group["beta2_decay"], eps1=eps1, eps2=eps2, d=group["d"],
-            weight_decay=group["weight_decay"], maximize=group["maximize"],
+            beta2_decay=group["beta2_decay"],
+            eps1=eps1,
+            eps2=eps2,
+            d=group["d"],
+            weight_decay=group["weight_decay"],
+            maximize=group["maximize"],
         )

@@ -3,11 +3,27 @@
 import torch
 from torch import Tensor
 
-from companion.optim._base import PerTensorOptimizer, check_hyperparameters, check_lr, init_state, refuse_implementation_switches, scalar
+from companion.optim._base import (
+    PerTensorOptimizer,
+    check_hyperparameters,
+    check_lr,
+    init_state,
+    refuse_implementation_switches,
+    scalar,
+)
 
 
-def adagrad_step(param: Tensor, grad: Tensor, state: dict, *, lr: float | Tensor, lr_decay: float,
-                 weight_decay: float, eps: float, maximize: bool) -> None:
+def adagrad_step(
+    param: Tensor,
+    grad: Tensor,
+    state: dict,
+    *,
+    lr: float | Tensor,
+    lr_decay: float,
+    weight_decay: float,
+    eps: float,
+    maximize: bool,
+) -> None:
     r"""One Adagrad step for one parameter tensor, in place.
 
     .. math::
@@ -26,7 +42,9 @@ def adagrad_step(param: Tensor, grad: Tensor, state: dict, *, lr: float | Tensor
     t = state["step"].item()
     if grad.is_sparse:
         if weight_decay != 0:
-            raise RuntimeError("weight_decay option is not compatible with sparse gradients")
+            raise RuntimeError(
+                "weight_decay option is not compatible with sparse gradients"
+            )
         # absent entries of a sparse gradient are zeros
         grad = grad.to_dense()
     # g_t = ∇f(θ), or −∇f(θ) to maximize f
@@ -43,8 +61,17 @@ def adagrad_step(param: Tensor, grad: Tensor, state: dict, *, lr: float | Tensor
     param.addcdiv_(g, G.sqrt().add_(eps), value=-eta)
 
 
-def adagrad_foreach(params: list[Tensor], grads: list[Tensor], states: list[dict], *, lr: float | Tensor,
-                    lr_decay: float, weight_decay: float, eps: float, maximize: bool) -> None:
+def adagrad_foreach(
+    params: list[Tensor],
+    grads: list[Tensor],
+    states: list[dict],
+    *,
+    lr: float | Tensor,
+    lr_decay: float,
+    weight_decay: float,
+    eps: float,
+    maximize: bool,
+) -> None:
     r"""The update of :func:`adagrad_step` for a list of dense tensors of one device and dtype, in place: each
     line is one ``torch._foreach_*`` operation over the whole list (torch's ``foreach=True`` path).
 
@@ -88,16 +115,38 @@ class Adagrad(PerTensorOptimizer):
 
     sparse_gradients = True  # like torch's, Adagrad takes sparse gradients
 
-    def __init__(self, params, lr: float | Tensor = 1e-2, lr_decay: float = 0, weight_decay: float = 0,
-                 initial_accumulator_value: float = 0, eps: float = 1e-10, foreach: bool | None = None, *,
-                 maximize: bool = False, differentiable: bool = False, fused: bool | None = None) -> None:
+    def __init__(
+        self,
+        params,
+        lr: float | Tensor = 1e-2,
+        lr_decay: float = 0,
+        weight_decay: float = 0,
+        initial_accumulator_value: float = 0,
+        eps: float = 1e-10,
+        foreach: bool | None = None,
+        *,
+        maximize: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
+    ) -> None:
         check_lr(lr)
-        check_hyperparameters(lr_decay=lr_decay, weight_decay=weight_decay, initial_accumulator_value=initial_accumulator_value, eps=eps)
+        check_hyperparameters(
+            lr_decay=lr_decay,
+            weight_decay=weight_decay,
+            initial_accumulator_value=initial_accumulator_value,
+            eps=eps,
+        )
         refuse_implementation_switches(differentiable=differentiable, fused=fused)
         defaults = dict(
-            lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
-            initial_accumulator_value=initial_accumulator_value, foreach=foreach, maximize=maximize,
-            differentiable=differentiable, fused=fused,
+            lr=lr,
+            lr_decay=lr_decay,
+            eps=eps,
+            weight_decay=weight_decay,
+            initial_accumulator_value=initial_accumulator_value,
+            foreach=foreach,
+            maximize=maximize,
+            differentiable=differentiable,
+            fused=fused,
         )
         super().__init__(params, defaults)
         for group in self.param_groups:
@@ -109,17 +158,31 @@ class Adagrad(PerTensorOptimizer):
         if not state:
             # t = 0 and G_0 = initial_accumulator_value (the constructor's, as in torch); also for a
             # parameter added later with add_param_group
-            init_state(state, param, "sum", fill=self.defaults["initial_accumulator_value"])
+            init_state(
+                state, param, "sum", fill=self.defaults["initial_accumulator_value"]
+            )
         return state
 
     def update(self, param, grad, state, group):
         adagrad_step(
-            param, grad, state, lr=group["lr"], lr_decay=group["lr_decay"],
-            weight_decay=group["weight_decay"], eps=group["eps"], maximize=group["maximize"],
+            param,
+            grad,
+            state,
+            lr=group["lr"],
+            lr_decay=group["lr_decay"],
+            weight_decay=group["weight_decay"],
+            eps=group["eps"],
+            maximize=group["maximize"],
         )
 
     def update_foreach(self, params, grads, states, group):
         adagrad_foreach(
-            params, grads, states, lr=group["lr"], lr_decay=group["lr_decay"],
-            weight_decay=group["weight_decay"], eps=group["eps"], maximize=group["maximize"],
+            params,
+            grads,
+            states,
+            lr=group["lr"],
+            lr_decay=group["lr_decay"],
+            weight_decay=group["weight_decay"],
+            eps=group["eps"],
+            maximize=group["maximize"],
         )

@@ -5,7 +5,17 @@ from torch import Tensor
 
 from companion.core.checks import check
 from companion.optim import fused
-from companion.optim._base import PerTensorOptimizer, check_betas, check_fast_paths, check_hyperparameters, check_lr, init_state, refuse_implementation_switches, scalar
+from companion.optim._base import (
+    PerTensorOptimizer,
+    check_betas,
+    check_fast_paths,
+    check_hyperparameters,
+    check_lr,
+    init_state,
+    refuse_implementation_switches,
+    scalar,
+)
+
 
 def check_adam_hyperparameters(lr, betas, eps, weight_decay) -> tuple:
     """torch's checks (and messages) for Adam's and AdamW's arguments; returns the betas as torch stores them."""
@@ -17,7 +27,9 @@ def check_adam_hyperparameters(lr, betas, eps, weight_decay) -> tuple:
     tensors = isinstance(betas[0], Tensor) and isinstance(betas[1], Tensor)
     check(floats or tensors, "betas must be either both floats or both Tensors")
     # like torch, a 1-element tensor is kept as a 0-dimensional one
-    return tuple(b.squeeze() if isinstance(b, Tensor) and b.dim() != 0 else b for b in betas)
+    return tuple(
+        b.squeeze() if isinstance(b, Tensor) and b.dim() != 0 else b for b in betas
+    )
 
 
 def decay_weights(param: Tensor, *, lr: float | Tensor, weight_decay: float) -> None:
@@ -30,7 +42,9 @@ def decay_weights(param: Tensor, *, lr: float | Tensor, weight_decay: float) -> 
     param.mul_(1 - lr * weight_decay)
 
 
-def apply_weight_decay(param: Tensor, grad: Tensor, *, lr, weight_decay: float, decoupled: bool) -> Tensor:
+def apply_weight_decay(
+    param: Tensor, grad: Tensor, *, lr, weight_decay: float, decoupled: bool
+) -> Tensor:
     r"""Weight decay as an L2 penalty's gradient or, decoupled, as a step of its own; returns the gradient
     that the moments then see.
 
@@ -48,9 +62,20 @@ def apply_weight_decay(param: Tensor, grad: Tensor, *, lr, weight_decay: float, 
     return grad.add(param, alpha=weight_decay)
 
 
-def adam_step(param: Tensor, grad: Tensor, state: dict, *, lr: float | Tensor, beta1: float | Tensor,
-              beta2: float | Tensor, eps: float, weight_decay: float, amsgrad: bool, maximize: bool,
-              decoupled_weight_decay: bool = False) -> None:
+def adam_step(
+    param: Tensor,
+    grad: Tensor,
+    state: dict,
+    *,
+    lr: float | Tensor,
+    beta1: float | Tensor,
+    beta2: float | Tensor,
+    eps: float,
+    weight_decay: float,
+    amsgrad: bool,
+    maximize: bool,
+    decoupled_weight_decay: bool = False,
+) -> None:
     r"""One Adam step for one parameter tensor, in place (Algorithm 1 of Kingma & Ba, as torch computes it).
 
     .. math::
@@ -70,7 +95,13 @@ def adam_step(param: Tensor, grad: Tensor, state: dict, *, lr: float | Tensor, b
     """
     if not state:
         # t = 0, m_0 = v_0 = 0 (and v^max_0 = 0)
-        init_state(state, param, "exp_avg", "exp_avg_sq", *(["max_exp_avg_sq"] if amsgrad else []))
+        init_state(
+            state,
+            param,
+            "exp_avg",
+            "exp_avg_sq",
+            *(["max_exp_avg_sq"] if amsgrad else []),
+        )
     m, v = state["exp_avg"], state["exp_avg_sq"]
     # t ← t + 1
     state["step"] += 1
@@ -78,7 +109,9 @@ def adam_step(param: Tensor, grad: Tensor, state: dict, *, lr: float | Tensor, b
     # g_t = ∇f(θ), or −∇f(θ) to maximize f
     g = -grad if maximize else grad
     # g_t ← g_t + λ θ_{t−1} (L2), or θ ← (1 − γλ) θ (decoupled: the decay never enters m or v)
-    g = apply_weight_decay(param, g, lr=lr, weight_decay=weight_decay, decoupled=decoupled_weight_decay)
+    g = apply_weight_decay(
+        param, g, lr=lr, weight_decay=weight_decay, decoupled=decoupled_weight_decay
+    )
     # m_t = β₁ m_{t−1} + (1 − β₁) g_t
     m.mul_(beta1).add_(g, alpha=1 - beta1)
     # v_t = β₂ v_{t−1} + (1 − β₂) g_t²
@@ -99,12 +132,24 @@ def refuse_tensor_hyperparameters(**values) -> None:
     for name, value in values.items():
         if isinstance(value, Tensor):
             error = RuntimeError if name == "lr" else ValueError  # torch's types
-            raise error(f"{name} as a Tensor is not supported for capturable=False and foreach=True")
+            raise error(
+                f"{name} as a Tensor is not supported for capturable=False and foreach=True"
+            )
 
 
-def foreach_moments(params: list[Tensor], grads: list[Tensor], m: list[Tensor], v: list[Tensor], *, lr: float | Tensor,
-                    beta1: float, beta2: float, weight_decay: float, maximize: bool,
-                    decoupled_weight_decay: bool) -> list[Tensor]:
+def foreach_moments(
+    params: list[Tensor],
+    grads: list[Tensor],
+    m: list[Tensor],
+    v: list[Tensor],
+    *,
+    lr: float | Tensor,
+    beta1: float,
+    beta2: float,
+    weight_decay: float,
+    maximize: bool,
+    decoupled_weight_decay: bool,
+) -> list[Tensor]:
     r"""The first half of every Adam-family update over a list of tensors, in place: the gradient (negated to
     maximize, with weight decay as an L2 term or, decoupled, as a step of its own), then both moments;
     returns the gradients g_t the moments saw.
@@ -130,9 +175,20 @@ def foreach_moments(params: list[Tensor], grads: list[Tensor], m: list[Tensor], 
     return g
 
 
-def adam_foreach(params: list[Tensor], grads: list[Tensor], states: list[dict], *, lr: float, beta1: float,
-                 beta2: float, eps: float, weight_decay: float, amsgrad: bool, maximize: bool,
-                 decoupled_weight_decay: bool = False) -> None:
+def adam_foreach(
+    params: list[Tensor],
+    grads: list[Tensor],
+    states: list[dict],
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    amsgrad: bool,
+    maximize: bool,
+    decoupled_weight_decay: bool = False,
+) -> None:
     r"""The update of :func:`adam_step` for a list of tensors of one device and dtype, in place: each line
     is one ``torch._foreach_*`` operation over the whole list (torch's ``foreach=True`` path).
 
@@ -143,15 +199,31 @@ def adam_foreach(params: list[Tensor], grads: list[Tensor], states: list[dict], 
     for param, state in zip(params, states):
         if not state:
             # t = 0, m_0 = v_0 = 0 (and v^max_0 = 0)
-            init_state(state, param, "exp_avg", "exp_avg_sq", *(["max_exp_avg_sq"] if amsgrad else []))
+            init_state(
+                state,
+                param,
+                "exp_avg",
+                "exp_avg_sq",
+                *(["max_exp_avg_sq"] if amsgrad else []),
+            )
     m = [state["exp_avg"] for state in states]
     v = [state["exp_avg_sq"] for state in states]
     steps = [state["step"] for state in states]
     # t ← t + 1
     torch._foreach_add_(steps, 1)
     # g_t (± ∇f, weight decay), m_t and v_t
-    foreach_moments(params, grads, m, v, lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay,
-                    maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
+    foreach_moments(
+        params,
+        grads,
+        m,
+        v,
+        lr=lr,
+        beta1=beta1,
+        beta2=beta2,
+        weight_decay=weight_decay,
+        maximize=maximize,
+        decoupled_weight_decay=decoupled_weight_decay,
+    )
     if amsgrad:
         # v^max_t = max(v^max_{t−1}, v_t), used in place of v_t
         v = [state["max_exp_avg_sq"] for state in states]
@@ -178,45 +250,90 @@ class Adam(PerTensorOptimizer):
     ``differentiable`` must stay off.
     """
 
-    sparse_message = "Adam does not support sparse gradients, please consider SparseAdam instead"
+    sparse_message = (
+        "Adam does not support sparse gradients, please consider SparseAdam instead"
+    )
 
-    def __init__(self, params, lr: float | Tensor = 1e-3,
-                 betas: tuple[float | Tensor, float | Tensor] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0, amsgrad: bool = False, *, foreach: bool | None = None,
-                 maximize: bool = False, capturable: bool = False, differentiable: bool = False,
-                 fused: bool | None = None, decoupled_weight_decay: bool = False) -> None:
+    def __init__(
+        self,
+        params,
+        lr: float | Tensor = 1e-3,
+        betas: tuple[float | Tensor, float | Tensor] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        amsgrad: bool = False,
+        *,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        capturable: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
+        decoupled_weight_decay: bool = False,
+    ) -> None:
         betas = check_adam_hyperparameters(lr, betas, eps, weight_decay)
-        refuse_implementation_switches(capturable=capturable, differentiable=differentiable)
+        refuse_implementation_switches(
+            capturable=capturable, differentiable=differentiable
+        )
         check_fast_paths(foreach=foreach, fused=fused, differentiable=differentiable)
         defaults = dict(
-            lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-            maximize=maximize, foreach=foreach, capturable=capturable,
-            differentiable=differentiable, fused=fused, decoupled_weight_decay=decoupled_weight_decay,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+            maximize=maximize,
+            foreach=foreach,
+            capturable=capturable,
+            differentiable=differentiable,
+            fused=fused,
+            decoupled_weight_decay=decoupled_weight_decay,
         )
         super().__init__(params, defaults)
 
     def update(self, param, grad, state, group):
         beta1, beta2 = group["betas"]
         adam_step(
-            param, grad, state,
+            param,
+            grad,
+            state,
             lr=group["lr"],  # a float or, like torch allows, a 1-element tensor
-            beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=scalar(group["weight_decay"]),
-            amsgrad=group["amsgrad"], maximize=group["maximize"],
+            beta1=beta1,
+            beta2=beta2,
+            eps=group["eps"],
+            weight_decay=scalar(group["weight_decay"]),
+            amsgrad=group["amsgrad"],
+            maximize=group["maximize"],
             decoupled_weight_decay=group.get("decoupled_weight_decay", False),
         )
 
     def update_foreach(self, params, grads, states, group):
         beta1, beta2 = group["betas"]
         adam_foreach(
-            params, grads, states, lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
-            weight_decay=scalar(group["weight_decay"]), amsgrad=group["amsgrad"], maximize=group["maximize"],
+            params,
+            grads,
+            states,
+            lr=group["lr"],
+            beta1=beta1,
+            beta2=beta2,
+            eps=group["eps"],
+            weight_decay=scalar(group["weight_decay"]),
+            amsgrad=group["amsgrad"],
+            maximize=group["maximize"],
             decoupled_weight_decay=group.get("decoupled_weight_decay", False),
         )
 
     def update_fused(self, params, grads, states, group):
         beta1, beta2 = group["betas"]
         fused.adam_fused(
-            params, grads, states, lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
-            weight_decay=scalar(group["weight_decay"]), amsgrad=group["amsgrad"], maximize=group["maximize"],
+            params,
+            grads,
+            states,
+            lr=group["lr"],
+            beta1=beta1,
+            beta2=beta2,
+            eps=group["eps"],
+            weight_decay=scalar(group["weight_decay"]),
+            amsgrad=group["amsgrad"],
+            maximize=group["maximize"],
             decoupled_weight_decay=group.get("decoupled_weight_decay", False),
         )

@@ -13,8 +13,18 @@ from companion.optim._base import PerTensorOptimizer, init_state
 from companion.optim.nadam import nadam_step
 
 
-def adam_variant_step(param: Tensor, grad: Tensor, state: dict, *, lr: float, beta1: float, beta2: float,
-                      eps: float, bias_correction: bool, eps_hat: bool) -> None:
+def adam_variant_step(
+    param: Tensor,
+    grad: Tensor,
+    state: dict,
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    bias_correction: bool,
+    eps_hat: bool,
+) -> None:
     r"""One step of Adam in one of the paper's forms, in place.
 
     .. math::
@@ -50,20 +60,50 @@ def adam_variant_step(param: Tensor, grad: Tensor, state: dict, *, lr: float, be
 class AdamVariant(PerTensorOptimizer):
     """Adam without L2/decay options, in one of the paper's forms (see :func:`adam_variant_step`)."""
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, *, bias_correction=True, eps_hat=False):
-        defaults = dict(lr=lr, betas=betas, eps=eps, bias_correction=bias_correction, eps_hat=eps_hat)
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        *,
+        bias_correction=True,
+        eps_hat=False,
+    ):
+        defaults = dict(
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            bias_correction=bias_correction,
+            eps_hat=eps_hat,
+        )
         super().__init__(params, defaults)
 
     def update(self, param, grad, state, group):
         adam_variant_step(
-            param, grad, state, lr=group["lr"], beta1=group["betas"][0],
-            beta2=group["betas"][1], eps=group["eps"],
-            bias_correction=group["bias_correction"], eps_hat=group["eps_hat"],
+            param,
+            grad,
+            state,
+            lr=group["lr"],
+            beta1=group["betas"][0],
+            beta2=group["betas"][1],
+            eps=group["eps"],
+            bias_correction=group["bias_correction"],
+            eps_hat=group["eps_hat"],
         )
 
 
-def dozat_nadam_step(param: Tensor, grad: Tensor, state: dict, *, lr: float, beta1: float, beta2: float,
-                     eps: float, momentum_decay: float) -> None:
+def dozat_nadam_step(
+    param: Tensor,
+    grad: Tensor,
+    state: dict,
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    momentum_decay: float,
+) -> None:
     r"""One step of NAdam as in Dozat's paper (Algorithm 2), in place.
 
     .. math::
@@ -80,19 +120,39 @@ def dozat_nadam_step(param: Tensor, grad: Tensor, state: dict, *, lr: float, bet
     With a constant schedule (μ_t = β₁, e.g. a huge ``momentum_decay``) it is torch's NAdam exactly.
     """
     # torch's NAdam step, with m_t averaged by the scheduled μ_t: the one line where the two differ
-    nadam_step(param, grad, state, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=0,
-               momentum_decay=momentum_decay, decoupled_weight_decay=False, maximize=False, scheduled_average=True)
+    nadam_step(
+        param,
+        grad,
+        state,
+        lr=lr,
+        beta1=beta1,
+        beta2=beta2,
+        eps=eps,
+        weight_decay=0,
+        momentum_decay=momentum_decay,
+        decoupled_weight_decay=False,
+        maximize=False,
+        scheduled_average=True,
+    )
 
 
 class DozatNAdam(PerTensorOptimizer):
     """NAdam as in Dozat (2016), without weight decay (see :func:`dozat_nadam_step`)."""
 
-    def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, momentum_decay=4e-3):
+    def __init__(
+        self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, momentum_decay=4e-3
+    ):
         defaults = dict(lr=lr, betas=betas, eps=eps, momentum_decay=momentum_decay)
         super().__init__(params, defaults)
 
     def update(self, param, grad, state, group):
         dozat_nadam_step(
-            param, grad, state, lr=group["lr"], beta1=group["betas"][0],
-            beta2=group["betas"][1], eps=group["eps"], momentum_decay=group["momentum_decay"],
+            param,
+            grad,
+            state,
+            lr=group["lr"],
+            beta1=group["betas"][0],
+            beta2=group["betas"][1],
+            eps=group["eps"],
+            momentum_decay=group["momentum_decay"],
         )

@@ -10,8 +10,19 @@ from torch import Tensor
 from companion.optim.adam import Adam, adam_step, decay_weights
 
 
-def adamw_step(param: Tensor, grad: Tensor, state: dict, *, lr: float | Tensor, beta1: float | Tensor,
-               beta2: float | Tensor, eps: float, weight_decay: float, amsgrad: bool, maximize: bool) -> None:
+def adamw_step(
+    param: Tensor,
+    grad: Tensor,
+    state: dict,
+    *,
+    lr: float | Tensor,
+    beta1: float | Tensor,
+    beta2: float | Tensor,
+    eps: float,
+    weight_decay: float,
+    amsgrad: bool,
+    maximize: bool,
+) -> None:
     r"""One AdamW step for one parameter tensor, in place: decay the weights, then take an Adam step.
 
     .. math::
@@ -26,8 +37,16 @@ def adamw_step(param: Tensor, grad: Tensor, state: dict, *, lr: float | Tensor, 
     decay_weights(param, lr=lr, weight_decay=weight_decay)
     # θ ← θ − γ m̂ / (√v̂ + ε), with the moments of the loss's gradient only
     adam_step(
-        param, grad, state, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=0,
-        amsgrad=amsgrad, maximize=maximize,
+        param,
+        grad,
+        state,
+        lr=lr,
+        beta1=beta1,
+        beta2=beta2,
+        eps=eps,
+        weight_decay=0,
+        amsgrad=amsgrad,
+        maximize=maximize,
     )
 
 
@@ -39,14 +58,34 @@ class AdamW(Adam):
     ``foreach``, ``capturable``, ``differentiable`` and ``fused`` must stay off.
     """
 
-    def __init__(self, params, lr: float | Tensor = 1e-3,
-                 betas: tuple[float | Tensor, float | Tensor] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 1e-2, amsgrad: bool = False, *, maximize: bool = False,
-                 foreach: bool | None = None, capturable: bool = False, differentiable: bool = False,
-                 fused: bool | None = None) -> None:
+    def __init__(
+        self,
+        params,
+        lr: float | Tensor = 1e-3,
+        betas: tuple[float | Tensor, float | Tensor] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+        *,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
+    ) -> None:
         super().__init__(
-            params, lr, betas, eps, weight_decay, amsgrad, foreach=foreach, maximize=maximize,
-            capturable=capturable, differentiable=differentiable, fused=fused, decoupled_weight_decay=True,
+            params,
+            lr,
+            betas,
+            eps,
+            weight_decay,
+            amsgrad,
+            foreach=foreach,
+            maximize=maximize,
+            capturable=capturable,
+            differentiable=differentiable,
+            fused=fused,
+            decoupled_weight_decay=True,
         )
 
     def __setstate__(self, state):

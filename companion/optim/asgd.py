@@ -4,7 +4,13 @@ iterates, written from scratch with the contract of ``torch.optim.ASGD``."""
 import torch
 from torch import Tensor
 
-from companion.optim._base import PerTensorOptimizer, check_hyperparameters, check_lr, refuse_implementation_switches, step_counter
+from companion.optim._base import (
+    PerTensorOptimizer,
+    check_hyperparameters,
+    check_lr,
+    refuse_implementation_switches,
+    step_counter,
+)
 
 
 def decaying_step(t, *, lr: float | Tensor, lambd: float, alpha: float):
@@ -21,8 +27,18 @@ def averaging_weight(t, t0: float) -> float:
     return 1 / max(1, t - t0)
 
 
-def asgd_step(param: Tensor, grad: Tensor, state: dict, *, lr: float | Tensor, lambd: float, alpha: float, t0: float,
-              weight_decay: float, maximize: bool) -> None:
+def asgd_step(
+    param: Tensor,
+    grad: Tensor,
+    state: dict,
+    *,
+    lr: float | Tensor,
+    lambd: float,
+    alpha: float,
+    t0: float,
+    weight_decay: float,
+    maximize: bool,
+) -> None:
     r"""One ASGD step for one parameter tensor, in place (torch's form of Polyak–Juditsky averaging).
 
     .. math::
@@ -49,13 +65,21 @@ def asgd_step(param: Tensor, grad: Tensor, state: dict, *, lr: float | Tensor, l
     if not state:
         # t = 0, η_0 = γ, μ_0 = 1: scalars on the parameter's device, in torch's step dtype
         step = step_counter().to(param.device)
-        state["step"], state["eta"], state["mu"] = step, torch.as_tensor(lr).to(step).clone(), torch.ones_like(step)
+        state["step"], state["eta"], state["mu"] = (
+            step,
+            torch.as_tensor(lr).to(step).clone(),
+            torch.ones_like(step),
+        )
         # θ̄_0 = 0
         state["ax"] = torch.zeros_like(param, memory_format=torch.preserve_format)
     eta, mu, ax = state["eta"], state["mu"], state["ax"]
     if torch.is_complex(param):
         # a complex number as the pair (real, imaginary)
-        param, grad, ax = torch.view_as_real(param), torch.view_as_real(grad), torch.view_as_real(ax)
+        param, grad, ax = (
+            torch.view_as_real(param),
+            torch.view_as_real(grad),
+            torch.view_as_real(ax),
+        )
     # t ← t + 1
     state["step"] += 1
     t = state["step"].item()
@@ -91,22 +115,46 @@ class ASGD(PerTensorOptimizer):
     The update itself is :func:`asgd_step`.
     """
 
-    def __init__(self, params, lr: float | Tensor = 1e-2, lambd: float = 1e-4, alpha: float = 0.75, t0: float = 1e6,
-                 weight_decay: float = 0, foreach: bool | None = None, maximize: bool = False,
-                 differentiable: bool = False, capturable: bool = False) -> None:
+    def __init__(
+        self,
+        params,
+        lr: float | Tensor = 1e-2,
+        lambd: float = 1e-4,
+        alpha: float = 0.75,
+        t0: float = 1e6,
+        weight_decay: float = 0,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        differentiable: bool = False,
+        capturable: bool = False,
+    ) -> None:
         check_lr(lr)
         check_hyperparameters(weight_decay=weight_decay)
-        refuse_implementation_switches(foreach=foreach, differentiable=differentiable, capturable=capturable)
+        refuse_implementation_switches(
+            foreach=foreach, differentiable=differentiable, capturable=capturable
+        )
         defaults = dict(
-            lr=lr, lambd=lambd, alpha=alpha, t0=t0, weight_decay=weight_decay, foreach=foreach, maximize=maximize,
-            differentiable=differentiable, capturable=capturable,
+            lr=lr,
+            lambd=lambd,
+            alpha=alpha,
+            t0=t0,
+            weight_decay=weight_decay,
+            foreach=foreach,
+            maximize=maximize,
+            differentiable=differentiable,
+            capturable=capturable,
         )
         super().__init__(params, defaults)
 
     def update(self, param, grad, state, group):
         asgd_step(
-            param, grad, state,
+            param,
+            grad,
+            state,
             lr=group["lr"],  # a float or, like torch allows, a 1-element tensor
-            lambd=group["lambd"], alpha=group["alpha"], t0=group["t0"], weight_decay=group["weight_decay"],
+            lambd=group["lambd"],
+            alpha=group["alpha"],
+            t0=group["t0"],
+            weight_decay=group["weight_decay"],
             maximize=group["maximize"],
         )

@@ -36,13 +36,18 @@ try:
 except ImportError as error:  # fused=True then says why it cannot run; the rest of the package works without
     triton = InterpretedFunction = None
     JITFunction = object
-    tl = SimpleNamespace(constexpr=None)  # enough to define the kernels below, which then never run
+    tl = SimpleNamespace(
+        constexpr=None
+    )  # enough to define the kernels below, which then never run
     _MISSING = error.name or "triton"
 else:
     _MISSING = None
 
 SUPPORTED_DEVICES = ["cuda", "cpu"]  # a CPU's tensors run in Triton's interpreter
-BLOCK = {"cuda": 1024, "cpu": 4096}  # elements per program (the interpreter pays per program, not per element)
+BLOCK = {
+    "cuda": 1024,
+    "cpu": 4096,
+}  # elements per program (the interpreter pays per program, not per element)
 NUM_WARPS = 4
 
 
@@ -131,10 +136,25 @@ def powers(beta1, beta2, t):
 
 
 @device_function
-def adam_kernel(param_ptrs, grad_ptrs, exp_avg_ptrs, exp_avg_sq_ptrs, max_exp_avg_sq_ptrs, step_ptrs, numels,
-                owners, starts, scalars, DTYPE: tl.constexpr, COMPUTE: tl.constexpr, AMSGRAD: tl.constexpr,
-                MAXIMIZE: tl.constexpr, WEIGHT_DECAY: tl.constexpr, DECOUPLED: tl.constexpr,
-                BLOCK: tl.constexpr):
+def adam_kernel(
+    param_ptrs,
+    grad_ptrs,
+    exp_avg_ptrs,
+    exp_avg_sq_ptrs,
+    max_exp_avg_sq_ptrs,
+    step_ptrs,
+    numels,
+    owners,
+    starts,
+    scalars,
+    DTYPE: tl.constexpr,
+    COMPUTE: tl.constexpr,
+    AMSGRAD: tl.constexpr,
+    MAXIMIZE: tl.constexpr,
+    WEIGHT_DECAY: tl.constexpr,
+    DECOUPLED: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
     r"""One Adam (or AdamW) step for one block of one tensor of the bucket, in place.
 
     .. math::
@@ -204,9 +224,23 @@ def adam_kernel(param_ptrs, grad_ptrs, exp_avg_ptrs, exp_avg_sq_ptrs, max_exp_av
 
 
 @device_function
-def sgd_kernel(param_ptrs, grad_ptrs, buffer_ptrs, firsts, numels, owners, starts, scalars,
-               DTYPE: tl.constexpr, COMPUTE: tl.constexpr, MOMENTUM: tl.constexpr, NESTEROV: tl.constexpr,
-               MAXIMIZE: tl.constexpr, WEIGHT_DECAY: tl.constexpr, BLOCK: tl.constexpr):
+def sgd_kernel(
+    param_ptrs,
+    grad_ptrs,
+    buffer_ptrs,
+    firsts,
+    numels,
+    owners,
+    starts,
+    scalars,
+    DTYPE: tl.constexpr,
+    COMPUTE: tl.constexpr,
+    MOMENTUM: tl.constexpr,
+    NESTEROV: tl.constexpr,
+    MAXIMIZE: tl.constexpr,
+    WEIGHT_DECAY: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
     r"""One SGD step for one block of one tensor of the bucket, in place.
 
     .. math::
@@ -241,7 +275,9 @@ def sgd_kernel(param_ptrs, grad_ptrs, buffer_ptrs, firsts, numels, owners, start
         b_ptr = pointer(buffer_ptrs, i, DTYPE) + offsets
         first = tl.load(firsts + i) != 0
         # b_{t−1}; none of it is read at a buffer's first step
-        b = tl.load(b_ptr, mask=offsets < tl.where(first, 0, numel), other=0.0).to(COMPUTE)
+        b = tl.load(b_ptr, mask=offsets < tl.where(first, 0, numel), other=0.0).to(
+            COMPUTE
+        )
         mu = momentum.to(COMPUTE)
         # b_t = μ b_{t−1} + (1 − τ) g_t, or b_1 = g_1
         b = tl.where(first, g, tl.fma((1 - dampening).to(COMPUTE), g, b * mu))
@@ -265,11 +301,15 @@ def check_fused_params(params: list[Tensor]) -> None:
         raise RuntimeError(reason)
     for p in params:
         if not (p.device.type in SUPPORTED_DEVICES and torch.is_floating_point(p)):
-            raise RuntimeError("`fused=True` requires all the params to be floating point Tensors of "
-                               f"supported devices: {SUPPORTED_DEVICES} but {p.dtype} and {p.device.type}")
+            raise RuntimeError(
+                "`fused=True` requires all the params to be floating point Tensors of "
+                f"supported devices: {SUPPORTED_DEVICES} but {p.dtype} and {p.device.type}"
+            )
         if not is_dense(p):
-            raise RuntimeError(f"fused=True needs each parameter dense in memory; one has shape {tuple(p.shape)} "
-                               f"and strides {p.stride()}")
+            raise RuntimeError(
+                f"fused=True needs each parameter dense in memory; one has shape {tuple(p.shape)} "
+                f"and strides {p.stride()}"
+            )
 
 
 def is_dense(t: Tensor) -> bool:
@@ -294,20 +334,31 @@ def compute_dtype(dtype: torch.dtype):
 
 def storage_dtype(dtype: torch.dtype):
     """A parameter's dtype as Triton's."""
-    return {torch.float64: tl.float64, torch.float32: tl.float32, torch.bfloat16: tl.bfloat16,
-            torch.float16: tl.float16}[dtype]
+    return {
+        torch.float64: tl.float64,
+        torch.float32: tl.float32,
+        torch.bfloat16: tl.bfloat16,
+        torch.float16: tl.float16,
+    }[dtype]
 
 
-def bucket_tables(columns: list[list[int]], numels: list[int], block: int, device) -> list[Tensor]:
+def bucket_tables(
+    columns: list[list[int]], numels: list[int], block: int, device
+) -> list[Tensor]:
     """The kernel's int64 tables on ``device``: each of ``columns`` (an entry per tensor, copied in one piece
     at every step: a gradient's address can change between steps), then ``numels`` and the block map, each
     block's tensor (``owners``) and first element (``starts``), computed once per layout and kept."""
     addresses = torch.tensor(columns, dtype=torch.int64).to(device, non_blocking=True)
-    return [*addresses.unbind(0), *block_map(tuple(numels), block, torch.device(device))]
+    return [
+        *addresses.unbind(0),
+        *block_map(tuple(numels), block, torch.device(device)),
+    ]
 
 
 @functools.lru_cache(maxsize=64)
-def block_map(numels: tuple[int, ...], block: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+def block_map(
+    numels: tuple[int, ...], block: int, device: torch.device
+) -> tuple[Tensor, Tensor, Tensor]:
     """The tensors' sizes, and for each block of ``block`` elements its tensor and its first element, on ``device``."""
     sizes = torch.tensor(numels, dtype=torch.int64)
     # ⌈n / BLOCK⌉ blocks per tensor (none for an empty one); tensor i's blocks end before ends[i]
@@ -324,12 +375,22 @@ def scalars_on(device, lr: float | Tensor, *others: float) -> Tensor:
     ``.item()``)."""
     rest = torch.tensor(others, dtype=torch.float64)
     if isinstance(lr, Tensor):
-        return torch.cat([lr.detach().reshape(1).to(device=device, dtype=torch.float64), rest.to(device)])
+        return torch.cat(
+            [
+                lr.detach().reshape(1).to(device=device, dtype=torch.float64),
+                rest.to(device),
+            ]
+        )
     return torch.cat([torch.tensor([float(lr)], dtype=torch.float64), rest]).to(device)
 
 
-def launch(kernel: DeviceFunction, params: list[Tensor], columns: list[list[int]], scalars: Tensor,
-           **constexprs) -> None:
+def launch(
+    kernel: DeviceFunction,
+    params: list[Tensor],
+    columns: list[list[int]],
+    scalars: Tensor,
+    **constexprs,
+) -> None:
     """One launch of ``kernel`` over every block of ``params`` (one device and dtype), its tables built from
     ``columns``: compiled for a GPU's tensors, interpreted on the host for a CPU's."""
     device, dtype = params[0].device, params[0].dtype
@@ -338,13 +399,21 @@ def launch(kernel: DeviceFunction, params: list[Tensor], columns: list[list[int]
     blocks = len(tables[-1])
     if not blocks:
         return  # only empty tensors
-    constexprs.update(DTYPE=storage_dtype(dtype), COMPUTE=compute_dtype(dtype), BLOCK=block)
+    constexprs.update(
+        DTYPE=storage_dtype(dtype), COMPUTE=compute_dtype(dtype), BLOCK=block
+    )
     if device.type == "cpu":
         kernel.interpreted[(blocks,)](*tables, scalars, **constexprs)
     else:
         with torch.cuda.device(device):
             # fp fusion off: a·b + c rounds twice, as in the interpreter and torch's CPU kernel (tl.fma is explicit)
-            kernel[(blocks,)](*tables, scalars, **constexprs, num_warps=NUM_WARPS, enable_fp_fusion=False)
+            kernel[(blocks,)](
+                *tables,
+                scalars,
+                **constexprs,
+                num_warps=NUM_WARPS,
+                enable_fp_fusion=False,
+            )
 
 
 def address(t: Tensor | None) -> int:
@@ -361,16 +430,33 @@ def init_adam_state(state: dict, param: Tensor, amsgrad: bool) -> None:
         for key in ("exp_avg", "exp_avg_sq", *(["max_exp_avg_sq"] if amsgrad else [])):
             state[key] = torch.zeros_like(param, memory_format=torch.preserve_format)
     step = state["step"]
-    if not isinstance(step, Tensor) or step.dtype != torch.float32 or step.device != param.device:
-        state["step"] = torch.as_tensor(step).to(device=param.device, dtype=torch.float32)
+    if (
+        not isinstance(step, Tensor)
+        or step.dtype != torch.float32
+        or step.device != param.device
+    ):
+        state["step"] = torch.as_tensor(step).to(
+            device=param.device, dtype=torch.float32
+        )
     for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
         if key in state:
             state[key] = laid_out_like(param, state[key])
 
 
-def adam_fused(params: list[Tensor], grads: list[Tensor], states: list[dict], *, lr: float | Tensor,
-               beta1: float | Tensor, beta2: float | Tensor, eps: float, weight_decay: float, amsgrad: bool,
-               maximize: bool, decoupled_weight_decay: bool = False) -> None:
+def adam_fused(
+    params: list[Tensor],
+    grads: list[Tensor],
+    states: list[dict],
+    *,
+    lr: float | Tensor,
+    beta1: float | Tensor,
+    beta2: float | Tensor,
+    eps: float,
+    weight_decay: float,
+    amsgrad: bool,
+    maximize: bool,
+    decoupled_weight_decay: bool = False,
+) -> None:
     r"""The update of :func:`~companion.optim.adam.adam_step` for a list of tensors of one device and dtype, in
     place: t ← t + 1 on every step count, then one launch of ``adam_kernel``.
 
@@ -379,7 +465,9 @@ def adam_fused(params: list[Tensor], grads: list[Tensor], states: list[dict], *,
     check_fused_params(params)
     for param, state in zip(params, states):
         init_adam_state(state, param, amsgrad)
-    grads = [laid_out_like(p, g) for p, g in zip(params, grads)]  # kept until the launch
+    grads = [
+        laid_out_like(p, g) for p, g in zip(params, grads)
+    ]  # kept until the launch
     steps = [state["step"] for state in states]
     # t ← t + 1, every tensor's count at once
     torch._foreach_add_(steps, 1)
@@ -388,13 +476,33 @@ def adam_fused(params: list[Tensor], grads: list[Tensor], states: list[dict], *,
     columns += [[address(state[key]) for state in states] for key in buffers]
     columns += [[0] * len(params)] * (not amsgrad)  # no v^max to point to
     columns.append([address(step) for step in steps])
-    scalars = scalars_on(params[0].device, lr, float(beta1), float(beta2), eps, weight_decay)
-    launch(adam_kernel, params, columns, scalars,
-           AMSGRAD=amsgrad, MAXIMIZE=maximize, WEIGHT_DECAY=weight_decay != 0, DECOUPLED=decoupled_weight_decay)
+    scalars = scalars_on(
+        params[0].device, lr, float(beta1), float(beta2), eps, weight_decay
+    )
+    launch(
+        adam_kernel,
+        params,
+        columns,
+        scalars,
+        AMSGRAD=amsgrad,
+        MAXIMIZE=maximize,
+        WEIGHT_DECAY=weight_decay != 0,
+        DECOUPLED=decoupled_weight_decay,
+    )
 
 
-def sgd_fused(params: list[Tensor], grads: list[Tensor], states: list[dict], *, lr: float, momentum: float,
-              dampening: float, weight_decay: float, nesterov: bool, maximize: bool) -> None:
+def sgd_fused(
+    params: list[Tensor],
+    grads: list[Tensor],
+    states: list[dict],
+    *,
+    lr: float,
+    momentum: float,
+    dampening: float,
+    weight_decay: float,
+    nesterov: bool,
+    maximize: bool,
+) -> None:
     r"""The update of :func:`~companion.optim.sgd.sgd_step` for a list of tensors of one device and dtype, in
     place: one launch of ``sgd_kernel``.
 
@@ -407,11 +515,27 @@ def sgd_fused(params: list[Tensor], grads: list[Tensor], states: list[dict], *, 
     for param, state in zip(params, states):
         firsts.append(momentum != 0 and state.get("momentum_buffer") is None)
         if firsts[-1]:
-            state["momentum_buffer"] = torch.empty_like(param, memory_format=torch.preserve_format)
+            state["momentum_buffer"] = torch.empty_like(
+                param, memory_format=torch.preserve_format
+            )
         elif momentum != 0:
             state["momentum_buffer"] = laid_out_like(param, state["momentum_buffer"])
-    grads = [laid_out_like(p, g) for p, g in zip(params, grads)]  # kept until the launch
-    columns = [[address(p) for p in params], [address(g) for g in grads],
-               [address(state.get("momentum_buffer")) for state in states], [int(first) for first in firsts]]
-    launch(sgd_kernel, params, columns, scalars_on(params[0].device, lr, momentum, dampening, weight_decay),
-           MOMENTUM=momentum != 0, NESTEROV=nesterov, MAXIMIZE=maximize, WEIGHT_DECAY=weight_decay != 0)
+    grads = [
+        laid_out_like(p, g) for p, g in zip(params, grads)
+    ]  # kept until the launch
+    columns = [
+        [address(p) for p in params],
+        [address(g) for g in grads],
+        [address(state.get("momentum_buffer")) for state in states],
+        [int(first) for first in firsts],
+    ]
+    launch(
+        sgd_kernel,
+        params,
+        columns,
+        scalars_on(params[0].device, lr, momentum, dampening, weight_decay),
+        MOMENTUM=momentum != 0,
+        NESTEROV=nesterov,
+        MAXIMIZE=maximize,
+        WEIGHT_DECAY=weight_decay != 0,
+    )

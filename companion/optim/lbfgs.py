@@ -71,7 +71,9 @@ def cubic_minimizer(a, fa, ga, b, fb, gb, bounds=None):
     """
     lower, upper = bounds if bounds is not None else (min(a, b), max(a, b))
     # order the two points: x₁ ≤ x₂ (the formulas for d₁ and d₂ are symmetric)
-    (x1, f1, g1), (x2, f2, g2) = ((a, fa, ga), (b, fb, gb)) if a <= b else ((b, fb, gb), (a, fa, ga))
+    (x1, f1, g1), (x2, f2, g2) = (
+        ((a, fa, ga), (b, fb, gb)) if a <= b else ((b, fb, gb), (a, fa, ga))
+    )
     # d₁ = φ'₁ + φ'₂ − 3 (φ₁ − φ₂)/(x₁ − x₂)
     d1 = g1 + g2 - 3 * (f1 - f2) / (x1 - x2)
     # d₂² = d₁² − φ'₁ φ'₂
@@ -85,7 +87,9 @@ def cubic_minimizer(a, fa, ga, b, fb, gb, bounds=None):
     return (lower + upper) / 2.0
 
 
-def strong_wolfe(phi, t, d, f, g, gtd, c1=1e-4, c2=0.9, tolerance_change=1e-9, max_ls=25):
+def strong_wolfe(
+    phi, t, d, f, g, gtd, c1=1e-4, c2=0.9, tolerance_change=1e-9, max_ls=25
+):
     r"""A step length t along d satisfying the strong Wolfe conditions, by bracketing then zooming
     (Nocedal & Wright, Alg. 3.5 and 3.6), with the decisions torch's ``lswolfe`` port makes.
 
@@ -119,8 +123,15 @@ def strong_wolfe(phi, t, d, f, g, gtd, c1=1e-4, c2=0.9, tolerance_change=1e-9, m
             bracket = [[t_prev, f_prev, gtd_prev, g_prev], [t, f_new, gtd_new, g_new]]
             break
         # extrapolate: the cubic's minimizer, kept within [t + 0.01 (t − t_prev), 10 t]
-        t_next = cubic_minimizer(t_prev, f_prev, gtd_prev, t, f_new, gtd_new,
-                                 bounds=(t + 0.01 * (t - t_prev), t * 10))
+        t_next = cubic_minimizer(
+            t_prev,
+            f_prev,
+            gtd_prev,
+            t,
+            f_new,
+            gtd_new,
+            bounds=(t + 0.01 * (t - t_prev), t * 10),
+        )
         t_prev, f_prev, g_prev, gtd_prev = t, f_new, g_new, gtd_new
         t = t_next
         f_new, g_new = phi(t)
@@ -138,7 +149,10 @@ def strong_wolfe(phi, t, d, f, g, gtd, c1=1e-4, c2=0.9, tolerance_change=1e-9, m
             break  # the bracket is too small to move θ
         t = cubic_minimizer(*bracket[0][:3], *bracket[1][:3])
         # safeguard: a trial within 10% of an end, twice in a row or outside, is moved 10% inside
-        left, right = min(bracket[0][0], bracket[1][0]), max(bracket[0][0], bracket[1][0])
+        left, right = (
+            min(bracket[0][0], bracket[1][0]),
+            max(bracket[0][0], bracket[1][0]),
+        )
         margin = 0.1 * (right - left)
         if min(right - t, t - left) < margin:
             if insufficient_progress or t >= right or t <= left:
@@ -159,7 +173,9 @@ def strong_wolfe(phi, t, d, f, g, gtd, c1=1e-4, c2=0.9, tolerance_change=1e-9, m
             if abs(gtd_new) <= -c2 * gtd:
                 done = True  # both strong Wolfe conditions hold
             elif gtd_new * (bracket[hi][0] - bracket[lo][0]) >= 0:
-                bracket[hi] = bracket[lo]  # φ' points away from hi: the old low becomes the high end
+                bracket[hi] = bracket[
+                    lo
+                ]  # φ' points away from hi: the old low becomes the high end
             bracket[lo] = [t, f_new, gtd_new, g_new]
     t, f_new, _, g_new = bracket[lo]
     return f_new, g_new, t, evals
@@ -175,16 +191,34 @@ class LBFGS(torch.optim.Optimizer):
     :func:`strong_wolfe`, and returns the loss of the closure's first evaluation.
     """
 
-    def __init__(self, params, lr: float | Tensor = 1, max_iter: int = 20, max_eval: int | None = None,
-                 tolerance_grad: float = 1e-7, tolerance_change: float = 1e-9, history_size: int = 100,
-                 line_search_fn: str | None = None) -> None:
+    def __init__(
+        self,
+        params,
+        lr: float | Tensor = 1,
+        max_iter: int = 20,
+        max_eval: int | None = None,
+        tolerance_grad: float = 1e-7,
+        tolerance_change: float = 1e-9,
+        history_size: int = 100,
+        line_search_fn: str | None = None,
+    ) -> None:
         check_lr(lr)
         if max_eval is None:
             max_eval = max_iter * 5 // 4
-        defaults = dict(lr=lr, max_iter=max_iter, max_eval=max_eval, tolerance_grad=tolerance_grad,
-                        tolerance_change=tolerance_change, history_size=history_size, line_search_fn=line_search_fn)
+        defaults = dict(
+            lr=lr,
+            max_iter=max_iter,
+            max_eval=max_eval,
+            tolerance_grad=tolerance_grad,
+            tolerance_change=tolerance_change,
+            history_size=history_size,
+            line_search_fn=line_search_fn,
+        )
         super().__init__(params, defaults)
-        check(len(self.param_groups) == 1, "LBFGS doesn't support per-parameter options (parameter groups)")
+        check(
+            len(self.param_groups) == 1,
+            "LBFGS doesn't support per-parameter options (parameter groups)",
+        )
         self._params = self.param_groups[0]["params"]
 
     def _flat_grad(self) -> Tensor:
@@ -193,7 +227,9 @@ class LBFGS(torch.optim.Optimizer):
         for p in self._params:
             grad = torch.zeros_like(p) if p.grad is None else p.grad
             grad = grad.to_dense() if grad.is_sparse else grad
-            views.append((torch.view_as_real(grad) if grad.is_complex() else grad).reshape(-1))
+            views.append(
+                (torch.view_as_real(grad) if grad.is_complex() else grad).reshape(-1)
+            )
         return torch.cat(views)
 
     def _move(self, t, d: Tensor) -> None:
@@ -206,6 +242,7 @@ class LBFGS(torch.optim.Optimizer):
 
     def _phi(self, closure, theta: list, d: Tensor):
         """φ(t) for the line search: (f(θ + t d), ∇f(θ + t d)), θ restored afterwards."""
+
         def phi(t):
             self._move(t, d)
             loss = float(closure())
@@ -213,6 +250,7 @@ class LBFGS(torch.optim.Optimizer):
             for p, saved in zip(self._params, theta):
                 p.copy_(saved)
             return loss, grad
+
         return phi
 
     @torch.no_grad()
@@ -221,9 +259,15 @@ class LBFGS(torch.optim.Optimizer):
         closure = torch.enable_grad()(closure)
         group = self.param_groups[0]
         lr = group["lr"].squeeze() if isinstance(group["lr"], Tensor) else group["lr"]
-        max_iter, max_eval, history_size = group["max_iter"], group["max_eval"], group["history_size"]
+        max_iter, max_eval, history_size = (
+            group["max_iter"],
+            group["max_eval"],
+            group["history_size"],
+        )
         tol_grad, tol_change = group["tolerance_grad"], group["tolerance_change"]
-        state = self.state[self._params[0]]  # all of L-BFGS's state hangs on the first parameter
+        state = self.state[
+            self._params[0]
+        ]  # all of L-BFGS's state hangs on the first parameter
         state.setdefault("func_evals", 0)
         state.setdefault("n_iter", 0)
 
@@ -235,8 +279,14 @@ class LBFGS(torch.optim.Optimizer):
         if g.abs().max() <= tol_grad:
             return first_loss
 
-        d, t, y_list, s_list, rho = (state.get(k) for k in ("d", "t", "old_dirs", "old_stps", "ro"))
-        gamma, g_prev, loss_prev = state.get("H_diag"), state.get("prev_flat_grad"), state.get("prev_loss")
+        d, t, y_list, s_list, rho = (
+            state.get(k) for k in ("d", "t", "old_dirs", "old_stps", "ro")
+        )
+        gamma, g_prev, loss_prev = (
+            state.get("H_diag"),
+            state.get("prev_flat_grad"),
+            state.get("prev_loss"),
+        )
         for n in range(1, max_iter + 1):
             state["n_iter"] += 1
             if state["n_iter"] == 1:
@@ -249,7 +299,11 @@ class LBFGS(torch.optim.Optimizer):
                 # curvature condition yᵀs > 0 (with a margin): only then is the pair stored
                 if ys > 1e-10:
                     if len(y_list) == history_size:
-                        y_list.pop(0), s_list.pop(0), rho.pop(0)  # forget the oldest pair
+                        (
+                            y_list.pop(0),
+                            s_list.pop(0),
+                            rho.pop(0),
+                        )  # forget the oldest pair
                     y_list.append(y), s_list.append(s), rho.append(1.0 / ys)
                     # H₀ = γ I, γ = sᵀy / yᵀy
                     gamma = ys / y.dot(y)
@@ -271,10 +325,19 @@ class LBFGS(torch.optim.Optimizer):
             if group["line_search_fn"] is not None:
                 if group["line_search_fn"] != "strong_wolfe":
                     raise RuntimeError("only 'strong_wolfe' is supported")
-                theta = [p.clone(memory_format=torch.contiguous_format) for p in self._params]
+                theta = [
+                    p.clone(memory_format=torch.contiguous_format) for p in self._params
+                ]
                 # the search may use what is left of max_eval (as torch does from 2.10; before, 25 evaluations)
-                loss, g, t, used = strong_wolfe(self._phi(closure, theta, d), t, d, loss, g, gtd,
-                                                max_ls=max_eval - evals)
+                loss, g, t, used = strong_wolfe(
+                    self._phi(closure, theta, d),
+                    t,
+                    d,
+                    loss,
+                    g,
+                    gtd,
+                    max_ls=max_eval - evals,
+                )
                 self._move(t, d)
             else:
                 # fixed step θ ← θ + t d; f and g are re-evaluated except after the last iteration
@@ -293,6 +356,14 @@ class LBFGS(torch.optim.Optimizer):
             if d.mul(t).abs().max() <= tol_change or abs(loss - loss_prev) < tol_change:
                 break  # the step or the change in f is below tolerance_change
 
-        state.update(d=d, t=t, old_dirs=y_list, old_stps=s_list, ro=rho, H_diag=gamma, prev_flat_grad=g_prev,
-                     prev_loss=loss_prev)
+        state.update(
+            d=d,
+            t=t,
+            old_dirs=y_list,
+            old_stps=s_list,
+            ro=rho,
+            H_diag=gamma,
+            prev_flat_grad=g_prev,
+            prev_loss=loss_prev,
+        )
         return first_loss

@@ -9,13 +9,21 @@ from torch import Tensor
 from companion.core.checks import check
 from companion.optim._base import PerTensorOptimizer
 
-NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)  # torch's (and Jordan's) quintic, tuned for a steep slope at 0
+NS_COEFFICIENTS = (
+    3.4445,
+    -4.7750,
+    2.0315,
+)  # torch's (and Jordan's) quintic, tuned for a steep slope at 0
 NS_EPS = 1e-7
 NS_STEPS = 5
 
 
-def newton_schulz(g: Tensor, coefficients: tuple[float, float, float] = NS_COEFFICIENTS, steps: int = NS_STEPS,
-                  eps: float = NS_EPS) -> Tensor:
+def newton_schulz(
+    g: Tensor,
+    coefficients: tuple[float, float, float] = NS_COEFFICIENTS,
+    steps: int = NS_STEPS,
+    eps: float = NS_EPS,
+) -> Tensor:
     r"""The orthogonalization of a matrix G = U S Vᵀ towards U Vᵀ by ``steps`` quintic Newton–Schulz iterations,
     in bfloat16 as torch computes it:
 
@@ -28,7 +36,10 @@ def newton_schulz(g: Tensor, coefficients: tuple[float, float, float] = NS_COEFF
     at 0 is a = 3.4, so small singular values grow fast, and after 5 steps all of them lie roughly in
     [0.7, 1.2] rather than at exactly 1, which does not hurt training. The result has G's shape, in bfloat16.
     """
-    check(steps < 100, "Number of steps must be less than 100 for computational efficiency")
+    check(
+        steps < 100,
+        "Number of steps must be less than 100 for computational efficiency",
+    )
     check(g.dim() == 2, "Input tensor gradient must be a 2D matrix")
     check(len(coefficients) == 3, "Coefficients must be a tuple of exactly 3 values")
     a, b, c = coefficients
@@ -65,9 +76,20 @@ def adjusted_lr(lr: float | Tensor, adjust_lr_fn: str | None, shape) -> float | 
     return lr * 1.0
 
 
-def muon_step(param: Tensor, grad: Tensor, state: dict, *, lr: float | Tensor, weight_decay: float, momentum: float,
-              nesterov: bool, ns_coefficients: tuple[float, float, float], eps: float, ns_steps: int,
-              adjust_lr_fn: str | None) -> None:
+def muon_step(
+    param: Tensor,
+    grad: Tensor,
+    state: dict,
+    *,
+    lr: float | Tensor,
+    weight_decay: float,
+    momentum: float,
+    nesterov: bool,
+    ns_coefficients: tuple[float, float, float],
+    eps: float,
+    ns_steps: int,
+    adjust_lr_fn: str | None,
+) -> None:
     r"""One Muon step for one 2-D parameter, in place (as torch computes it).
 
     .. math::
@@ -83,7 +105,9 @@ def muon_step(param: Tensor, grad: Tensor, state: dict, *, lr: float | Tensor, w
     check(grad.dim() == 2, "Param gradient must be a 2D matrix")
     if not state:
         # B_0 = 0
-        state["momentum_buffer"] = torch.zeros_like(grad, memory_format=torch.preserve_format)
+        state["momentum_buffer"] = torch.zeros_like(
+            grad, memory_format=torch.preserve_format
+        )
     buf = state["momentum_buffer"]
     # a 1-element tensor lr is used as torch uses it, a 0-dim tensor (its factors then round in its dtype)
     lr = lr.squeeze() if isinstance(lr, Tensor) else lr
@@ -108,29 +132,62 @@ class Muon(PerTensorOptimizer):
     and complex ones at the step. The update itself is :func:`muon_step`.
     """
 
-    def __init__(self, params, lr: float = 1e-3, weight_decay: float = 0.1, momentum: float = 0.95,
-                 nesterov: bool = True, ns_coefficients: tuple[float, float, float] = NS_COEFFICIENTS,
-                 eps: float = NS_EPS, ns_steps: int = NS_STEPS, adjust_lr_fn: str | None = None) -> None:
-        check(not (isinstance(lr, Tensor) and lr.numel() != 1), "Tensor lr must be 1-element")
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        weight_decay: float = 0.1,
+        momentum: float = 0.95,
+        nesterov: bool = True,
+        ns_coefficients: tuple[float, float, float] = NS_COEFFICIENTS,
+        eps: float = NS_EPS,
+        ns_steps: int = NS_STEPS,
+        adjust_lr_fn: str | None = None,
+    ) -> None:
+        check(
+            not (isinstance(lr, Tensor) and lr.numel() != 1),
+            "Tensor lr must be 1-element",
+        )
         check(0.0 <= lr, f"Learning rate should be >= 0 but is: {lr}")
         check(0.0 <= momentum, f"momentum should be >= 0 but is: {momentum}")
-        check(0.0 <= weight_decay, f"weight decay should be >= 0 but is: {weight_decay}")
-        check(adjust_lr_fn in (None, "original", "match_rms_adamw"),
-              f"Adjust learning rate function {adjust_lr_fn} is not supported")
-        defaults = dict(lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov,
-                        ns_coefficients=ns_coefficients, eps=eps, ns_steps=ns_steps, adjust_lr_fn=adjust_lr_fn)
+        check(
+            0.0 <= weight_decay, f"weight decay should be >= 0 but is: {weight_decay}"
+        )
+        check(
+            adjust_lr_fn in (None, "original", "match_rms_adamw"),
+            f"Adjust learning rate function {adjust_lr_fn} is not supported",
+        )
+        defaults = dict(
+            lr=lr,
+            weight_decay=weight_decay,
+            momentum=momentum,
+            nesterov=nesterov,
+            ns_coefficients=ns_coefficients,
+            eps=eps,
+            ns_steps=ns_steps,
+            adjust_lr_fn=adjust_lr_fn,
+        )
         super().__init__(params, defaults)
         for group in self.param_groups:
             for p in group["params"]:
-                check(p.ndim == 2, f"Muon only supports 2D parameters whereas we found a parameter with size: {p.size()}")
+                check(
+                    p.ndim == 2,
+                    f"Muon only supports 2D parameters whereas we found a parameter with size: {p.size()}",
+                )
 
     def update(self, param, grad, state, group):
         if torch.is_complex(param):
             raise RuntimeError("Muon does not support complex parameters")
         muon_step(
-            param, grad, state,
+            param,
+            grad,
+            state,
             lr=group["lr"],  # a float or, like torch allows, a 1-element tensor
-            weight_decay=group["weight_decay"], momentum=group["momentum"], nesterov=group["nesterov"],
-            ns_coefficients=group["ns_coefficients"], eps=group["eps"], ns_steps=group["ns_steps"],
+            weight_decay=group["weight_decay"],
+            momentum=group["momentum"],
+            nesterov=group["nesterov"],
+            ns_coefficients=group["ns_coefficients"],
+            eps=group["eps"],
+            ns_steps=group["ns_steps"],
             adjust_lr_fn=group["adjust_lr_fn"],
         )

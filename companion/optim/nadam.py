@@ -5,7 +5,16 @@ scratch with the contract of ``torch.optim.NAdam``."""
 import torch
 from torch import Tensor
 
-from companion.optim._base import PerTensorOptimizer, check_betas, check_hyperparameters, check_lr, init_state, refuse_implementation_switches, scalar, step_counter
+from companion.optim._base import (
+    PerTensorOptimizer,
+    check_betas,
+    check_hyperparameters,
+    check_lr,
+    init_state,
+    refuse_implementation_switches,
+    scalar,
+    step_counter,
+)
 from companion.optim.adam import apply_weight_decay, foreach_moments
 
 
@@ -26,9 +35,21 @@ def init_nadam_state(state: dict, param: Tensor) -> None:
         state["mu_product"] = step_counter().add_(1)
 
 
-def nadam_step(param: Tensor, grad: Tensor, state: dict, *, lr: float | Tensor, beta1: float, beta2: float,
-               eps: float, weight_decay: float, momentum_decay: float, decoupled_weight_decay: bool,
-               maximize: bool, scheduled_average: bool = False) -> None:
+def nadam_step(
+    param: Tensor,
+    grad: Tensor,
+    state: dict,
+    *,
+    lr: float | Tensor,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    momentum_decay: float,
+    decoupled_weight_decay: bool,
+    maximize: bool,
+    scheduled_average: bool = False,
+) -> None:
     r"""One NAdam step for one parameter tensor, in place (as torch computes it).
 
     .. math::
@@ -56,9 +77,14 @@ def nadam_step(param: Tensor, grad: Tensor, state: dict, *, lr: float | Tensor, 
     # g_t = ∇f(θ), or −∇f(θ) to maximize f
     g = -grad if maximize else grad
     # g_t ← g_t + λ θ_{t−1} (L2), or θ ← (1 − γλ) θ (NAdamW: the decay never enters m or v)
-    g = apply_weight_decay(param, g, lr=lr, weight_decay=weight_decay, decoupled=decoupled_weight_decay)
+    g = apply_weight_decay(
+        param, g, lr=lr, weight_decay=weight_decay, decoupled=decoupled_weight_decay
+    )
     # μ_t and μ_{t+1} from the warming schedule
-    mu, mu_next = momentum_schedule(t, beta1, momentum_decay), momentum_schedule(t + 1, beta1, momentum_decay)
+    mu, mu_next = (
+        momentum_schedule(t, beta1, momentum_decay),
+        momentum_schedule(t + 1, beta1, momentum_decay),
+    )
     # Π_t = Π_{t−1} μ_t   (kept, like torch, in the step counter's precision)
     state["mu_product"] *= mu
     prod = state["mu_product"].item()
@@ -75,9 +101,20 @@ def nadam_step(param: Tensor, grad: Tensor, state: dict, *, lr: float | Tensor, 
     param.addcdiv_(m, denom, value=-lr * mu_next / (1 - prod * mu_next))
 
 
-def nadam_foreach(params: list[Tensor], grads: list[Tensor], states: list[dict], *, lr: float | Tensor, beta1: float,
-                  beta2: float, eps: float, weight_decay: float, momentum_decay: float,
-                  decoupled_weight_decay: bool, maximize: bool) -> None:
+def nadam_foreach(
+    params: list[Tensor],
+    grads: list[Tensor],
+    states: list[dict],
+    *,
+    lr: float | Tensor,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    momentum_decay: float,
+    decoupled_weight_decay: bool,
+    maximize: bool,
+) -> None:
     r"""The update of :func:`nadam_step` for a list of tensors of one device and dtype, in place: each line
     is one ``torch._foreach_*`` operation over the whole list (torch's ``foreach=True`` path).
 
@@ -96,8 +133,18 @@ def nadam_foreach(params: list[Tensor], grads: list[Tensor], states: list[dict],
     # t ← t + 1
     torch._foreach_add_(steps, 1)
     # g_t (± ∇f, weight decay: NAdamW's decoupled), m_t and v_t
-    g = foreach_moments(params, grads, m, v, lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay,
-                        maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
+    g = foreach_moments(
+        params,
+        grads,
+        m,
+        v,
+        lr=lr,
+        beta1=beta1,
+        beta2=beta2,
+        weight_decay=weight_decay,
+        maximize=maximize,
+        decoupled_weight_decay=decoupled_weight_decay,
+    )
     # √v_t
     denom = torch._foreach_sqrt(v)
     # √(1 − β₂ᵗ), μ_t and μ_{t+1}, one number per tensor (each tensor has its own step count)
@@ -113,7 +160,10 @@ def nadam_foreach(params: list[Tensor], grads: list[Tensor], states: list[dict],
     # −γ (1 − μ_t) / (1 − Π_t) and −γ μ_{t+1} / (1 − Π_t μ_{t+1}), one number per tensor
     gamma, prods = scalar(lr), [prod.item() for prod in products]
     grad_sizes = [-(gamma * (1 - mu) / (1 - prod)) for mu, prod in zip(mus, prods)]
-    momentum_sizes = [-(gamma * mu_next / (1 - prod * mu_next)) for mu_next, prod in zip(mu_nexts, prods)]
+    momentum_sizes = [
+        -(gamma * mu_next / (1 - prod * mu_next))
+        for mu_next, prod in zip(mu_nexts, prods)
+    ]
     # θ ← θ − γ (1 − μ_t) / (1 − Π_t) · g_t / (√v̂_t + ε)   (the current gradient's share)
     torch._foreach_addcdiv_(params, g, denom, grad_sizes)
     # θ ← θ − γ μ_{t+1} / (1 − Π_t μ_{t+1}) · m_t / (√v̂_t + ε)   (the look-ahead momentum)
@@ -128,38 +178,72 @@ class NAdam(PerTensorOptimizer):
     computes it with :func:`nadam_foreach`. ``capturable`` and ``differentiable`` must stay off.
     """
 
-    def __init__(self, params, lr: float | Tensor = 2e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0, momentum_decay: float = 4e-3,
-                 decoupled_weight_decay: bool = False, *, foreach: bool | None = None, maximize: bool = False,
-                 capturable: bool = False, differentiable: bool = False) -> None:
+    def __init__(
+        self,
+        params,
+        lr: float | Tensor = 2e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        momentum_decay: float = 4e-3,
+        decoupled_weight_decay: bool = False,
+        *,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        capturable: bool = False,
+        differentiable: bool = False,
+    ) -> None:
         check_lr(lr)
         check_hyperparameters(eps=eps)
         check_betas(betas)
         check_hyperparameters(weight_decay=weight_decay, momentum_decay=momentum_decay)
-        refuse_implementation_switches(capturable=capturable, differentiable=differentiable)
+        refuse_implementation_switches(
+            capturable=capturable, differentiable=differentiable
+        )
         defaults = dict(
-            lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay,
-            decoupled_weight_decay=decoupled_weight_decay, maximize=maximize, foreach=foreach,
-            capturable=capturable, differentiable=differentiable,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            momentum_decay=momentum_decay,
+            decoupled_weight_decay=decoupled_weight_decay,
+            maximize=maximize,
+            foreach=foreach,
+            capturable=capturable,
+            differentiable=differentiable,
         )
         super().__init__(params, defaults)
 
     def update(self, param, grad, state, group):
         beta1, beta2 = group["betas"]
         nadam_step(
-            param, grad, state,
+            param,
+            grad,
+            state,
             lr=group["lr"],  # a float or, like torch allows, a 1-element tensor
-            beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
-            momentum_decay=group["momentum_decay"], decoupled_weight_decay=group["decoupled_weight_decay"],
+            beta1=beta1,
+            beta2=beta2,
+            eps=group["eps"],
+            weight_decay=group["weight_decay"],
+            momentum_decay=group["momentum_decay"],
+            decoupled_weight_decay=group["decoupled_weight_decay"],
             maximize=group["maximize"],
         )
 
     def update_foreach(self, params, grads, states, group):
         beta1, beta2 = group["betas"]
         nadam_foreach(
-            params, grads, states,
-            lr=group["lr"],  # a float or a 1-element tensor, which the decoupled decay uses as torch does
-            beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
-            momentum_decay=group["momentum_decay"], decoupled_weight_decay=group["decoupled_weight_decay"],
+            params,
+            grads,
+            states,
+            lr=group[
+                "lr"
+            ],  # a float or a 1-element tensor, which the decoupled decay uses as torch does
+            beta1=beta1,
+            beta2=beta2,
+            eps=group["eps"],
+            weight_decay=group["weight_decay"],
+            momentum_decay=group["momentum_decay"],
+            decoupled_weight_decay=group["decoupled_weight_decay"],
             maximize=group["maximize"],
         )

@@ -4,7 +4,14 @@ its second-moment estimate is tractable, written from scratch with the contract 
 import torch
 from torch import Tensor
 
-from companion.optim._base import PerTensorOptimizer, check_betas, check_hyperparameters, check_lr, init_state, refuse_implementation_switches
+from companion.optim._base import (
+    PerTensorOptimizer,
+    check_betas,
+    check_hyperparameters,
+    check_lr,
+    init_state,
+    refuse_implementation_switches,
+)
 from companion.optim.adam import apply_weight_decay, foreach_moments
 
 
@@ -27,11 +34,24 @@ def rectifier(rho_t: float, rho_inf: float) -> float:
     r"""The variance rectification term :math:`r_t = \sqrt{\frac{(\rho_t - 4)(\rho_t - 2)\,\rho_\infty}{(\rho_\infty - 4)(\rho_\infty - 2)\,\rho_t}}`
     (defined for ρ_t > 4; RAdam uses it from ρ_t > 5 on). It tends to 1 as ρ_t → ρ_∞."""
     # r_t = √[(ρ_t − 4)(ρ_t − 2) ρ_∞ / ((ρ_∞ − 4)(ρ_∞ − 2) ρ_t)]
-    return ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
+    return (
+        (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
+    ) ** 0.5
 
 
-def radam_step(param: Tensor, grad: Tensor, state: dict, *, lr: float | Tensor, beta1: float, beta2: float,
-               eps: float, weight_decay: float, decoupled_weight_decay: bool, maximize: bool) -> None:
+def radam_step(
+    param: Tensor,
+    grad: Tensor,
+    state: dict,
+    *,
+    lr: float | Tensor,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    decoupled_weight_decay: bool,
+    maximize: bool,
+) -> None:
     r"""One RAdam step for one parameter tensor, in place (Algorithm 2 of Liu et al., as torch computes it).
 
     .. math::
@@ -64,7 +84,9 @@ def radam_step(param: Tensor, grad: Tensor, state: dict, *, lr: float | Tensor, 
     # g_t = ∇f(θ), or −∇f(θ) to maximize f
     g = -grad if maximize else grad
     # g_t ← g_t + λ θ_{t−1} (L2), or θ ← (1 − γλ) θ (decoupled: the decay never enters m or v)
-    g = apply_weight_decay(param, g, lr=lr, weight_decay=weight_decay, decoupled=decoupled_weight_decay)
+    g = apply_weight_decay(
+        param, g, lr=lr, weight_decay=weight_decay, decoupled=decoupled_weight_decay
+    )
     # m_t = β₁ m_{t−1} + (1 − β₁) g_t   (as a lerp: m + (1 − β₁)(g − m))
     m.lerp_(g, 1 - beta1)
     # v_t = β₂ v_{t−1} + (1 − β₂) g_t²
@@ -83,8 +105,19 @@ def radam_step(param: Tensor, grad: Tensor, state: dict, *, lr: float | Tensor, 
         param.sub_(m_hat * lr)
 
 
-def radam_foreach(params: list[Tensor], grads: list[Tensor], states: list[dict], *, lr: float | Tensor, beta1: float,
-                  beta2: float, eps: float, weight_decay: float, decoupled_weight_decay: bool, maximize: bool) -> None:
+def radam_foreach(
+    params: list[Tensor],
+    grads: list[Tensor],
+    states: list[dict],
+    *,
+    lr: float | Tensor,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    decoupled_weight_decay: bool,
+    maximize: bool,
+) -> None:
     r"""The update of :func:`radam_step` for a list of tensors of one device and dtype, in place: each line
     is one ``torch._foreach_*`` operation over the whole list (torch's ``foreach=True`` path).
 
@@ -109,14 +142,29 @@ def radam_foreach(params: list[Tensor], grads: list[Tensor], states: list[dict],
     # t ← t + 1
     torch._foreach_add_(steps, 1)
     # g_t (± ∇f, weight decay), m_t and v_t
-    foreach_moments(params, grads, m, v, lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay,
-                    maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
+    foreach_moments(
+        params,
+        grads,
+        m,
+        v,
+        lr=lr,
+        beta1=beta1,
+        beta2=beta2,
+        weight_decay=weight_decay,
+        maximize=maximize,
+        decoupled_weight_decay=decoupled_weight_decay,
+    )
     # r_t (0 while ρ_t ≤ 5), −s_t and a_t, one number per tensor (each tensor has its own step count)
     t = [step.item() for step in steps]
     r = [rectification(k, beta2) for k in t]
     bias1 = [1 - beta1**k for k in t]
-    minus_plain = [(lr * (0 if r_k > 0 else 1.0) / b1) * -1 for r_k, b1 in zip(r, bias1)]
-    adaptive = [((1 - beta2**k) ** 0.5) * (lr * r_k / b1) * -1 for k, r_k, b1 in zip(t, r, bias1)]
+    minus_plain = [
+        (lr * (0 if r_k > 0 else 1.0) / b1) * -1 for r_k, b1 in zip(r, bias1)
+    ]
+    adaptive = [
+        ((1 - beta2**k) ** 0.5) * (lr * r_k / b1) * -1
+        for k, r_k, b1 in zip(t, r, bias1)
+    ]
     # √v_t + ε
     multiplier = torch._foreach_sqrt(v)
     torch._foreach_add_(multiplier, eps)
@@ -143,35 +191,66 @@ class RAdam(PerTensorOptimizer):
     ``foreach=True`` computes it with :func:`radam_foreach`. ``capturable`` and ``differentiable`` must stay off.
     """
 
-    def __init__(self, params, lr: float | Tensor = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0, decoupled_weight_decay: bool = False, *,
-                 foreach: bool | None = None, maximize: bool = False, capturable: bool = False,
-                 differentiable: bool = False) -> None:
+    def __init__(
+        self,
+        params,
+        lr: float | Tensor = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        decoupled_weight_decay: bool = False,
+        *,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        capturable: bool = False,
+        differentiable: bool = False,
+    ) -> None:
         check_lr(lr)
         check_hyperparameters(eps=eps)
         check_betas(betas)
         check_hyperparameters(weight_decay=weight_decay)
-        refuse_implementation_switches(capturable=capturable, differentiable=differentiable)
+        refuse_implementation_switches(
+            capturable=capturable, differentiable=differentiable
+        )
         defaults = dict(
-            lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize, foreach=foreach,
-            capturable=capturable, decoupled_weight_decay=decoupled_weight_decay, differentiable=differentiable,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            maximize=maximize,
+            foreach=foreach,
+            capturable=capturable,
+            decoupled_weight_decay=decoupled_weight_decay,
+            differentiable=differentiable,
         )
         super().__init__(params, defaults)
 
     def update(self, param, grad, state, group):
         beta1, beta2 = group["betas"]
         radam_step(
-            param, grad, state,
+            param,
+            grad,
+            state,
             lr=group["lr"],  # a float or, like torch allows, a 1-element tensor
-            beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
-            decoupled_weight_decay=group["decoupled_weight_decay"], maximize=group["maximize"],
+            beta1=beta1,
+            beta2=beta2,
+            eps=group["eps"],
+            weight_decay=group["weight_decay"],
+            decoupled_weight_decay=group["decoupled_weight_decay"],
+            maximize=group["maximize"],
         )
 
     def update_foreach(self, params, grads, states, group):
         beta1, beta2 = group["betas"]
         radam_foreach(
-            params, grads, states,
+            params,
+            grads,
+            states,
             lr=group["lr"],  # a float or, like torch allows, a 1-element tensor
-            beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
-            decoupled_weight_decay=group["decoupled_weight_decay"], maximize=group["maximize"],
+            beta1=beta1,
+            beta2=beta2,
+            eps=group["eps"],
+            weight_decay=group["weight_decay"],
+            decoupled_weight_decay=group["decoupled_weight_decay"],
+            maximize=group["maximize"],
         )

@@ -3,19 +3,44 @@
 import torch
 from torch import Tensor
 
-from companion.optim._base import PerTensorOptimizer, check_hyperparameters, check_lr, init_state, refuse_implementation_switches, scalar
+from companion.optim._base import (
+    PerTensorOptimizer,
+    check_hyperparameters,
+    check_lr,
+    init_state,
+    refuse_implementation_switches,
+    scalar,
+)
 
 
-def init_rmsprop_state(state: dict, param: Tensor, *, momentum: float, centered: bool) -> None:
+def init_rmsprop_state(
+    state: dict, param: Tensor, *, momentum: float, centered: bool
+) -> None:
     """RMSprop's state as torch creates it at a tensor's first gradient (left alone if it exists)."""
     if not state:
         # t = 0, v_0 = 0 (and ḡ_0 = 0, b_0 = 0 where used)
-        init_state(state, param, "square_avg", *(["momentum_buffer"] if momentum > 0 else []),
-                   *(["grad_avg"] if centered else []))
+        init_state(
+            state,
+            param,
+            "square_avg",
+            *(["momentum_buffer"] if momentum > 0 else []),
+            *(["grad_avg"] if centered else []),
+        )
 
 
-def rmsprop_step(param: Tensor, grad: Tensor, state: dict, *, lr: float, alpha: float, eps: float,
-                 weight_decay: float, momentum: float, centered: bool, maximize: bool) -> None:
+def rmsprop_step(
+    param: Tensor,
+    grad: Tensor,
+    state: dict,
+    *,
+    lr: float,
+    alpha: float,
+    eps: float,
+    weight_decay: float,
+    momentum: float,
+    centered: bool,
+    maximize: bool,
+) -> None:
     r"""One RMSprop step for one parameter tensor, in place.
 
     .. math::
@@ -64,8 +89,19 @@ def rmsprop_step(param: Tensor, grad: Tensor, state: dict, *, lr: float, alpha: 
         param.addcdiv_(g, s, value=-lr)
 
 
-def rmsprop_foreach(params: list[Tensor], grads: list[Tensor], states: list[dict], *, lr: float, alpha: float,
-                    eps: float, weight_decay: float, momentum: float, centered: bool, maximize: bool) -> None:
+def rmsprop_foreach(
+    params: list[Tensor],
+    grads: list[Tensor],
+    states: list[dict],
+    *,
+    lr: float,
+    alpha: float,
+    eps: float,
+    weight_decay: float,
+    momentum: float,
+    centered: bool,
+    maximize: bool,
+) -> None:
     r"""The update of :func:`rmsprop_step` for a list of tensors of one device and dtype, in place: each line
     is one ``torch._foreach_*`` operation over the whole list (torch's ``foreach=True`` path).
 
@@ -117,29 +153,65 @@ class RMSprop(PerTensorOptimizer):
     it with :func:`rmsprop_foreach`. ``capturable`` and ``differentiable`` must stay off.
     """
 
-    def __init__(self, params, lr: float | Tensor = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
-                 weight_decay: float = 0, momentum: float = 0, centered: bool = False,
-                 capturable: bool = False, foreach: bool | None = None, maximize: bool = False,
-                 differentiable: bool = False) -> None:
+    def __init__(
+        self,
+        params,
+        lr: float | Tensor = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        momentum: float = 0,
+        centered: bool = False,
+        capturable: bool = False,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        differentiable: bool = False,
+    ) -> None:
         check_lr(lr)
-        check_hyperparameters(eps=eps, momentum=momentum, weight_decay=weight_decay, alpha=alpha)
-        refuse_implementation_switches(capturable=capturable, differentiable=differentiable)
+        check_hyperparameters(
+            eps=eps, momentum=momentum, weight_decay=weight_decay, alpha=alpha
+        )
+        refuse_implementation_switches(
+            capturable=capturable, differentiable=differentiable
+        )
         defaults = dict(
-            lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered, weight_decay=weight_decay,
-            capturable=capturable, foreach=foreach, maximize=maximize, differentiable=differentiable,
+            lr=lr,
+            momentum=momentum,
+            alpha=alpha,
+            eps=eps,
+            centered=centered,
+            weight_decay=weight_decay,
+            capturable=capturable,
+            foreach=foreach,
+            maximize=maximize,
+            differentiable=differentiable,
         )
         super().__init__(params, defaults)
 
     def update(self, param, grad, state, group):
         rmsprop_step(
-            param, grad, state, lr=scalar(group["lr"]), alpha=group["alpha"], eps=group["eps"],
-            weight_decay=group["weight_decay"], momentum=group["momentum"], centered=group["centered"],
+            param,
+            grad,
+            state,
+            lr=scalar(group["lr"]),
+            alpha=group["alpha"],
+            eps=group["eps"],
+            weight_decay=group["weight_decay"],
+            momentum=group["momentum"],
+            centered=group["centered"],
             maximize=group["maximize"],
         )
 
     def update_foreach(self, params, grads, states, group):
         rmsprop_foreach(
-            params, grads, states, lr=scalar(group["lr"]), alpha=group["alpha"], eps=group["eps"],
-            weight_decay=group["weight_decay"], momentum=group["momentum"], centered=group["centered"],
+            params,
+            grads,
+            states,
+            lr=scalar(group["lr"]),
+            alpha=group["alpha"],
+            eps=group["eps"],
+            weight_decay=group["weight_decay"],
+            momentum=group["momentum"],
+            centered=group["centered"],
             maximize=group["maximize"],
         )

@@ -5,11 +5,28 @@ from torch import Tensor
 
 from companion.core.checks import check
 from companion.optim import fused
-from companion.optim._base import PerTensorOptimizer, check_fast_paths, check_hyperparameters, check_lr, refuse_implementation_switches, scalar
+from companion.optim._base import (
+    PerTensorOptimizer,
+    check_fast_paths,
+    check_hyperparameters,
+    check_lr,
+    refuse_implementation_switches,
+    scalar,
+)
 
 
-def sgd_step(param: Tensor, grad: Tensor, state: dict, *, lr: float, momentum: float, dampening: float,
-             weight_decay: float, nesterov: bool, maximize: bool) -> None:
+def sgd_step(
+    param: Tensor,
+    grad: Tensor,
+    state: dict,
+    *,
+    lr: float,
+    momentum: float,
+    dampening: float,
+    weight_decay: float,
+    nesterov: bool,
+    maximize: bool,
+) -> None:
     r"""One SGD step for one parameter tensor, in place (torch's form of the heavy-ball method).
 
     .. math::
@@ -35,8 +52,18 @@ def sgd_step(param: Tensor, grad: Tensor, state: dict, *, lr: float, momentum: f
     param.add_(g, alpha=-lr)
 
 
-def sgd_foreach(params: list[Tensor], grads: list[Tensor], states: list[dict], *, lr: float, momentum: float,
-                dampening: float, weight_decay: float, nesterov: bool, maximize: bool) -> None:
+def sgd_foreach(
+    params: list[Tensor],
+    grads: list[Tensor],
+    states: list[dict],
+    *,
+    lr: float,
+    momentum: float,
+    dampening: float,
+    weight_decay: float,
+    nesterov: bool,
+    maximize: bool,
+) -> None:
     r"""The update of :func:`sgd_step` for a list of tensors of one device and dtype, in place: each line
     is one ``torch._foreach_*`` operation over the whole list (torch's ``foreach=True`` path).
 
@@ -56,14 +83,19 @@ def sgd_foreach(params: list[Tensor], grads: list[Tensor], states: list[dict], *
             torch._foreach_add_(buffers, g, alpha=1 - dampening)
         else:
             # a tensor's first step: b_1 = g_1 (undamped); the others as above, one tensor at a time
-            buffers = [first_or_next_buffer(state, g_i, momentum, dampening) for state, g_i in zip(states, g)]
+            buffers = [
+                first_or_next_buffer(state, g_i, momentum, dampening)
+                for state, g_i in zip(states, g)
+            ]
         # d_t = g_t + μ b_t (Nesterov) or d_t = b_t (heavy ball)
         g = torch._foreach_add(g, buffers, alpha=momentum) if nesterov else buffers
     # θ_t = θ_{t−1} − γ d_t
     torch._foreach_add_(params, g, alpha=-lr)
 
 
-def first_or_next_buffer(state: dict, g: Tensor, momentum: float, dampening: float) -> Tensor:
+def first_or_next_buffer(
+    state: dict, g: Tensor, momentum: float, dampening: float
+) -> Tensor:
     """The momentum buffer after this step, created as a copy of the gradient at the first one."""
     b = state.get("momentum_buffer")
     if b is None:
@@ -84,19 +116,43 @@ class SGD(PerTensorOptimizer):
     ``differentiable`` must stay off.
     """
 
-    sparse_gradients = True  # like torch's, the update works on a sparse gradient as it is
+    sparse_gradients = (
+        True  # like torch's, the update works on a sparse gradient as it is
+    )
 
-    def __init__(self, params, lr: float | Tensor = 1e-3, momentum: float = 0, dampening: float = 0,
-                 weight_decay: float | Tensor = 0, nesterov: bool = False, *, maximize: bool = False,
-                 foreach: bool | None = None, differentiable: bool = False, fused: bool | None = None) -> None:
+    def __init__(
+        self,
+        params,
+        lr: float | Tensor = 1e-3,
+        momentum: float = 0,
+        dampening: float = 0,
+        weight_decay: float | Tensor = 0,
+        nesterov: bool = False,
+        *,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        differentiable: bool = False,
+        fused: bool | None = None,
+    ) -> None:
         check_lr(lr)
         check_hyperparameters(momentum=momentum, weight_decay=weight_decay)
-        check(not nesterov or (momentum > 0 and dampening == 0), "Nesterov momentum requires a momentum and zero dampening")
-        check_fast_paths(foreach=foreach, fused=fused, differentiable=differentiable)  # torch's RuntimeErrors first
+        check(
+            not nesterov or (momentum > 0 and dampening == 0),
+            "Nesterov momentum requires a momentum and zero dampening",
+        )
+        check_fast_paths(
+            foreach=foreach, fused=fused, differentiable=differentiable
+        )  # torch's RuntimeErrors first
         refuse_implementation_switches(differentiable=differentiable)
         defaults = dict(
-            lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-            nesterov=nesterov, maximize=maximize, foreach=foreach, differentiable=differentiable,
+            lr=lr,
+            momentum=momentum,
+            dampening=dampening,
+            weight_decay=weight_decay,
+            nesterov=nesterov,
+            maximize=maximize,
+            foreach=foreach,
+            differentiable=differentiable,
             fused=fused,
         )
         super().__init__(params, defaults)
@@ -107,21 +163,39 @@ class SGD(PerTensorOptimizer):
 
     def update(self, param, grad, state, group):
         sgd_step(
-            param, grad, state,
-            lr=scalar(group["lr"]), momentum=group["momentum"], dampening=group["dampening"],
-            weight_decay=scalar(group["weight_decay"]), nesterov=group["nesterov"], maximize=group["maximize"],
+            param,
+            grad,
+            state,
+            lr=scalar(group["lr"]),
+            momentum=group["momentum"],
+            dampening=group["dampening"],
+            weight_decay=scalar(group["weight_decay"]),
+            nesterov=group["nesterov"],
+            maximize=group["maximize"],
         )
 
     def update_foreach(self, params, grads, states, group):
         sgd_foreach(
-            params, grads, states,
-            lr=scalar(group["lr"]), momentum=group["momentum"], dampening=group["dampening"],
-            weight_decay=scalar(group["weight_decay"]), nesterov=group["nesterov"], maximize=group["maximize"],
+            params,
+            grads,
+            states,
+            lr=scalar(group["lr"]),
+            momentum=group["momentum"],
+            dampening=group["dampening"],
+            weight_decay=scalar(group["weight_decay"]),
+            nesterov=group["nesterov"],
+            maximize=group["maximize"],
         )
 
     def update_fused(self, params, grads, states, group):
         fused.sgd_fused(
-            params, grads, states,
-            lr=scalar(group["lr"]), momentum=group["momentum"], dampening=group["dampening"],
-            weight_decay=scalar(group["weight_decay"]), nesterov=group["nesterov"], maximize=group["maximize"],
+            params,
+            grads,
+            states,
+            lr=scalar(group["lr"]),
+            momentum=group["momentum"],
+            dampening=group["dampening"],
+            weight_decay=scalar(group["weight_decay"]),
+            nesterov=group["nesterov"],
+            maximize=group["maximize"],
         )

@@ -9,11 +9,22 @@ from torch import Tensor
 from companion.core.checks import check
 from companion.optim._base import PerTensorOptimizer, check_betas
 
-DENSE_GRADIENT_MESSAGE = "SparseAdam does not support dense gradients, please consider Adam instead"
+DENSE_GRADIENT_MESSAGE = (
+    "SparseAdam does not support dense gradients, please consider Adam instead"
+)
 
 
-def sparse_adam_step(param: Tensor, grad: Tensor, state: dict, *, lr: float | Tensor, beta1: float, beta2: float,
-                     eps: float, maximize: bool) -> None:
+def sparse_adam_step(
+    param: Tensor,
+    grad: Tensor,
+    state: dict,
+    *,
+    lr: float | Tensor,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    maximize: bool,
+) -> None:
     r"""One lazy Adam step for one dense parameter with a sparse gradient, in place (as torch computes it).
 
     With :math:`S` the entries the gradient holds (an embedding's looked-up rows; a row looked up several
@@ -38,7 +49,9 @@ def sparse_adam_step(param: Tensor, grad: Tensor, state: dict, *, lr: float | Te
         # t = 0, m = v = 0
         state["step"] = 0
         state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-        state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        state["exp_avg_sq"] = torch.zeros_like(
+            param, memory_format=torch.preserve_format
+        )
     # t ← t + 1
     state["step"] += 1
     t = state["step"]
@@ -75,26 +88,52 @@ class SparseAdam(PerTensorOptimizer):
     is :func:`sparse_adam_step`.
     """
 
-    sparse_gradients = True  # the sparse gradients are passed on; sparse_adam_step refuses dense ones
+    sparse_gradients = (
+        True  # the sparse gradients are passed on; sparse_adam_step refuses dense ones
+    )
 
-    def __init__(self, params, lr: float | Tensor = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, maximize: bool = False) -> None:
-        check(not (isinstance(lr, Tensor) and lr.numel() != 1), "Tensor lr must be 1-element")
+    def __init__(
+        self,
+        params,
+        lr: float | Tensor = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        maximize: bool = False,
+    ) -> None:
+        check(
+            not (isinstance(lr, Tensor) and lr.numel() != 1),
+            "Tensor lr must be 1-element",
+        )
         check(0.0 < lr, f"Invalid learning rate: {lr}")
         check(0.0 < eps, f"Invalid epsilon value: {eps}")
         check_betas(betas)
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, maximize=maximize))
         # [group index, index in the group] of each parameter torch refuses
-        where = [(i, j, p) for i, group in enumerate(self.param_groups) for j, p in enumerate(group["params"])]
+        where = [
+            (i, j, p)
+            for i, group in enumerate(self.param_groups)
+            for j, p in enumerate(group["params"])
+        ]
         sparse = [[i, j] for i, j, p in where if p.is_sparse]
-        check(not sparse, f"Sparse params at indices {sparse}: SparseAdam requires dense parameter tensors")
+        check(
+            not sparse,
+            f"Sparse params at indices {sparse}: SparseAdam requires dense parameter tensors",
+        )
         complex_ = [[i, j] for i, j, p in where if p.is_complex()]
-        check(not complex_, f"Complex params at indices {complex_}: SparseAdam does not support complex parameters")
+        check(
+            not complex_,
+            f"Complex params at indices {complex_}: SparseAdam does not support complex parameters",
+        )
 
     def update(self, param, grad, state, group):
         beta1, beta2 = group["betas"]
         sparse_adam_step(
-            param, grad, state,
+            param,
+            grad,
+            state,
             lr=group["lr"],  # a float or, like torch allows, a 1-element tensor
-            beta1=beta1, beta2=beta2, eps=group["eps"], maximize=group["maximize"],
+            beta1=beta1,
+            beta2=beta2,
+            eps=group["eps"],
+            maximize=group["maximize"],
         )

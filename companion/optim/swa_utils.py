@@ -31,7 +31,12 @@ from companion.nn.norm_layers import _BatchNorm
 from companion.optim.lr_scheduler._base import per_group, warn_outside_step
 
 __all__ = [
-    "AveragedModel", "update_bn", "SWALR", "get_ema_multi_avg_fn", "get_swa_multi_avg_fn", "get_ema_avg_fn",
+    "AveragedModel",
+    "update_bn",
+    "SWALR",
+    "get_ema_multi_avg_fn",
+    "get_swa_multi_avg_fn",
+    "get_ema_avg_fn",
     "get_swa_avg_fn",
 ]
 
@@ -40,7 +45,9 @@ Tensors = list[Tensor] | tuple[Tensor, ...]
 
 def _check_decay(decay: float) -> None:
     if decay < 0.0 or decay > 1.0:
-        raise ValueError(f"Invalid decay value {decay} provided. Please provide a value in [0,1] range.")
+        raise ValueError(
+            f"Invalid decay value {decay} provided. Please provide a value in [0,1] range."
+        )
 
 
 def get_ema_avg_fn(decay: float = 0.999) -> Callable[[Tensor, Tensor, Any], Tensor]:
@@ -64,14 +71,18 @@ def get_swa_avg_fn() -> Callable[[Tensor, Tensor, Any], Tensor]:
     If :math:`\bar\theta_n` is the mean of n iterates, the result is the mean of those and θ."""
 
     @torch.no_grad()
-    def swa_update(averaged_param: Tensor, current_param: Tensor, num_averaged) -> Tensor:
+    def swa_update(
+        averaged_param: Tensor, current_param: Tensor, num_averaged
+    ) -> Tensor:
         # θ̄ ← θ̄ + (θ − θ̄) / (n + 1)
         return averaged_param + (current_param - averaged_param) / (num_averaged + 1)
 
     return swa_update
 
 
-def get_ema_multi_avg_fn(decay: float = 0.999) -> Callable[[Tensors, Tensors, Any], None]:
+def get_ema_multi_avg_fn(
+    decay: float = 0.999,
+) -> Callable[[Tensors, Tensors, Any], None]:
     r"""The exponential moving average of a list of tensors, in place:
 
     .. math::
@@ -101,7 +112,9 @@ def get_swa_multi_avg_fn() -> Callable[[Tensors, Tensors, Any], None]:
     average is truncated toward zero."""
 
     @torch.no_grad()
-    def swa_update(averaged_param_list: Tensors, current_param_list: Tensors, num_averaged) -> None:
+    def swa_update(
+        averaged_param_list: Tensors, current_param_list: Tensors, num_averaged
+    ) -> None:
         for average, theta in zip(averaged_param_list, current_param_list, strict=True):
             # θ̄ ← θ̄ + (θ − θ̄) / (n + 1)
             step = (theta - average) / (num_averaged + 1)
@@ -150,12 +163,16 @@ class AveragedModel(nn.Module):
     ) -> None:
         super().__init__()
         if avg_fn is not None and multi_avg_fn is not None:
-            raise AssertionError("Only one of avg_fn and multi_avg_fn should be provided")
+            raise AssertionError(
+                "Only one of avg_fn and multi_avg_fn should be provided"
+            )
         self.module = deepcopy(model)
         if device is not None:
             self.module = self.module.to(device)
         home = device if device is not None else _model_device(self.module)
-        self.register_buffer("n_averaged", torch.tensor(0, dtype=torch.long, device=home))
+        self.register_buffer(
+            "n_averaged", torch.tensor(0, dtype=torch.long, device=home)
+        )
         self.avg_fn = avg_fn
         self.multi_avg_fn = multi_avg_fn
         self.use_buffers = use_buffers
@@ -171,7 +188,9 @@ class AveragedModel(nn.Module):
             ours = itertools.chain(ours, self.module.buffers())
             theirs = itertools.chain(theirs, model.buffers())
         pairs = list(zip(ours, theirs))
-        return [a.detach() for a, _ in pairs], [t.detach().to(a.device) for a, t in pairs]
+        return [a.detach() for a, _ in pairs], [
+            t.detach().to(a.device) for a, t in pairs
+        ]
 
     @torch.no_grad()
     def update_parameters(self, model: nn.Module) -> None:
@@ -184,10 +203,14 @@ class AveragedModel(nn.Module):
         elif self.avg_fn is not None:
             for average, theta in zip(averages, thetas):
                 # θ̄ ← avg_fn(θ̄, θ, n)
-                average.copy_(self.avg_fn(average, theta, self.n_averaged.to(average.device)))
+                average.copy_(
+                    self.avg_fn(average, theta, self.n_averaged.to(average.device))
+                )
         else:
             multi_avg_fn = self.multi_avg_fn or get_swa_multi_avg_fn()
-            groups: dict[tuple[torch.device, torch.dtype], tuple[list[Tensor], list[Tensor]]] = {}
+            groups: dict[
+                tuple[torch.device, torch.dtype], tuple[list[Tensor], list[Tensor]]
+            ] = {}
             for average, theta in zip(averages, thetas):
                 group = groups.setdefault((average.device, average.dtype), ([], []))
                 group[0].append(average)
@@ -197,7 +220,9 @@ class AveragedModel(nn.Module):
                 multi_avg_fn(group_averages, group_thetas, self.n_averaged.to(device))
         if not self.use_buffers:
             # the buffers follow the model: the average of running statistics is no statistic of the average
-            for mine, theirs in zip(self.module.buffers(), model.buffers(), strict=True):
+            for mine, theirs in zip(
+                self.module.buffers(), model.buffers(), strict=True
+            ):
                 mine.detach().copy_(theirs.detach().to(mine.device))
         # n ← n + 1
         self.n_averaged += 1
@@ -209,7 +234,9 @@ def _is_batch_norm(module: nn.Module) -> bool:
 
 
 @torch.no_grad()
-def update_bn(loader: Iterable[Any], model: nn.Module, device: int | torch.device | None = None) -> None:
+def update_bn(
+    loader: Iterable[Any], model: nn.Module, device: int | torch.device | None = None
+) -> None:
     r"""Recompute the BatchNorm running statistics of ``model`` with one pass over ``loader``, like
     ``torch.optim.swa_utils.update_bn``.
 
@@ -270,13 +297,19 @@ class SWALR(LRScheduler):
         anneal_strategy: Literal["cos", "linear"] = "cos",
         last_epoch: int = -1,
     ) -> None:
-        for rate, group in zip(per_group("swa_lr", optimizer, swa_lr), optimizer.param_groups, strict=True):
+        for rate, group in zip(
+            per_group("swa_lr", optimizer, swa_lr), optimizer.param_groups, strict=True
+        ):
             group["swa_lr"] = rate
         if anneal_strategy not in ["cos", "linear"]:
-            raise ValueError(f"anneal_strategy must be one of 'cos' or 'linear', instead got {anneal_strategy}")
+            raise ValueError(
+                f"anneal_strategy must be one of 'cos' or 'linear', instead got {anneal_strategy}"
+            )
         self._set_anneal_func(anneal_strategy)
         if not isinstance(anneal_epochs, int) or anneal_epochs < 0:
-            raise ValueError(f"anneal_epochs must be equal or greater than 0, got {anneal_epochs}")
+            raise ValueError(
+                f"anneal_epochs must be equal or greater than 0, got {anneal_epochs}"
+            )
         self.anneal_epochs = anneal_epochs
         super().__init__(optimizer, last_epoch)
 
@@ -299,7 +332,9 @@ class SWALR(LRScheduler):
 
     def _set_anneal_func(self, anneal_strategy: str) -> None:
         self._anneal_strategy = anneal_strategy
-        self.anneal_func = self._cosine_anneal if anneal_strategy == "cos" else self._linear_anneal
+        self.anneal_func = (
+            self._cosine_anneal if anneal_strategy == "cos" else self._linear_anneal
+        )
 
     def get_lr(self) -> list:
         warn_outside_step(self)
@@ -311,13 +346,22 @@ class SWALR(LRScheduler):
         alpha_prev = self.anneal_func(max(0, min(1, (k - 1) / T)))
         alpha = self.anneal_func(max(0, min(1, k / T)))
         groups = self.optimizer.param_groups
-        starts = [self._get_initial_lr(g["lr"], g["swa_lr"], alpha_prev) for g in groups]
+        starts = [
+            self._get_initial_lr(g["lr"], g["swa_lr"], alpha_prev) for g in groups
+        ]
         # η_k = α_k η_swa + (1 − α_k) η_start
-        return [g["swa_lr"] * alpha + start * (1 - alpha) for g, start in zip(groups, starts)]
+        return [
+            g["swa_lr"] * alpha + start * (1 - alpha)
+            for g, start in zip(groups, starts)
+        ]
 
     def state_dict(self) -> dict[str, Any]:
         """Every attribute except the optimizer and the annealing function (restored from ``_anneal_strategy``)."""
-        return {key: value for key, value in self.__dict__.items() if key not in ("optimizer", "anneal_func")}
+        return {
+            key: value
+            for key, value in self.__dict__.items()
+            if key not in ("optimizer", "anneal_func")
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load a state from :meth:`state_dict` (ours or torch's)."""

@@ -14,16 +14,32 @@ Dropout is a torch mirror and lives with the other layers, in :mod:`companion.nn
 """
 
 from companion.regularization.penalties import (
-    check_lambda, elastic_net_penalty, l1_penalty, l2_penalty, penalized_parameters, sparsity,
+    check_lambda,
+    elastic_net_penalty,
+    l1_penalty,
+    l2_penalty,
+    penalized_parameters,
+    sparsity,
 )
 from companion.regularization.proximal import (
-    ProximalL0, ProximalL1, ProximalNuclear, hard_threshold, l0_proximal_step, l1_proximal_step, nuclear_norm,
-    nuclear_proximal_step, singular_value_threshold, soft_threshold,
+    ProximalL0,
+    ProximalL1,
+    ProximalNuclear,
+    hard_threshold,
+    l0_proximal_step,
+    l1_proximal_step,
+    nuclear_norm,
+    nuclear_proximal_step,
+    singular_value_threshold,
+    soft_threshold,
 )
 from companion.regularization.augment import Augmentation
 from companion.regularization.signal_augment import SignalAugmentation
 from companion.regularization.dropconnect import DropConnectLinear
 from companion.regularization.stochastic_pooling import (
-    StochasticPool1d, StochasticPool2d, inverse_cdf_index, stochastic_pool,
+    StochasticPool1d,
+    StochasticPool2d,
+    inverse_cdf_index,
+    stochastic_pool,
 )
 from companion.regularization.early_stopping import EarlyStopping

@@ -22,14 +22,19 @@ from companion.core.checks import check_non_negative, check_probability
 
 def _check_images(x: Tensor) -> None:
     if x.dim() != 4:
-        raise ValueError(f"expected a batch of images shaped (N, C, H, W), got shape {tuple(x.shape)}")
+        raise ValueError(
+            f"expected a batch of images shaped (N, C, H, W), got shape {tuple(x.shape)}"
+        )
 
 
 def _rand(n: int, generator: torch.Generator | None, like: Tensor) -> Tensor:
     """n uniform numbers in [0, 1), drawn in float64 on the generator's device, returned like ``like``."""
     device = generator.device if generator is not None else "cpu"
     u = torch.rand(n, generator=generator, dtype=torch.float64, device=device)
-    return u.to(device=like.device, dtype=like.dtype if like.is_floating_point() else torch.float64)
+    return u.to(
+        device=like.device,
+        dtype=like.dtype if like.is_floating_point() else torch.float64,
+    )
 
 
 def _uniform(n: int, low: float, high: float, generator, like: Tensor) -> Tensor:
@@ -40,7 +45,9 @@ def _uniform(n: int, low: float, high: float, generator, like: Tensor) -> Tensor
 def _randint(n: int, low: int, high: int, generator, like: Tensor) -> Tensor:
     """n integers uniform in [low, high] (both ends included), on ``like``'s device."""
     device = generator.device if generator is not None else "cpu"
-    return torch.randint(low, high + 1, (n,), generator=generator, device=device).to(like.device)
+    return torch.randint(low, high + 1, (n,), generator=generator, device=device).to(
+        like.device
+    )
 
 
 def _per_image(values: Tensor) -> Tensor:
@@ -48,7 +55,9 @@ def _per_image(values: Tensor) -> Tensor:
     return values.view(-1, 1, 1, 1)
 
 
-def hflip(x: Tensor, p: float = 0.5, generator: torch.Generator | None = None) -> Tensor:
+def hflip(
+    x: Tensor, p: float = 0.5, generator: torch.Generator | None = None
+) -> Tensor:
     """Mirror each image left ↔ right with probability ``p`` (``p=1`` flips them all)."""
     _check_images(x)
     check_probability("p", p)
@@ -58,7 +67,9 @@ def hflip(x: Tensor, p: float = 0.5, generator: torch.Generator | None = None) -
     return torch.where(_per_image(chosen), mirrored, x)
 
 
-def vflip(x: Tensor, p: float = 0.5, generator: torch.Generator | None = None) -> Tensor:
+def vflip(
+    x: Tensor, p: float = 0.5, generator: torch.Generator | None = None
+) -> Tensor:
     """Mirror each image top ↔ bottom with probability ``p`` (``p=1`` flips them all)."""
     _check_images(x)
     check_probability("p", p)
@@ -76,16 +87,26 @@ def shift(x: Tensor, dy: Tensor, dx: Tensor) -> Tensor:
     _check_images(x)
     n, _, h, w = x.shape
     dy, dx = dy.to(x.device).long().view(n, 1), dx.to(x.device).long().view(n, 1)
-    rows = torch.arange(h, device=x.device) - dy  # (N, H): the source row of each output row
-    cols = torch.arange(w, device=x.device) - dx  # (N, W): the source column of each output column
-    inside = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
+    rows = (
+        torch.arange(h, device=x.device) - dy
+    )  # (N, H): the source row of each output row
+    cols = (
+        torch.arange(w, device=x.device) - dx
+    )  # (N, W): the source column of each output column
+    inside = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[
+        :, None, :
+    ]
     batch = torch.arange(n, device=x.device)[:, None, None]
     # advanced indexing puts (N, H, W) first and the channels last: move them back
-    moved = x[batch, :, rows.clamp(0, h - 1)[:, :, None], cols.clamp(0, w - 1)[:, None, :]]
+    moved = x[
+        batch, :, rows.clamp(0, h - 1)[:, :, None], cols.clamp(0, w - 1)[:, None, :]
+    ]
     return moved.permute(0, 3, 1, 2) * inside[:, None].to(x.dtype)
 
 
-def random_crop(x: Tensor, padding: int = 1, generator: torch.Generator | None = None) -> Tensor:
+def random_crop(
+    x: Tensor, padding: int = 1, generator: torch.Generator | None = None
+) -> Tensor:
     """Pad each image with ``padding`` zero pixels on every side and crop a random window of the
     original size: a random shift by (dy, dx), each uniform in {−padding, ..., padding}."""
     _check_images(x)
@@ -129,8 +150,10 @@ def affine(x: Tensor, angle: Tensor, tx: Tensor, ty: Tensor) -> Tensor:
     _check_images(x)
     n, _, h, w = x.shape
     # per-image parameters shaped (N, 1, 1), to broadcast over the (N, H, W) grid
-    theta, tx, ty = (torch.as_tensor(t, dtype=x.dtype, device=x.device).expand(n).reshape(n, 1, 1)
-                     for t in (angle, tx, ty))
+    theta, tx, ty = (
+        torch.as_tensor(t, dtype=x.dtype, device=x.device).expand(n).reshape(n, 1, 1)
+        for t in (angle, tx, ty)
+    )
     theta = theta * (math.pi / 180)
     cy, cx = (h - 1) / 2, (w - 1) / 2
     # (u, v): output pixel positions relative to the centre, minus the translation
@@ -144,7 +167,10 @@ def affine(x: Tensor, angle: Tensor, tx: Tensor, ty: Tensor) -> Tensor:
 
 
 def random_affine(
-    x: Tensor, degrees: float = 0.0, translate: float = 0.0, generator: torch.Generator | None = None
+    x: Tensor,
+    degrees: float = 0.0,
+    translate: float = 0.0,
+    generator: torch.Generator | None = None,
 ) -> Tensor:
     """Rotate each image by an angle uniform in [−degrees, degrees] and move it by (tx, ty), each
     uniform in [−translate, translate] pixels (see :func:`affine`)."""
@@ -158,7 +184,10 @@ def random_affine(
 
 
 def jitter(
-    x: Tensor, brightness: float = 0.0, contrast: float = 0.0, generator: torch.Generator | None = None
+    x: Tensor,
+    brightness: float = 0.0,
+    contrast: float = 0.0,
+    generator: torch.Generator | None = None,
 ) -> Tensor:
     r"""Brightness then contrast jitter, clamped to [0, 1]:
 
@@ -171,7 +200,9 @@ def jitter(
     _check_images(x)
     check_non_negative("brightness", brightness)
     check_non_negative("contrast", contrast)
-    b = _per_image(_uniform(len(x), max(0.0, 1 - brightness), 1 + brightness, generator, x))
+    b = _per_image(
+        _uniform(len(x), max(0.0, 1 - brightness), 1 + brightness, generator, x)
+    )
     c = _per_image(_uniform(len(x), max(0.0, 1 - contrast), 1 + contrast, generator, x))
     # x' = b x   (brightness scales every pixel)
     x = b * x
@@ -180,17 +211,23 @@ def jitter(
     return (mean + c * (x - mean)).clamp(0.0, 1.0)
 
 
-def gaussian_noise(x: Tensor, std: float = 0.1, generator: torch.Generator | None = None) -> Tensor:
+def gaussian_noise(
+    x: Tensor, std: float = 0.1, generator: torch.Generator | None = None
+) -> Tensor:
     """Add independent noise N(0, std²) to every pixel (no clamping)."""
     _check_images(x)
     check_non_negative("std", std)
     device = generator.device if generator is not None else "cpu"
-    noise = torch.randn(x.shape, generator=generator, dtype=torch.float64, device=device)
+    noise = torch.randn(
+        x.shape, generator=generator, dtype=torch.float64, device=device
+    )
     # x' = x + σ ε,  ε ~ N(0, 1)
     return x + std * noise.to(device=x.device, dtype=x.dtype)
 
 
-def cutout(x: Tensor, size: int = 4, generator: torch.Generator | None = None) -> Tensor:
+def cutout(
+    x: Tensor, size: int = 4, generator: torch.Generator | None = None
+) -> Tensor:
     """Cutout (DeVries & Taylor, 2017): zero a ``size`` × ``size`` square centred on a pixel drawn
     uniformly from each image, clipped where it crosses the border: rows cy − size//2 to
     cy − size//2 + size − 1 (for an even size exactly the paper's code), and the same for columns."""
@@ -228,10 +265,14 @@ def mixup(
     """
     check_non_negative("alpha", alpha)
     if len(y) != len(x):
-        raise ValueError(f"x and y must hold the same number of examples, got {len(x)} and {len(y)}")
+        raise ValueError(
+            f"x and y must hold the same number of examples, got {len(x)} and {len(y)}"
+        )
     if y.is_floating_point():
         if y.dim() != 2:
-            raise ValueError(f"soft labels must be shaped (N, num_classes), got shape {tuple(y.shape)}")
+            raise ValueError(
+                f"soft labels must be shaped (N, num_classes), got shape {tuple(y.shape)}"
+            )
         soft = y.to(device=x.device, dtype=x.dtype)
     else:
         if num_classes is None:
@@ -282,5 +323,7 @@ class Augmentation:
         for op in self.ops:
             x = op(x, generator=self.generator)
         if self.mixup_alpha > 0:
-            x, y = mixup(x, y, self.mixup_alpha, self.num_classes, generator=self.generator)
+            x, y = mixup(
+                x, y, self.mixup_alpha, self.num_classes, generator=self.generator
+            )
         return x, y

@@ -53,7 +53,9 @@ def sample_mask(shape: tuple[int, ...], p: float, device=None, dtype=None) -> Te
     """A 0/1 tensor of ``shape`` whose entries are 1 (kept) with probability 1 − ``p``, from torch's
     global generator (so ``torch.manual_seed`` makes it reproducible)."""
     # M ~ Bernoulli(1 − p): keep where a uniform draw is at least p
-    return (torch.rand(shape, device=device, dtype=dtype) >= p).to(dtype or torch.get_default_dtype())
+    return (torch.rand(shape, device=device, dtype=dtype) >= p).to(
+        dtype or torch.get_default_dtype()
+    )
 
 
 class DropConnectLinear(nn.Module):
@@ -94,7 +96,9 @@ class DropConnectLinear(nn.Module):
         self.out_features = out_features
         self.p = p
         self.per_example = per_example
-        self.weight = nn.Parameter(torch.empty((out_features, in_features), **factory_kwargs))
+        self.weight = nn.Parameter(
+            torch.empty((out_features, in_features), **factory_kwargs)
+        )
         if bias:
             self.bias = nn.Parameter(torch.empty(out_features, **factory_kwargs))
         else:
@@ -107,7 +111,11 @@ class DropConnectLinear(nn.Module):
         # torch writes the weight's bound as Kaiming-uniform with a = √5: √3 · √(2 / (1 + a²)) / √fan_in;
         # computing it the same way keeps the draws bit-identical to nn.Linear's
         gain = math.sqrt(2.0 / (1 + 5.0))
-        bound = math.sqrt(3.0) * gain / math.sqrt(self.in_features) if self.in_features > 0 else 0.0
+        bound = (
+            math.sqrt(3.0) * gain / math.sqrt(self.in_features)
+            if self.in_features > 0
+            else 0.0
+        )
         self.weight.uniform_(-bound, bound)
         if self.bias is not None:
             bound = 1 / math.sqrt(self.in_features) if self.in_features > 0 else 0.0
@@ -123,7 +131,9 @@ class DropConnectLinear(nn.Module):
             out = input @ self.weight.T
             return out if self.bias is None else out + self.bias
         lead = input.shape[:-1] if self.per_example else ()
-        mask = sample_mask((*lead, *self.weight.shape), self.p, input.device, input.dtype)
+        mask = sample_mask(
+            (*lead, *self.weight.shape), self.p, input.device, input.dtype
+        )
         return dropconnect_linear(input, self.weight, self.bias, mask, self.p)
 
     def moments(self, input: Tensor) -> tuple[Tensor, Tensor]:

@@ -51,7 +51,9 @@ class EarlyStopping:
         if mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
         if not isinstance(patience, int) or patience < 0:
-            raise ValueError(f"patience must be a non-negative integer, got {patience!r}")
+            raise ValueError(
+                f"patience must be a non-negative integer, got {patience!r}"
+            )
         if min_delta < 0:
             raise ValueError(f"min_delta must be non-negative, got {min_delta}")
         self.monitor = monitor
@@ -107,5 +109,7 @@ class EarlyStopping:
         """The :func:`companion.core.train.fit` callback: monitor the last value of ``history.<monitor>``."""
         values = getattr(history, self.monitor)
         if not values:
-            raise ValueError(f"history.{self.monitor} is empty: pass validation data to fit to monitor it")
+            raise ValueError(
+                f"history.{self.monitor} is empty: pass validation data to fit to monitor it"
+            )
         return self.step(values[-1], epoch, model)

@@ -22,9 +22,14 @@ Params = nn.Module | Tensor | Iterable[Tensor]
 
 def check_lambda(lam: float, name: str = "lam") -> None:
     """A regularization strength must be a number ≥ 0."""
-    check(not (isinstance(lam, Tensor) and lam.numel() != 1),
-          f"{name} must be a number or a 1-element tensor, got shape {tuple(getattr(lam, 'shape', ()))}")
-    check(lam >= 0, f"Invalid regularization strength {name}: {float(lam)} (it must be >= 0)")
+    check(
+        not (isinstance(lam, Tensor) and lam.numel() != 1),
+        f"{name} must be a number or a 1-element tensor, got shape {tuple(getattr(lam, 'shape', ()))}",
+    )
+    check(
+        lam >= 0,
+        f"Invalid regularization strength {name}: {float(lam)} (it must be >= 0)",
+    )
 
 
 def penalized_parameters(params: Params, include_bias: bool = False) -> list[Tensor]:
@@ -37,7 +42,9 @@ def penalized_parameters(params: Params, include_bias: bool = False) -> list[Ten
     else:
         tensors = list(params)
     if not tensors:
-        raise ValueError("there are no parameters to penalize (a model without weights, or an empty list)")
+        raise ValueError(
+            "there are no parameters to penalize (a model without weights, or an empty list)"
+        )
     return tensors
 
 
@@ -59,7 +66,11 @@ def l2_penalty(params: Params, lam: float, *, include_bias: bool = False) -> Ten
     """
     check_lambda(lam)
     # (λ / 2) Σ_i w_i², summed over every penalized tensor
-    return lam / 2 * sum(w.pow(2).sum() for w in penalized_parameters(params, include_bias))
+    return (
+        lam
+        / 2
+        * sum(w.pow(2).sum() for w in penalized_parameters(params, include_bias))
+    )
 
 
 def elastic_net_penalty(

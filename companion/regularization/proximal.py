@@ -12,7 +12,11 @@ from typing import Iterable
 import torch
 from torch import Tensor
 
-from companion.regularization.penalties import Params, check_lambda, penalized_parameters
+from companion.regularization.penalties import (
+    Params,
+    check_lambda,
+    penalized_parameters,
+)
 
 
 def soft_threshold(x: Tensor, threshold: float | Tensor) -> Tensor:
@@ -43,7 +47,9 @@ def soft_threshold(x: Tensor, threshold: float | Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def l1_proximal_step(params: Params, lam: float, lr: float, *, include_bias: bool = False) -> None:
+def l1_proximal_step(
+    params: Params, lam: float, lr: float, *, include_bias: bool = False
+) -> None:
     r"""The proximal step for :math:`\lambda \lVert w \rVert_1` after a gradient step of size γ (``lr``),
     in place: :math:`w \leftarrow S_{\gamma\lambda}(w)`.
 
@@ -73,7 +79,9 @@ def hard_threshold(x: Tensor, threshold: float) -> Tensor:
 
 
 @torch.no_grad()
-def l0_proximal_step(params: Params, lam: float, lr: float, *, include_bias: bool = False) -> None:
+def l0_proximal_step(
+    params: Params, lam: float, lr: float, *, include_bias: bool = False
+) -> None:
     r"""The proximal step for :math:`\lambda \lVert w \rVert_0` after a gradient step of size γ (``lr``), in place:
     :math:`w \leftarrow H_{\sqrt{2\gamma\lambda}}(w)`, since :math:`\gamma\lambda \lVert\cdot\rVert_0 = \tfrac{t^2}{2}\lVert\cdot\rVert_0`
     with :math:`t = \sqrt{2\gamma\lambda}`.
@@ -100,7 +108,9 @@ def singular_value_threshold(W: Tensor, threshold: float) -> Tensor:
     """
     check_lambda(threshold, "threshold")
     if W.dim() < 2:
-        raise ValueError(f"the nuclear norm needs a matrix, got a tensor of shape {tuple(W.shape)}")
+        raise ValueError(
+            f"the nuclear norm needs a matrix, got a tensor of shape {tuple(W.shape)}"
+        )
     # W = U diag(σ) Vᵀ
     U, sigma, Vh = torch.linalg.svd(W, full_matrices=False)
     # U diag(max(σ − t, 0)) Vᵀ
@@ -116,7 +126,9 @@ def nuclear_proximal_step(params: Params, lam: float, lr: float) -> None:
     check_lambda(lr, "lr")
     for w in penalized_parameters(params):
         # W ← SVT_{γλ}(W), on W reshaped to (out, in)
-        w.copy_(singular_value_threshold(w.reshape(len(w), -1), lr * lam).reshape(w.shape))
+        w.copy_(
+            singular_value_threshold(w.reshape(len(w), -1), lr * lam).reshape(w.shape)
+        )
 
 
 def nuclear_norm(W: Tensor) -> Tensor:
@@ -159,10 +171,16 @@ class ProximalL1:
         self.optimizer = optimizer
         self.lam = lam
         self.per_coordinate = per_coordinate
-        if per_coordinate and any("betas" not in g or "eps" not in g for g in optimizer.param_groups):
-            raise ValueError("per_coordinate=True needs an Adam-like optimizer (groups with betas and eps)")
+        if per_coordinate and any(
+            "betas" not in g or "eps" not in g for g in optimizer.param_groups
+        ):
+            raise ValueError(
+                "per_coordinate=True needs an Adam-like optimizer (groups with betas and eps)"
+            )
         if params is None:
-            params = [p for g in optimizer.param_groups for p in g["params"] if p.dim() >= 2]
+            params = [
+                p for g in optimizer.param_groups for p in g["params"] if p.dim() >= 2
+            ]
         self._penalized = {id(p) for p in params}
         known = {id(p) for g in optimizer.param_groups for p in g["params"]}
         if not self._penalized <= known:
@@ -182,7 +200,9 @@ class ProximalL1:
                 continue  # no step taken yet for this tensor: nothing to scale by
             t = float(state["step"])
             # γλ / (√(v_t / (1 − β₂ᵗ)) + ε), per coordinate
-            threshold = lr * self.lam / ((state["exp_avg_sq"] / (1 - beta2**t)).sqrt() + eps)
+            threshold = (
+                lr * self.lam / ((state["exp_avg_sq"] / (1 - beta2**t)).sqrt() + eps)
+            )
             w.copy_(soft_threshold(w, threshold))
 
     def step(self, closure=None):
@@ -206,7 +226,12 @@ class ProximalL0(ProximalL1):
     r"""Like :class:`ProximalL1`, with the L0 proximal step :math:`w \leftarrow H_{\sqrt{2\gamma\lambda}}(w)` (hard
     threshold: small weights are set to zero, the others are left as they are). Euclidean metric only."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer, lam: float, params: Iterable[Tensor] | None = None):
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        lam: float,
+        params: Iterable[Tensor] | None = None,
+    ):
         super().__init__(optimizer, lam, params)
 
     @torch.no_grad()
@@ -218,7 +243,12 @@ class ProximalNuclear(ProximalL1):
     r"""Like :class:`ProximalL1`, with the nuclear-norm proximal step (singular-value soft-thresholding by γλ)
     on each penalized weight matrix: small singular values vanish and the layer's rank falls."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer, lam: float, params: Iterable[Tensor] | None = None):
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        lam: float,
+        params: Iterable[Tensor] | None = None,
+    ):
         super().__init__(optimizer, lam, params)
 
     @torch.no_grad()

@@ -35,10 +35,15 @@ padded signal, which it resamples to 40 points."""
 
 
 def _check_signals(x: Tensor) -> None:
-    check(x.dim() == 2, f"expected a batch of signals shaped (N, L), got shape {tuple(x.shape)}")
+    check(
+        x.dim() == 2,
+        f"expected a batch of signals shaped (N, L), got shape {tuple(x.shape)}",
+    )
 
 
-def _normal(shape: tuple[int, ...], generator: torch.Generator | None, like: Tensor) -> Tensor:
+def _normal(
+    shape: tuple[int, ...], generator: torch.Generator | None, like: Tensor
+) -> Tensor:
     """Standard normal numbers drawn in float64 on the generator's device, returned on ``like``'s device and dtype."""
     device = generator.device if generator is not None else "cpu"
     z = torch.randn(shape, generator=generator, dtype=torch.float64, device=device)
@@ -75,11 +80,16 @@ def smooth(z: Tensor, width: float = CORR_WIDTH) -> Tensor:
     k = torch.arange(-radius, radius + 1, device=z.device)
     # the truncated Gaussian e^{−k²/2σ²}, |k| ≤ r, wrapped onto the L offsets of the circle
     gaussian = torch.exp(-(k.to(z.dtype) ** 2) / (2 * width**2))
-    w = torch.zeros(length, dtype=z.dtype, device=z.device).index_add_(0, k % length, gaussian)
+    w = torch.zeros(length, dtype=z.dtype, device=z.device).index_add_(
+        0, k % length, gaussian
+    )
     # Σ_d w[d]² = 1
     w = w / w.norm()
     # C_ij = w[(i − j) mod L]
-    offsets = (torch.arange(length, device=z.device).view(-1, 1) - torch.arange(length, device=z.device)) % length
+    offsets = (
+        torch.arange(length, device=z.device).view(-1, 1)
+        - torch.arange(length, device=z.device)
+    ) % length
     return z @ w[offsets].T
 
 
@@ -103,13 +113,21 @@ class SignalAugmentation:
         shear: float = 0.0,
         generator: torch.Generator | None = None,
     ) -> None:
-        check(int(shift) == shift, f"shift must be a whole number of samples, got {shift}")
+        check(
+            int(shift) == shift, f"shift must be a whole number of samples, got {shift}"
+        )
         check_non_negative("shift", shift)
         check(0.0 <= scale < 1.0, f"scale must be in [0, 1), got {scale}")
         check_non_negative("noise", noise)
         check_non_negative("corr_noise", corr_noise)
         check_non_negative("shear", shear)
-        self.shift, self.scale, self.noise, self.corr_noise, self.shear = int(shift), scale, noise, corr_noise, shear
+        self.shift, self.scale, self.noise, self.corr_noise, self.shear = (
+            int(shift),
+            scale,
+            noise,
+            corr_noise,
+            shear,
+        )
         self.generator = generator
 
     def __call__(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:

@@ -34,9 +34,14 @@ from companion.nn.windows import sliding_windows
 def _tuple(value, n: int, name: str) -> tuple[int, ...]:
     """``value`` as n positive ints (an int is repeated), else a ValueError naming ``name``."""
     values = tuple(value) if isinstance(value, (tuple, list)) else (value,) * n
-    check(len(values) == n and all(isinstance(v, int) for v in values),
-          f"{name} must be an int or {n} ints, but got {value!r}")
-    check(all(v > 0 for v in values), f"{name} must be greater than zero, but got {value!r}")
+    check(
+        len(values) == n and all(isinstance(v, int) for v in values),
+        f"{name} must be an int or {n} ints, but got {value!r}",
+    )
+    check(
+        all(v > 0 for v in values),
+        f"{name} must be greater than zero, but got {value!r}",
+    )
     return values
 
 
@@ -65,8 +70,13 @@ def inverse_cdf_index(weights: Tensor, u: Tensor) -> Tensor:
     return torch.minimum(first_past, last_positive)
 
 
-def stochastic_pool(input: Tensor, kernel_size, stride=None, training: bool = True,
-                    generator: torch.Generator | None = None) -> Tensor:
+def stochastic_pool(
+    input: Tensor,
+    kernel_size,
+    stride=None,
+    training: bool = True,
+    generator: torch.Generator | None = None,
+) -> Tensor:
     r"""Stochastic pooling of ``input`` over its last ``len(kernel_size)`` dimensions (no padding).
 
     ``kernel_size`` and ``stride`` are tuples (``stride=None``: the kernel size). ``input`` must be non-negative
@@ -82,9 +92,14 @@ def stochastic_pool(input: Tensor, kernel_size, stride=None, training: bool = Tr
     stride = kernel_size if stride is None else stride
     if input.numel() > 0:
         smallest = input.detach().min()
-        check(bool(smallest >= 0), "stochastic pooling needs non-negative input (apply it after a ReLU), "
-                                   f"but the input's minimum is {smallest.item()}")
-    windows = sliding_windows(input, tuple(kernel_size), tuple(stride), ((0, 0),) * n, (1,) * n)
+        check(
+            bool(smallest >= 0),
+            "stochastic pooling needs non-negative input (apply it after a ReLU), "
+            f"but the input's minimum is {smallest.item()}",
+        )
+    windows = sliding_windows(
+        input, tuple(kernel_size), tuple(stride), ((0, 0),) * n, (1,) * n
+    )
     # (…, L_out…, K): each window's elements in one row
     a = windows.reshape(*windows.shape[: windows.dim() - n], math.prod(kernel_size))
     # the dtype the sums and draws are made in (float32 for half precision)
@@ -98,7 +113,9 @@ def stochastic_pool(input: Tensor, kernel_size, stride=None, training: bool = Tr
         return ((weights * weights).sum(-1) / total).to(input.dtype)
     # u ~ U[0, 1), one per window
     device = generator.device if generator is not None else input.device
-    u = torch.rand(a.shape[:-1], generator=generator, device=device, dtype=acc).to(input.device)
+    u = torch.rand(a.shape[:-1], generator=generator, device=device, dtype=acc).to(
+        input.device
+    )
     # I ~ Categorical(a / Σ a)
     index = inverse_cdf_index(a.detach().to(acc), u)
     # s = a_I (a gather: ∂s/∂a_i = 1[i = I])
@@ -110,7 +127,9 @@ class _StochasticPoolNd(nn.Module):
 
     n_spatial = 0
 
-    def __init__(self, kernel_size, stride=None, *, generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self, kernel_size, stride=None, *, generator: torch.Generator | None = None
+    ) -> None:
         super().__init__()
         _tuple(kernel_size, self.n_spatial, "kernel_size")
         _tuple(kernel_size if stride is None else stride, self.n_spatial, "stride")
@@ -120,10 +139,18 @@ class _StochasticPoolNd(nn.Module):
 
     def forward(self, input: Tensor) -> Tensor:
         n = self.n_spatial
-        check(input.dim() in (n + 1, n + 2), f"{type(self).__name__} expects a {n + 1}-D (C, *L) or {n + 2}-D "
-                                             f"(N, C, *L) input, but got shape {tuple(input.shape)}")
-        return stochastic_pool(input, _tuple(self.kernel_size, n, "kernel_size"), _tuple(self.stride, n, "stride"),
-                               self.training, self.generator)
+        check(
+            input.dim() in (n + 1, n + 2),
+            f"{type(self).__name__} expects a {n + 1}-D (C, *L) or {n + 2}-D "
+            f"(N, C, *L) input, but got shape {tuple(input.shape)}",
+        )
+        return stochastic_pool(
+            input,
+            _tuple(self.kernel_size, n, "kernel_size"),
+            _tuple(self.stride, n, "stride"),
+            self.training,
+            self.generator,
+        )
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}"

@@ -38,8 +38,14 @@ import companion
 STAND_IN = torch.device("meta")  # the device an ElsewhereTensor reports
 aten = torch.ops.aten
 # aten operations that CUDA lets take CPU tensors beside its own: indexing with CPU indices, copies
-CROSS_DEVICE_OPS = {aten.index.Tensor, aten.index_put.default, aten.index_put_.default,
-                    aten._index_put_impl_.default, aten.copy_.default, aten._to_copy.default}
+CROSS_DEVICE_OPS = {
+    aten.index.Tensor,
+    aten.index_put.default,
+    aten.index_put_.default,
+    aten._index_put_impl_.default,
+    aten.copy_.default,
+    aten._to_copy.default,
+}
 
 
 PASS_THROUGH = {torch.Tensor.to, torch._C._nn._parse_to}
@@ -57,8 +63,15 @@ class ElsewhereTensor(torch.Tensor):
     @staticmethod
     def __new__(cls, inner: torch.Tensor) -> "ElsewhereTensor":
         out = torch.Tensor._make_wrapper_subclass(
-            cls, inner.shape, strides=inner.stride(), storage_offset=inner.storage_offset(),
-            dtype=inner.dtype, layout=inner.layout, device=STAND_IN, requires_grad=inner.requires_grad)
+            cls,
+            inner.shape,
+            strides=inner.stride(),
+            storage_offset=inner.storage_offset(),
+            dtype=inner.dtype,
+            layout=inner.layout,
+            device=STAND_IN,
+            requires_grad=inner.requires_grad,
+        )
         out.inner = inner
         return out
 
@@ -78,7 +91,10 @@ class ElsewhereTensor(torch.Tensor):
 
 
 def _is_stand_in(device: Any) -> bool:
-    return isinstance(device, (str, torch.device)) and torch.device(device).type == STAND_IN.type
+    return (
+        isinstance(device, (str, torch.device))
+        and torch.device(device).type == STAND_IN.type
+    )
 
 
 def _wrap(out: Any) -> Any:
@@ -88,30 +104,46 @@ def _wrap(out: Any) -> Any:
 def _check_generator(kwargs: dict) -> None:
     generator = kwargs.get("generator")
     if generator is not None and generator.device.type == "cpu":
-        raise DeviceMixingError("a CPU generator cannot draw on the second device (CUDA says: Expected a "
-                                "'cuda' device type for generator but found 'cpu')")
+        raise DeviceMixingError(
+            "a CPU generator cannot draw on the second device (CUDA says: Expected a "
+            "'cuda' device type for generator but found 'cpu')"
+        )
 
 
 def _run(func, args: tuple, kwargs: dict) -> Any:
     """Run one aten operation: check its tensors' devices, run it on the CPU values, re-tag the result."""
-    tensors = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
+    tensors = [
+        t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)
+    ]
     elsewhere = any(isinstance(t, ElsewhereTensor) for t in tensors)
     factory = _is_stand_in(kwargs.get("device"))
-    if factory or elsewhere:  # draws on the second device (x.uniform_(generator=g) too) need its generator
+    if (
+        factory or elsewhere
+    ):  # draws on the second device (x.uniform_(generator=g) too) need its generator
         _check_generator(kwargs)
     if factory:
         kwargs = {**kwargs, "device": torch.device("cpu")}
-    if func is aten._to_copy.default and kwargs.get("device") is not None and not factory:
+    if (
+        func is aten._to_copy.default
+        and kwargs.get("device") is not None
+        and not factory
+    ):
         elsewhere = False  # .to("cpu"), .cpu(): the result is an ordinary CPU tensor
     elif elsewhere and func not in CROSS_DEVICE_OPS:
-        mixed = [t for t in tensors if not isinstance(t, ElsewhereTensor) and t.dim() > 0]
+        mixed = [
+            t for t in tensors if not isinstance(t, ElsewhereTensor) and t.dim() > 0
+        ]
         if mixed:
             shapes = ", ".join(f"{t.device.type} {tuple(t.shape)}" for t in mixed)
-            raise DeviceMixingError(f"Expected all tensors to be on the same device, but {func} got tensors "
-                                    f"on the second device and on another ({shapes})")
+            raise DeviceMixingError(
+                f"Expected all tensors to be on the same device, but {func} got tensors "
+                f"on the second device and on another ({shapes})"
+            )
     # an output that is an input (in-place operations, x.copy_(y)) is returned as that very input
     given = {id(t.inner if isinstance(t, ElsewhereTensor) else t): t for t in tensors}
-    args, kwargs = tree_map(lambda t: t.inner if isinstance(t, ElsewhereTensor) else t, (args, kwargs))
+    args, kwargs = tree_map(
+        lambda t: t.inner if isinstance(t, ElsewhereTensor) else t, (args, kwargs)
+    )
     out = func(*args, **kwargs)
 
     def tag(t: Any) -> Any:
@@ -140,8 +172,10 @@ class _Factories(TorchFunctionMode):
             if func is torch.Tensor.tolist:  # allowed on CUDA: a copy to the host
                 return args[0].inner.tolist()
             if func in (torch.Tensor.numpy, torch.Tensor.__array__):
-                raise TypeError("can't convert a tensor on the second device to numpy (as with cuda:0): "
-                                "use Tensor.cpu() to copy the tensor to host memory first.")
+                raise TypeError(
+                    "can't convert a tensor on the second device to numpy (as with cuda:0): "
+                    "use Tensor.cpu() to copy the tensor to host memory first."
+                )
         out = func(*args, **kwargs)
         return _wrap(out) if factory else out
 

@@ -33,7 +33,9 @@ def pytest_configure(config):
     share = str(thread_share(workers))
     os.environ["OMP_NUM_THREADS"] = share
     os.environ["MKL_NUM_THREADS"] = share
-    os.environ["COMPANION_THREAD_SHARE"] = share  # says that this plugin, not the user, chose the count
+    os.environ["COMPANION_THREAD_SHARE"] = (
+        share  # says that this plugin, not the user, chose the count
+    )
     import torch
 
     torch.set_num_threads(int(share))

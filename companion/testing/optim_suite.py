@@ -7,9 +7,22 @@ import torch
 
 from companion.testing.installed_torch import skip_unless_supported
 from companion.testing.optim_contract import (
-    check_closed_loop, check_closure, check_cuda, check_invalid, check_loss_falls, check_lr_scheduler,
-    check_fast_path, check_fast_path_round_trip, check_missing_grad_is_noop, check_refuses_switches, check_replay,
-    check_signature, check_sparse_gradients, check_state_dict_round_trip, check_state_like_torch, REPLAY_ULPS,
+    check_closed_loop,
+    check_closure,
+    check_cuda,
+    check_invalid,
+    check_loss_falls,
+    check_lr_scheduler,
+    check_fast_path,
+    check_fast_path_round_trip,
+    check_missing_grad_is_noop,
+    check_refuses_switches,
+    check_replay,
+    check_signature,
+    check_sparse_gradients,
+    check_state_dict_round_trip,
+    check_state_like_torch,
+    REPLAY_ULPS,
 )
 from companion.optim.fused import fused_unavailable_reason
 
@@ -48,7 +61,9 @@ class OptimizerContract:
     scheduled: list = []
     tensor_lr: list = []
     closure: list = [{}]
-    closure_shape: tuple = (2,)  # the parameter of the closure check ((1, 2) for an optimizer of matrices)
+    closure_shape: tuple = (
+        2,
+    )  # the parameter of the closure check ((1, 2) for an optimizer of matrices)
     state: list = [{}]
     sparse: list = [{}]
     cuda: list = []
@@ -58,13 +73,22 @@ class OptimizerContract:
 
     # which table parametrizes which test's argument
     TABLES = {
-        "test_closed_loop": "cases", "test_replay": "cases", "test_loss_falls_or_rises_with_maximize": "cases",
-        "test_state_dict_round_trip": "round_trip", "test_missing_grad_is_noop": "missing_grad",
-        "test_invalid": "invalid", "test_lr_scheduler": "scheduled", "test_tensor_lr": "tensor_lr",
-        "test_closure_returns_loss": "closure", "test_state_like_torch": "state",
-        "test_sparse_gradients_like_torch": "sparse", "test_cuda": "cuda",
-        "test_foreach": "foreach", "test_foreach_state_dict": "foreach",
-        "test_fused": "fused", "test_fused_state_dict": "fused",
+        "test_closed_loop": "cases",
+        "test_replay": "cases",
+        "test_loss_falls_or_rises_with_maximize": "cases",
+        "test_state_dict_round_trip": "round_trip",
+        "test_missing_grad_is_noop": "missing_grad",
+        "test_invalid": "invalid",
+        "test_lr_scheduler": "scheduled",
+        "test_tensor_lr": "tensor_lr",
+        "test_closure_returns_loss": "closure",
+        "test_state_like_torch": "state",
+        "test_sparse_gradients_like_torch": "sparse",
+        "test_cuda": "cuda",
+        "test_foreach": "foreach",
+        "test_foreach_state_dict": "foreach",
+        "test_fused": "fused",
+        "test_fused_state_dict": "fused",
     }
 
     def pytest_generate_tests(self, metafunc):
@@ -76,7 +100,14 @@ class OptimizerContract:
             if rows:
                 metafunc.parametrize("options", rows, ids=[_case_id(r) for r in rows])
             else:
-                metafunc.parametrize("options", [pytest.param(None, marks=pytest.mark.skip(reason=f"no {table} cases"))])
+                metafunc.parametrize(
+                    "options",
+                    [
+                        pytest.param(
+                            None, marks=pytest.mark.skip(reason=f"no {table} cases")
+                        )
+                    ],
+                )
 
     def test_signature(self):
         check_signature(self.ours, self.theirs)
@@ -91,7 +122,9 @@ class OptimizerContract:
         check_loss_falls(self.ours, options)
 
     def test_state_dict_round_trip(self, options):
-        check_state_dict_round_trip(self.ours, self.theirs, options, ulps=self.round_trip_ulps)
+        check_state_dict_round_trip(
+            self.ours, self.theirs, options, ulps=self.round_trip_ulps
+        )
 
     def test_missing_grad_is_noop(self, options):
         check_missing_grad_is_noop(self.ours, options)
@@ -141,13 +174,24 @@ class OptimizerContract:
             check_fast_path(self.ours, self.theirs, options, "foreach", dtype)
 
     def test_foreach_state_dict(self, options):
-        check_fast_path_round_trip(self.ours, self.theirs, options, "foreach", ulps=self.round_trip_ulps)
+        check_fast_path_round_trip(
+            self.ours, self.theirs, options, "foreach", ulps=self.round_trip_ulps
+        )
 
     def test_fused(self, options):
         self._skip_without_fused()
         for dtype in (torch.float64, torch.float32, torch.bfloat16):
-            check_fast_path(self.ours, self.theirs, options, "fused", dtype, missing_every=self.fused_missing_every)
+            check_fast_path(
+                self.ours,
+                self.theirs,
+                options,
+                "fused",
+                dtype,
+                missing_every=self.fused_missing_every,
+            )
 
     def test_fused_state_dict(self, options):
         self._skip_without_fused()
-        check_fast_path_round_trip(self.ours, self.theirs, options, "fused", ulps=self.round_trip_ulps)
+        check_fast_path_round_trip(
+            self.ours, self.theirs, options, "fused", ulps=self.round_trip_ulps
+        )

@@ -38,12 +38,17 @@ def max_abs_diff(a, b, relative: bool = False) -> float:
 
 def _parity_mlp(dtype, device, seed: int) -> nn.Module:
     torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3)).to(device=device, dtype=dtype)
+    return nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3)).to(
+        device=device, dtype=dtype
+    )
 
 
 def _two_groups(model: nn.Module, group_options: dict) -> list[dict]:
     """The first layer in a group of its own with ``group_options`` overriding the defaults."""
-    first, rest = list(model[0].parameters()), [p for m in list(model)[1:] for p in m.parameters()]
+    first, rest = (
+        list(model[0].parameters()),
+        [p for m in list(model)[1:] for p in m.parameters()],
+    )
     return [{"params": first, **group_options}, {"params": rest}]
 
 
@@ -75,7 +80,11 @@ def compare_optimizers(
     models, opts, scheds = [], [], []
     for cls in (ours, theirs):
         model = _parity_mlp(dtype, device, seed)
-        params = _two_groups(model, group_options) if group_options is not None else model.parameters()
+        params = (
+            _two_groups(model, group_options)
+            if group_options is not None
+            else model.parameters()
+        )
         opt = cls(params, **options)
         models.append(model)
         opts.append(opt)
@@ -88,7 +97,10 @@ def compare_optimizers(
             opt.step()
             if sched is not None:
                 sched.step()
-        worst = max(worst, max_abs_diff(models[0].parameters(), models[1].parameters(), relative))
+        worst = max(
+            worst,
+            max_abs_diff(models[0].parameters(), models[1].parameters(), relative),
+        )
     return worst
 
 
@@ -114,7 +126,10 @@ def replay_gradients(
     device = device or "cpu"
     gen = torch.Generator().manual_seed(seed)
     init = [torch.randn(s, generator=gen, dtype=dtype) for s in shapes]
-    grads = [[torch.randn(s, generator=gen, dtype=dtype) for s in shapes] for _ in range(steps)]
+    grads = [
+        [torch.randn(s, generator=gen, dtype=dtype) for s in shapes]
+        for _ in range(steps)
+    ]
     params = [[t.clone().to(device).requires_grad_() for t in init] for _ in range(2)]
     opts = [ours(params[0], **options), theirs(params[1], **options)]
     worst_param = worst_state = 0.0
@@ -129,7 +144,9 @@ def replay_gradients(
     return worst_param, worst_state
 
 
-def state_diff(a: torch.optim.Optimizer, b: torch.optim.Optimizer, relative: bool = False) -> float:
+def state_diff(
+    a: torch.optim.Optimizer, b: torch.optim.Optimizer, relative: bool = False
+) -> float:
     """The largest difference between two optimizers' per-parameter state, which must have the same keys
     (``relative``: each tensor against its own magnitude, see :func:`max_abs_diff`)."""
     worst = 0.0
@@ -145,7 +162,9 @@ def state_diff(a: torch.optim.Optimizer, b: torch.optim.Optimizer, relative: boo
     return worst
 
 
-def _run_modules(ours: nn.Module, theirs: nn.Module, *inputs: torch.Tensor, seed: int = 0) -> dict:
+def _run_modules(
+    ours: nn.Module, theirs: nn.Module, *inputs: torch.Tensor, seed: int = 0
+) -> dict:
     """Each module's output, input gradients and parameter gradients, for the gradient of the sum of the
     output times a fixed random weighting; ``{"output": (ours, theirs), ...}``, gradients flattened into one tensor."""
     gen = torch.Generator().manual_seed(seed)
@@ -157,17 +176,31 @@ def _run_modules(ours: nn.Module, theirs: nn.Module, *inputs: torch.Tensor, seed
         gen.manual_seed(seed)
         (out * w).sum().backward()
         grads_in = [x.grad.reshape(-1) for x in xs if x.grad is not None]
-        grads_p = [(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in module.parameters()]
-        results.append({"output": out.detach(), "input_grad": grads_in, "param_grad": grads_p,
-                        "upstream": w.abs().max().item() if w.numel() else 0.0})
+        grads_p = [
+            (p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)
+            for p in module.parameters()
+        ]
+        results.append(
+            {
+                "output": out.detach(),
+                "input_grad": grads_in,
+                "param_grad": grads_p,
+                "upstream": w.abs().max().item() if w.numel() else 0.0,
+            }
+        )
         module.zero_grad()
     a, b = results
     if len(a["param_grad"]) != len(b["param_grad"]):
-        raise AssertionError(f"{len(a['param_grad'])} parameters against torch's {len(b['param_grad'])}")
+        raise AssertionError(
+            f"{len(a['param_grad'])} parameters against torch's {len(b['param_grad'])}"
+        )
     pairs = {"output": (a["output"], b["output"]), "upstream": a["upstream"]}
     for key in ("input_grad", "param_grad"):
         if a[key] or b[key]:
-            pairs[key] = (torch.cat(a[key]) if a[key] else torch.zeros(0), torch.cat(b[key]) if b[key] else torch.zeros(0))
+            pairs[key] = (
+                torch.cat(a[key]) if a[key] else torch.zeros(0),
+                torch.cat(b[key]) if b[key] else torch.zeros(0),
+            )
     return pairs
 
 
@@ -180,11 +213,17 @@ def compare_modules(
     gradients of the sum of the output times a fixed random weighting).
     """
     pairs = _run_modules(ours, theirs, *inputs, seed=seed)
-    return {key: (max_abs_diff(*pairs[key]) if key in pairs and pairs[key][0].numel() else 0.0)
-            for key in ("output", "input_grad", "param_grad")}
+    return {
+        key: (
+            max_abs_diff(*pairs[key]) if key in pairs and pairs[key][0].numel() else 0.0
+        )
+        for key in ("output", "input_grad", "param_grad")
+    }
 
 
-def module_mismatches(ours: nn.Module, theirs: nn.Module, *inputs: torch.Tensor, seed: int = 0) -> dict[str, Mismatch]:
+def module_mismatches(
+    ours: nn.Module, theirs: nn.Module, *inputs: torch.Tensor, seed: int = 0
+) -> dict[str, Mismatch]:
     """Like :func:`compare_modules`, but each difference as a :class:`~companion.testing.tolerances.Mismatch`:
     in units of ε times a scale, with where it appeared.
 
@@ -194,11 +233,25 @@ def module_mismatches(ours: nn.Module, theirs: nn.Module, *inputs: torch.Tensor,
     its own largest magnitude and the upstream weighting's."""
     pairs = _run_modules(ours, theirs, *inputs, seed=seed)
     upstream = pairs.pop("upstream")
-    return {key: mismatch(a, b, None if key == "output" else max(b.abs().max().item() if b.numel() else 0.0, upstream))
-            for key, (a, b) in pairs.items()}
+    return {
+        key: mismatch(
+            a,
+            b,
+            None
+            if key == "output"
+            else max(b.abs().max().item() if b.numel() else 0.0, upstream),
+        )
+        for key, (a, b) in pairs.items()
+    }
 
 
-def assert_modules_close(ours: nn.Module, theirs: nn.Module, *inputs: torch.Tensor, ulps: float, seed: int = 0) -> None:
+def assert_modules_close(
+    ours: nn.Module,
+    theirs: nn.Module,
+    *inputs: torch.Tensor,
+    ulps: float,
+    seed: int = 0,
+) -> None:
     """Assert that outputs, input gradients and parameter gradients agree within ``ulps`` · ε · scale."""
     for key, m in module_mismatches(ours, theirs, *inputs, seed=seed).items():
         if not m.ulps <= ulps:

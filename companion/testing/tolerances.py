@@ -38,8 +38,10 @@ class Mismatch:
 
     def __str__(self) -> str:
         where = f" at index {self.index}" if self.index else ""
-        return (f"largest difference {self.abs_diff:.3g} ({self.ulps:.3g} ε·scale){where}: "
-                f"got {self.actual!r}, expected {self.expected!r}")
+        return (
+            f"largest difference {self.abs_diff:.3g} ({self.ulps:.3g} ε·scale){where}: "
+            f"got {self.actual!r}, expected {self.expected!r}"
+        )
 
 
 def mismatch(actual: Tensor, expected: Tensor, scale: float | None = None) -> Mismatch:
@@ -49,28 +51,54 @@ def mismatch(actual: Tensor, expected: Tensor, scale: float | None = None) -> Mi
     infinities count as equal."""
     actual, expected = torch.as_tensor(actual), torch.as_tensor(expected)
     if actual.shape != expected.shape:
-        raise AssertionError(f"shape {tuple(actual.shape)} differs from the expected {tuple(expected.shape)}")
+        raise AssertionError(
+            f"shape {tuple(actual.shape)} differs from the expected {tuple(expected.shape)}"
+        )
     a = actual.detach().to("cpu", torch.float64)
     b = expected.detach().to("cpu", torch.float64)
     if a.numel() == 0:
         return Mismatch(0.0, 0.0, (), float("nan"), float("nan"))
     same = (a == b) | (a.isnan() & b.isnan())
-    diff = torch.where(same, torch.zeros_like(a), (a - b).abs().nan_to_num(nan=float("inf")))
+    diff = torch.where(
+        same, torch.zeros_like(a), (a - b).abs().nan_to_num(nan=float("inf"))
+    )
     if scale is None:
         finite = b[b.isfinite()].abs()
         scale = finite.max().item() if finite.numel() else 1.0
     scale = scale if scale > 0 else 1.0
     flat = int(diff.reshape(-1).argmax())
-    index = tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), a.shape)) if a.dim() else ()
+    index = (
+        tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), a.shape))
+        if a.dim()
+        else ()
+    )
     worst = diff.reshape(-1)[flat].item()
-    return Mismatch(worst, worst / (eps(expected.dtype if expected.is_floating_point() else torch.float64) * scale),
-                    index, a.reshape(-1)[flat].item(), b.reshape(-1)[flat].item())
+    return Mismatch(
+        worst,
+        worst
+        / (
+            eps(expected.dtype if expected.is_floating_point() else torch.float64)
+            * scale
+        ),
+        index,
+        a.reshape(-1)[flat].item(),
+        b.reshape(-1)[flat].item(),
+    )
 
 
-def assert_close(actual: Tensor, expected: Tensor, *, ulps: float, scale: float | None = None, what: str = "") -> None:
+def assert_close(
+    actual: Tensor,
+    expected: Tensor,
+    *,
+    ulps: float,
+    scale: float | None = None,
+    what: str = "",
+) -> None:
     """Assert ``max|actual − expected| ≤ ulps · ε · scale`` (ε of ``expected``'s dtype; scale as in :func:`mismatch`).
 
     ``ulps=0`` demands bit-identical values (NaNs in the same places)."""
     m = mismatch(actual, expected, scale)
     if not m.ulps <= ulps:
-        raise AssertionError(f"{what + ': ' if what else ''}{m} (allowed {ulps} ε·scale)")
+        raise AssertionError(
+            f"{what + ': ' if what else ''}{m} (allowed {ulps} ε·scale)"
+        )

@@ -14,7 +14,13 @@ import torch
 from torch import Tensor
 from torch.autograd import Function
 
-from companion.nn.loss._base import WeightedLoss, check_class_weight, check_reduction, reduce, type_name
+from companion.nn.loss._base import (
+    WeightedLoss,
+    check_class_weight,
+    check_reduction,
+    reduce,
+    type_name,
+)
 from companion.nn.loss.nll import as_rows, class_rows, reduce_rows, target_weights
 
 
@@ -70,8 +76,14 @@ class CrossEntropyFunction(Function):
         return grad_z, grad_a
 
 
-def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, ignore_index: int = -100,
-                  reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
+def cross_entropy(
+    input: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+) -> Tensor:
     r"""Softmax cross-entropy, torch's way. With ε = ``label_smoothing`` and C classes:
 
     .. math::
@@ -88,17 +100,27 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, i
     """
     check_reduction(reduction)
     if label_smoothing > 1.0:
-        raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
+        raise RuntimeError(
+            f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}"
+        )
     eps = max(float(label_smoothing), 0.0)
     if input.shape == target.shape:
         return _with_probabilities(input, target, weight, ignore_index, reduction, eps)
     rows = class_rows(input, target, weight, ignore_index)
     classes = rows.scores.shape[1]
     w_y = target_weights(rows, weight)
-    w = torch.ones(classes, dtype=input.dtype, device=input.device) if weight is None else weight.to(input.dtype)
-    one_hot = (torch.arange(classes, device=input.device) == rows.index.unsqueeze(1)).to(input.dtype)
+    w = (
+        torch.ones(classes, dtype=input.dtype, device=input.device)
+        if weight is None
+        else weight.to(input.dtype)
+    )
+    one_hot = (
+        torch.arange(classes, device=input.device) == rows.index.unsqueeze(1)
+    ).to(input.dtype)
     # a_{n,c} = (1 − ε) w_{y_n} [c = y_n] + (ε / C) w_c, zero on ignored rows
-    a = (1 - eps) * w_y.unsqueeze(1) * one_hot + (eps / classes) * w * rows.kept.unsqueeze(1)
+    a = (1 - eps) * w_y.unsqueeze(1) * one_hot + (
+        eps / classes
+    ) * w * rows.kept.unsqueeze(1)
     loss = CrossEntropyFunction.apply(rows.scores, a)
     return reduce_rows(loss, rows, w_y, reduction)
 
@@ -111,9 +133,19 @@ def _with_probabilities(input, target, weight, ignore_index, reduction, eps):
         raise RuntimeError(
             f"Expected floating point type for target with class probabilities, got {type_name(target.dtype)}"
         )
-    classes = input.shape[1] if input.dim() >= 2 else input.shape[0] if input.dim() == 1 else 1
+    classes = (
+        input.shape[1]
+        if input.dim() >= 2
+        else input.shape[0]
+        if input.dim() == 1
+        else 1
+    )
     check_class_weight(weight, classes, prefix="cross_entropy: ")
-    t = as_rows(target.to(input.dtype)) if input.dim() else target.to(input.dtype).reshape(1, 1)
+    t = (
+        as_rows(target.to(input.dtype))
+        if input.dim()
+        else target.to(input.dtype).reshape(1, 1)
+    )
     if eps > 0:
         # t ← (1 − ε) t + ε / C
         t = (1 - eps) * t + eps / classes
@@ -121,20 +153,34 @@ def _with_probabilities(input, target, weight, ignore_index, reduction, eps):
     a = t if weight is None else t * weight.to(input.dtype)
     scores = as_rows(input) if input.dim() else input.reshape(1, 1)
     loss = CrossEntropyFunction.apply(scores, a)
-    return reduce(loss.reshape(input.shape[:1] + input.shape[2:] if input.dim() > 1 else ()), reduction)
+    return reduce(
+        loss.reshape(input.shape[:1] + input.shape[2:] if input.dim() > 1 else ()),
+        reduction,
+    )
 
 
 class CrossEntropyLoss(WeightedLoss):
     """Softmax cross-entropy, like ``torch.nn.CrossEntropyLoss``; the math is :func:`cross_entropy`."""
 
-    def __init__(self, weight: Tensor | None = None, size_average=None, ignore_index: int = -100, reduce=None,
-                 reduction: str = "mean", label_smoothing: float = 0.0) -> None:
+    def __init__(
+        self,
+        weight: Tensor | None = None,
+        size_average=None,
+        ignore_index: int = -100,
+        reduce=None,
+        reduction: str = "mean",
+        label_smoothing: float = 0.0,
+    ) -> None:
         super().__init__(weight, size_average, reduce, reduction)
         self.ignore_index = ignore_index
         self.label_smoothing = label_smoothing
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return cross_entropy(
-            input, target, weight=self.weight, ignore_index=self.ignore_index,
-            reduction=self.reduction, label_smoothing=self.label_smoothing,
+            input,
+            target,
+            weight=self.weight,
+            ignore_index=self.ignore_index,
+            reduction=self.reduction,
+            label_smoothing=self.label_smoothing,
         )

@@ -8,7 +8,9 @@ from torch import Tensor
 from companion.nn.loss._base import Loss, REDUCTIONS
 
 
-def kl_div(input: Tensor, target: Tensor, reduction: str = "mean", log_target: bool = False) -> Tensor:
+def kl_div(
+    input: Tensor, target: Tensor, reduction: str = "mean", log_target: bool = False
+) -> Tensor:
     r"""The pointwise KL divergence of the target from the model, with ``input`` = log q (log-probabilities).
 
     .. math::
@@ -33,7 +35,9 @@ def kl_div(input: Tensor, target: Tensor, reduction: str = "mean", log_target: b
         loss = target.exp() * (target - input)
     else:
         # t log t with 0 log 0 = 0: log is taken of 1 where t = 0 (a negative t still gives nan)
-        t_log_t = target * torch.where(target == 0, torch.ones_like(target), target).log()
+        t_log_t = (
+            target * torch.where(target == 0, torch.ones_like(target), target).log()
+        )
         # ℓ_i = t_i log t_i − t_i x_i
         loss = t_log_t - target * input
     if reduction == "none":
@@ -49,9 +53,17 @@ def kl_div(input: Tensor, target: Tensor, reduction: str = "mean", log_target: b
 class KLDivLoss(Loss):
     """The KL divergence loss, like ``torch.nn.KLDivLoss``; the math is :func:`kl_div`."""
 
-    def __init__(self, size_average=None, reduce=None, reduction: str = "mean", log_target: bool = False) -> None:
+    def __init__(
+        self,
+        size_average=None,
+        reduce=None,
+        reduction: str = "mean",
+        log_target: bool = False,
+    ) -> None:
         super().__init__(size_average, reduce, reduction)
         self.log_target = log_target
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return kl_div(input, target, reduction=self.reduction, log_target=self.log_target)
+        return kl_div(
+            input, target, reduction=self.reduction, log_target=self.log_target
+        )

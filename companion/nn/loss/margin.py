@@ -6,8 +6,14 @@ from torch import Tensor
 from companion.nn.loss._base import WeightedLoss, reduce
 
 
-def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float = 1.0,
-                      weight: Tensor | None = None, reduction: str = "mean") -> Tensor:
+def multi_margin_loss(
+    input: Tensor,
+    target: Tensor,
+    p: int = 1,
+    margin: float = 1.0,
+    weight: Tensor | None = None,
+    reduction: str = "mean",
+) -> Tensor:
     r"""The multi-class hinge (Weston–Watkins / Crammer–Singer style, torch's form) for scores x (N, C) or (C).
 
     .. math::
@@ -22,7 +28,12 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float =
         raise ValueError("only p == 1 and p == 2 supported")
     if weight is not None and weight.dim() != 1:
         raise ValueError("weight must be one-dimensional")
-    if not (input.dim() == 2 and input.shape[1] != 0 or input.dim() == 1 and input.shape[0] != 0):
+    if not (
+        input.dim() == 2
+        and input.shape[1] != 0
+        or input.dim() == 1
+        and input.shape[0] != 0
+    ):
         raise RuntimeError(
             f"Expected non-empty vector or matrix with optional 0-dim batch size, but got: {list(input.shape)}"
         )
@@ -38,7 +49,9 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float =
     if ((y < 0) | (y >= classes)).any():
         raise RuntimeError("target out of range")
     if weight is not None and weight.numel() != classes:
-        raise RuntimeError(f"inconsistent weight size, expected {classes} but got {list(weight.shape)}")
+        raise RuntimeError(
+            f"inconsistent weight size, expected {classes} but got {list(weight.shape)}"
+        )
     # z_{n,i} = margin − x_{n,y_n} + x_{n,i}
     z = margin - x.gather(1, y.unsqueeze(1)) + x
     # max(0, z)^p, counting only i ≠ y_n (and, as torch, z = 0 passes no gradient)
@@ -55,8 +68,15 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float =
 class MultiMarginLoss(WeightedLoss):
     """The multi-class hinge loss, like ``torch.nn.MultiMarginLoss``; the math is :func:`multi_margin_loss`."""
 
-    def __init__(self, p: int = 1, margin: float = 1.0, weight: Tensor | None = None, size_average=None,
-                 reduce=None, reduction: str = "mean") -> None:
+    def __init__(
+        self,
+        p: int = 1,
+        margin: float = 1.0,
+        weight: Tensor | None = None,
+        size_average=None,
+        reduce=None,
+        reduction: str = "mean",
+    ) -> None:
         super().__init__(weight, size_average, reduce, reduction)
         if p != 1 and p != 2:
             raise ValueError("only p == 1 and p == 2 supported")
@@ -68,4 +88,11 @@ class MultiMarginLoss(WeightedLoss):
         self.margin = margin
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return multi_margin_loss(input, target, p=self.p, margin=self.margin, weight=self.weight, reduction=self.reduction)
+        return multi_margin_loss(
+            input,
+            target,
+            p=self.p,
+            margin=self.margin,
+            weight=self.weight,
+            reduction=self.reduction,
+        )

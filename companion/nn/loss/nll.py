@@ -12,7 +12,12 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from companion.nn.loss._base import WeightedLoss, check_class_weight, check_reduction, type_name
+from companion.nn.loss._base import (
+    WeightedLoss,
+    check_class_weight,
+    check_reduction,
+    type_name,
+)
 
 
 class ClassRows(NamedTuple):
@@ -35,19 +40,29 @@ def as_rows(input: Tensor) -> Tensor:
     return input.movedim(1, -1).reshape(-1, input.shape[1])
 
 
-def class_rows(input: Tensor, target: Tensor, weight: Tensor | None, ignore_index: int) -> ClassRows:
+def class_rows(
+    input: Tensor, target: Tensor, weight: Tensor | None, ignore_index: int
+) -> ClassRows:
     """Check a class-index target against its input as torch does (same errors), and return the rows."""
     if input.dim() < 1:
         raise ValueError(f"Expected 1 or more dimensions (got {input.dim()})")
     if input.dim() != 1 and (target.dim() == 0 or input.shape[0] != target.shape[0]):
         got = target.shape[0] if target.dim() else 1
-        raise ValueError(f"Expected input batch_size ({input.shape[0]}) to match target batch_size ({got}).")
+        raise ValueError(
+            f"Expected input batch_size ({input.shape[0]}) to match target batch_size ({got})."
+        )
     if input.dim() <= 2 and target.dim() > 1:
-        raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
+        raise RuntimeError(
+            "0D or 1D target tensor expected, multi-target not supported"
+        )
     if input.dim() > 2 and target.shape != input.shape[:1] + input.shape[2:]:
-        raise RuntimeError(f"size mismatch (got input: {list(input.shape)} , target: {list(target.shape)}")
+        raise RuntimeError(
+            f"size mismatch (got input: {list(input.shape)} , target: {list(target.shape)}"
+        )
     if target.dtype not in (torch.int64, torch.uint8):
-        raise RuntimeError(f"expected target dtype to be Long or Byte, but got {type_name(target.dtype)}")
+        raise RuntimeError(
+            f"expected target dtype to be Long or Byte, but got {type_name(target.dtype)}"
+        )
     classes = input.shape[0] if input.dim() == 1 else input.shape[1]
     check_class_weight(weight, classes)
     y = target.reshape(-1).long()
@@ -65,7 +80,9 @@ def target_weights(rows: ClassRows, weight: Tensor | None) -> Tensor:
     return weight.to(rows.scores.dtype)[rows.index] * rows.kept
 
 
-def reduce_rows(loss: Tensor, rows: ClassRows, weights: Tensor, reduction: str) -> Tensor:
+def reduce_rows(
+    loss: Tensor, rows: ClassRows, weights: Tensor, reduction: str
+) -> Tensor:
     r"""Reduce per-row losses: ``sum``; ``mean`` divides by :math:`\sum_n w_{y_n}` over the kept rows;
     ``none`` restores the target's shape.
 
@@ -79,11 +96,18 @@ def reduce_rows(loss: Tensor, rows: ClassRows, weights: Tensor, reduction: str) 
     total = weights.sum()
     nothing = total == 0
     # Σ_n ℓ_n / Σ_n w_{y_n}  (nan, with a zero gradient, when the denominator is 0)
-    return loss.sum() / torch.where(nothing, 1.0, total) + torch.where(nothing, torch.nan, 0.0)
+    return loss.sum() / torch.where(nothing, 1.0, total) + torch.where(
+        nothing, torch.nan, 0.0
+    )
 
 
-def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, ignore_index: int = -100,
-             reduction: str = "mean") -> Tensor:
+def nll_loss(
+    input: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+) -> Tensor:
     r"""The negative log-likelihood of the target classes, given log-probabilities ``input``.
 
     .. math::
@@ -104,10 +128,22 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, ignore
 class NLLLoss(WeightedLoss):
     """The negative log-likelihood loss, like ``torch.nn.NLLLoss``; the math is :func:`nll_loss`."""
 
-    def __init__(self, weight: Tensor | None = None, size_average=None, ignore_index: int = -100, reduce=None,
-                 reduction: str = "mean") -> None:
+    def __init__(
+        self,
+        weight: Tensor | None = None,
+        size_average=None,
+        ignore_index: int = -100,
+        reduce=None,
+        reduction: str = "mean",
+    ) -> None:
         super().__init__(weight, size_average, reduce, reduction)
         self.ignore_index = ignore_index
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return nll_loss(input, target, weight=self.weight, ignore_index=self.ignore_index, reduction=self.reduction)
+        return nll_loss(
+            input,
+            target,
+            weight=self.weight,
+            ignore_index=self.ignore_index,
+            reduction=self.reduction,
+        )

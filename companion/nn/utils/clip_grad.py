@@ -33,7 +33,10 @@ def _as_list(parameters: Tensors) -> list[Tensor]:
     is_generator = isinstance(parameters, types.GeneratorType)
     parameters = list(parameters)
     if is_generator and not parameters:
-        warnings.warn("`parameters` is an empty generator, no gradient clipping will occur.", stacklevel=3)
+        warnings.warn(
+            "`parameters` is an empty generator, no gradient clipping will occur.",
+            stacklevel=3,
+        )
     return parameters
 
 
@@ -87,7 +90,10 @@ def clip_grad_norm_(
         return torch.tensor(0.0)
     first_device = grads[0].device
     # ν = ‖(‖g_1‖_p, …, ‖g_k‖_p)‖_p
-    total = vector_norm(torch.stack([vector_norm(g, norm_type).to(first_device) for g in grads]), norm_type)
+    total = vector_norm(
+        torch.stack([vector_norm(g, norm_type).to(first_device) for g in grads]),
+        norm_type,
+    )
     if error_if_nonfinite and (total.isnan() | total.isinf()):
         raise RuntimeError(
             f"The total norm of order {norm_type} for gradients from `parameters` is non-finite, so it "
@@ -103,7 +109,9 @@ def clip_grad_norm_(
 
 
 @torch.no_grad()
-def clip_grad_value_(parameters: Tensors, clip_value: float, foreach: bool | None = None) -> None:
+def clip_grad_value_(
+    parameters: Tensors, clip_value: float, foreach: bool | None = None
+) -> None:
     r"""Clamp every gradient entry of ``parameters`` to [−clip_value, clip_value], in place.
 
     .. math::
@@ -118,7 +126,13 @@ def clip_grad_value_(parameters: Tensors, clip_value: float, foreach: bool | Non
         if p.grad is not None:
             g = p.grad
             # g_i ← max(−c, min(c, g_i))
-            g.copy_(torch.where(g > clip_value, clip_value, torch.where(g < -clip_value, -clip_value, g)))
+            g.copy_(
+                torch.where(
+                    g > clip_value,
+                    clip_value,
+                    torch.where(g < -clip_value, -clip_value, g),
+                )
+            )
 
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_", "vector_norm"]

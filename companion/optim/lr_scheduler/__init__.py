@@ -5,9 +5,19 @@ the step counting only; its ``get_lr`` (and ``_get_closed_form_lr``) holds the s
 formula in its docstring. Call ``step()`` once per epoch (per batch for ``CyclicLR`` and ``OneCycleLR``),
 after ``optimizer.step()``."""
 
-from companion.optim.lr_scheduler.multiplicative import LambdaLR, MultiplicativeLR, StepLR, MultiStepLR, ExponentialLR
+from companion.optim.lr_scheduler.multiplicative import (
+    LambdaLR,
+    MultiplicativeLR,
+    StepLR,
+    MultiStepLR,
+    ExponentialLR,
+)
 from companion.optim.lr_scheduler.annealing import (
-    ConstantLR, LinearLR, PolynomialLR, CosineAnnealingLR, CosineAnnealingWarmRestarts,
+    ConstantLR,
+    LinearLR,
+    PolynomialLR,
+    CosineAnnealingLR,
+    CosineAnnealingWarmRestarts,
 )
 from companion.optim.lr_scheduler.cyclic import CyclicLR
 from companion.optim.lr_scheduler.one_cycle import OneCycleLR
@@ -15,7 +25,19 @@ from companion.optim.lr_scheduler.composite import SequentialLR, ChainedSchedule
 from companion.optim.lr_scheduler.plateau import ReduceLROnPlateau
 
 __all__ = [
-    "LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR", "LinearLR", "ExponentialLR",
-    "PolynomialLR", "CosineAnnealingLR", "CosineAnnealingWarmRestarts", "CyclicLR", "OneCycleLR",
-    "SequentialLR", "ChainedScheduler", "ReduceLROnPlateau",
+    "LambdaLR",
+    "MultiplicativeLR",
+    "StepLR",
+    "MultiStepLR",
+    "ConstantLR",
+    "LinearLR",
+    "ExponentialLR",
+    "PolynomialLR",
+    "CosineAnnealingLR",
+    "CosineAnnealingWarmRestarts",
+    "CyclicLR",
+    "OneCycleLR",
+    "SequentialLR",
+    "ChainedScheduler",
+    "ReduceLROnPlateau",
 ]

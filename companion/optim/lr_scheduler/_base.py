@@ -31,7 +31,10 @@ NOT_IN_STEP_WARNING = "To get the last learning rate computed by the scheduler, 
 
 def group_values(optimizer: Optimizer, key: str) -> list:
     """``group[key]`` of every parameter group (tensors copied, so the list never aliases a group)."""
-    return [g[key].clone() if isinstance(g[key], Tensor) else g[key] for g in optimizer.param_groups]
+    return [
+        g[key].clone() if isinstance(g[key], Tensor) else g[key]
+        for g in optimizer.param_groups
+    ]
 
 
 def set_group_value(group: dict, key: str, value) -> None:
@@ -77,7 +80,10 @@ def set_momentum(group: dict, momentum: float, use_beta1: bool) -> None:
 
 def functions_state(functions: list) -> list:
     """What a state_dict keeps of user functions: the attributes of callable objects, None for plain functions."""
-    return [None if isinstance(fn, types.FunctionType) else fn.__dict__.copy() for fn in functions]
+    return [
+        None if isinstance(fn, types.FunctionType) else fn.__dict__.copy()
+        for fn in functions
+    ]
 
 
 def load_functions_state(functions: list, saved: list) -> None:

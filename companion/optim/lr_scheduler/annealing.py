@@ -6,7 +6,11 @@ import math
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from companion.optim.lr_scheduler._base import group_values, set_group_value, warn_outside_step
+from companion.optim.lr_scheduler._base import (
+    group_values,
+    set_group_value,
+    warn_outside_step,
+)
 
 
 class ConstantLR(LRScheduler):
@@ -17,9 +21,17 @@ class ConstantLR(LRScheduler):
         \text{recursive:}\ \eta_0 \leftarrow c\,\eta_0, \quad \eta_T = \eta_{T-1} / c .
     """
 
-    def __init__(self, optimizer: Optimizer, factor: float = 1.0 / 3, total_iters: int = 5, last_epoch: int = -1) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        factor: float = 1.0 / 3,
+        total_iters: int = 5,
+        last_epoch: int = -1,
+    ) -> None:
         if factor > 1.0 or factor < 0:
-            raise ValueError("Constant multiplicative factor expected to be between 0 and 1.")
+            raise ValueError(
+                "Constant multiplicative factor expected to be between 0 and 1."
+            )
         self.factor = factor
         self.total_iters = total_iters
         super().__init__(optimizer, last_epoch)
@@ -37,7 +49,9 @@ class ConstantLR(LRScheduler):
     def _get_closed_form_lr(self) -> list:
         done = self.last_epoch >= self.total_iters
         # η_t = η_0 (c + [t ≥ T](1 − c))
-        return [eta0 * (self.factor + done * (1 - self.factor)) for eta0 in self.base_lrs]
+        return [
+            eta0 * (self.factor + done * (1 - self.factor)) for eta0 in self.base_lrs
+        ]
 
 
 class LinearLR(LRScheduler):
@@ -53,13 +67,21 @@ class LinearLR(LRScheduler):
     """
 
     def __init__(
-        self, optimizer: Optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
-        total_iters: int = 5, last_epoch: int = -1,
+        self,
+        optimizer: Optimizer,
+        start_factor: float = 1.0 / 3,
+        end_factor: float = 1.0,
+        total_iters: int = 5,
+        last_epoch: int = -1,
     ) -> None:
         if start_factor > 1.0 or start_factor <= 0:
-            raise ValueError("Starting multiplicative factor expected to be greater than 0 and less or equal to 1.")
+            raise ValueError(
+                "Starting multiplicative factor expected to be greater than 0 and less or equal to 1."
+            )
         if end_factor > 1.0 or end_factor < 0:
-            raise ValueError("Ending multiplicative factor expected to be between 0 and 1.")
+            raise ValueError(
+                "Ending multiplicative factor expected to be between 0 and 1."
+            )
         self.start_factor = start_factor
         self.end_factor = end_factor
         self.total_iters = total_iters
@@ -67,7 +89,12 @@ class LinearLR(LRScheduler):
 
     def get_lr(self) -> list:
         warn_outside_step(self)
-        s, e, T, t = self.start_factor, self.end_factor, self.total_iters, self.last_epoch
+        s, e, T, t = (
+            self.start_factor,
+            self.end_factor,
+            self.total_iters,
+            self.last_epoch,
+        )
         if t == 0:
             # η_0 ← s η_0
             return [g["lr"] * s for g in self.optimizer.param_groups]
@@ -80,7 +107,9 @@ class LinearLR(LRScheduler):
     def _get_closed_form_lr(self) -> list:
         s, e, T = self.start_factor, self.end_factor, self.total_iters
         # η_t = η_0 (s + (e − s) min(t, T)/T)
-        return [eta0 * (s + (e - s) * min(T, self.last_epoch) / T) for eta0 in self.base_lrs]
+        return [
+            eta0 * (s + (e - s) * min(T, self.last_epoch) / T) for eta0 in self.base_lrs
+        ]
 
 
 class PolynomialLR(LRScheduler):
@@ -91,7 +120,13 @@ class PolynomialLR(LRScheduler):
         \text{recursive:}\ \eta_t = \eta_{t-1} \Bigl(\frac{1 - t/T}{1 - (t-1)/T}\Bigr)^p \quad (1 \le t \le T).
     """
 
-    def __init__(self, optimizer: Optimizer, total_iters: int = 5, power: float = 1.0, last_epoch: int = -1) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        total_iters: int = 5,
+        power: float = 1.0,
+        last_epoch: int = -1,
+    ) -> None:
         self.total_iters = total_iters
         self.power = power
         super().__init__(optimizer, last_epoch)
@@ -108,7 +143,10 @@ class PolynomialLR(LRScheduler):
     def _get_closed_form_lr(self) -> list:
         T = self.total_iters
         # η_t = η_0 (1 − min(t, T)/T)^p
-        return [eta0 * (1.0 - min(T, self.last_epoch) / T) ** self.power for eta0 in self.base_lrs]
+        return [
+            eta0 * (1.0 - min(T, self.last_epoch) / T) ** self.power
+            for eta0 in self.base_lrs
+        ]
 
 
 class CosineAnnealingLR(LRScheduler):
@@ -127,14 +165,23 @@ class CosineAnnealingLR(LRScheduler):
     resume (``last_epoch > 0``), where it takes the closed form.
     """
 
-    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        T_max: int,
+        eta_min: float = 0.0,
+        last_epoch: int = -1,
+    ) -> None:
         self.T_max = T_max
         self.eta_min = eta_min
         super().__init__(optimizer, last_epoch)
 
     def _closed(self, eta0: float, t: float) -> float:
         # η_t = η_min + (η_0 − η_min)(1 + cos(π t / T)) / 2
-        return self.eta_min + (eta0 - self.eta_min) * (1 + math.cos(t * math.pi / self.T_max)) / 2
+        return (
+            self.eta_min
+            + (eta0 - self.eta_min) * (1 + math.cos(t * math.pi / self.T_max)) / 2
+        )
 
     def get_lr(self) -> list:
         warn_outside_step(self)
@@ -144,9 +191,14 @@ class CosineAnnealingLR(LRScheduler):
             return group_values(self.optimizer, "lr")
         if self._step_count == 1 and t > 0:  # resumed: start from the closed form
             return [self._closed(eta0, t) for eta0 in self.base_lrs]
-        if (t - 1 - T) % (2 * T) == 0:  # η_{t−1} = η_min: the ratio is 0/0, add the closed form's increment
+        if (t - 1 - T) % (
+            2 * T
+        ) == 0:  # η_{t−1} = η_min: the ratio is 0/0, add the closed form's increment
             # η_t = η_{t−1} + (η_0 − η_min)(1 − cos(π/T)) / 2
-            return [g["lr"] + (eta0 - lo) * (1 - math.cos(math.pi / T)) / 2 for eta0, g in zip(self.base_lrs, groups)]
+            return [
+                g["lr"] + (eta0 - lo) * (1 - math.cos(math.pi / T)) / 2
+                for eta0, g in zip(self.base_lrs, groups)
+            ]
         # η_t = η_min + (η_{t−1} − η_min) (1 + cos(π t/T)) / (1 + cos(π (t−1)/T))
         ratio = (1 + math.cos(math.pi * t / T)) / (1 + math.cos(math.pi * (t - 1) / T))
         return [ratio * (g["lr"] - lo) + lo for g in groups]
@@ -168,13 +220,22 @@ class CosineAnnealingWarmRestarts(LRScheduler):
     ``step(epoch)`` may be given a fractional epoch (a step after every batch).
     """
 
-    def __init__(self, optimizer: Optimizer, T_0: int, T_mult: int = 1, eta_min: float = 0.0, last_epoch: int = -1) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        T_0: int,
+        T_mult: int = 1,
+        eta_min: float = 0.0,
+        last_epoch: int = -1,
+    ) -> None:
         if T_0 <= 0 or not isinstance(T_0, int):
             raise ValueError(f"Expected positive integer T_0, but got {T_0}")
         if T_mult < 1 or not isinstance(T_mult, int):
             raise ValueError(f"Expected integer T_mult >= 1, but got {T_mult}")
         if not isinstance(eta_min, (float, int)):
-            raise ValueError(f"Expected float or int eta_min, but got {eta_min} of type {type(eta_min)}")
+            raise ValueError(
+                f"Expected float or int eta_min, but got {eta_min} of type {type(eta_min)}"
+            )
         self.T_0 = T_0
         self.T_i = T_0
         self.T_mult = T_mult
@@ -185,8 +246,13 @@ class CosineAnnealingWarmRestarts(LRScheduler):
     def get_lr(self) -> list:
         warn_outside_step(self)
         # η = η_min + (η_0 − η_min)(1 + cos(π T_cur / T_i)) / 2
-        return [self.eta_min + (eta0 - self.eta_min) * (1 + math.cos(math.pi * self.T_cur / self.T_i)) / 2
-                for eta0 in self.base_lrs]
+        return [
+            self.eta_min
+            + (eta0 - self.eta_min)
+            * (1 + math.cos(math.pi * self.T_cur / self.T_i))
+            / 2
+            for eta0 in self.base_lrs
+        ]
 
     def _locate(self, epoch: float) -> None:
         """Set T_i and T_cur for an explicit epoch: the periods T_0, T_0 m, T_0 m², ... end at T_0 (m^n − 1)/(m − 1)."""

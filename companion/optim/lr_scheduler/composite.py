@@ -14,14 +14,18 @@ from companion.optim.lr_scheduler._base import group_values, set_group_value, wi
 def _is_plateau(scheduler) -> bool:
     from companion.optim.lr_scheduler.plateau import ReduceLROnPlateau
 
-    return isinstance(scheduler, (ReduceLROnPlateau, torch.optim.lr_scheduler.ReduceLROnPlateau))
+    return isinstance(
+        scheduler, (ReduceLROnPlateau, torch.optim.lr_scheduler.ReduceLROnPlateau)
+    )
 
 
 def _check_members(owner: str, optimizer: Optimizer, schedulers: Sequence) -> None:
     """torch's checks: each member has an optimizer, is not a plateau scheduler, and shares ``optimizer``."""
     for i, s in enumerate(schedulers):
         if not hasattr(s, "optimizer"):
-            raise TypeError(f"{owner} at index {i} should have `optimizer` as its attribute.")
+            raise TypeError(
+                f"{owner} at index {i} should have `optimizer` as its attribute."
+            )
         if _is_plateau(s):
             raise ValueError(
                 f"{owner} does not support `ReduceLROnPlateau` scheduler as it "
@@ -62,10 +66,18 @@ class SequentialLR(_MembersInState, LRScheduler):
         \eta_t = \begin{cases} S_0(t) & t < m_1 \\ S_1(t - m_1) & m_1 \le t < m_2 \\ \dots \end{cases}
     """
 
-    def __init__(self, optimizer: Optimizer, schedulers: list, milestones: list[int], last_epoch: int = -1) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        schedulers: list,
+        milestones: list[int],
+        last_epoch: int = -1,
+    ) -> None:
         owner = self.__class__.__name__
         if len(schedulers) < 1:
-            raise ValueError(f"{owner} expects at least one scheduler, but got no scheduler.")
+            raise ValueError(
+                f"{owner} expects at least one scheduler, but got no scheduler."
+            )
         _check_members(owner, optimizer, schedulers)
         if len(milestones) != len(schedulers) - 1:
             raise ValueError(
@@ -102,7 +114,9 @@ class SequentialLR(_MembersInState, LRScheduler):
         j = bisect_right(self._milestones, self.last_epoch)
         current = self._schedulers[j]
         if j > 0 and self._milestones[j - 1] == self.last_epoch:
-            current._update_lr(0)  # S_j at its own epoch 0 (closed form where it has one)
+            current._update_lr(
+                0
+            )  # S_j at its own epoch 0 (closed form where it has one)
         else:
             current.step()
         self._last_lr = current.get_last_lr()
@@ -118,10 +132,14 @@ class ChainedScheduler(_MembersInState, LRScheduler):
         \eta_t = \eta_{t-1} \prod_{i} \frac{f_i(t)}{f_i(t-1)} .
     """
 
-    def __init__(self, schedulers: Sequence, optimizer: Optimizer | None = None) -> None:
+    def __init__(
+        self, schedulers: Sequence, optimizer: Optimizer | None = None
+    ) -> None:
         owner = self.__class__.__name__
         if len(schedulers) < 1:
-            raise ValueError(f"{owner} expects at least one scheduler to be chained, but got no scheduler.")
+            raise ValueError(
+                f"{owner} expects at least one scheduler to be chained, but got no scheduler."
+            )
         optimizer = optimizer or schedulers[0].optimizer
         _check_members(owner, optimizer, schedulers)
         self._schedulers = schedulers

@@ -8,9 +8,17 @@ from typing import Callable
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from companion.optim.lr_scheduler._base import check_is_optimizer, per_group, set_group_value, set_momentum, warn_outside_step
+from companion.optim.lr_scheduler._base import (
+    check_is_optimizer,
+    per_group,
+    set_group_value,
+    set_momentum,
+    warn_outside_step,
+)
 
-MOMENTUM_REQUIRED = "optimizer must support momentum or beta1 with `cycle_momentum` option enabled"
+MOMENTUM_REQUIRED = (
+    "optimizer must support momentum or beta1 with `cycle_momentum` option enabled"
+)
 
 
 def _momentum_kind(optimizer: Optimizer) -> bool:
@@ -36,10 +44,20 @@ class CyclicLR(LRScheduler):
     """
 
     def __init__(
-        self, optimizer: Optimizer, base_lr: float | list[float], max_lr: float | list[float],
-        step_size_up: int = 2000, step_size_down: int | None = None, mode: str = "triangular",
-        gamma: float = 1.0, scale_fn: Callable[[float], float] | None = None, scale_mode: str = "cycle",
-        cycle_momentum: bool = True, base_momentum: float = 0.8, max_momentum: float = 0.9, last_epoch: int = -1,
+        self,
+        optimizer: Optimizer,
+        base_lr: float | list[float],
+        max_lr: float | list[float],
+        step_size_up: int = 2000,
+        step_size_down: int | None = None,
+        mode: str = "triangular",
+        gamma: float = 1.0,
+        scale_fn: Callable[[float], float] | None = None,
+        scale_mode: str = "cycle",
+        cycle_momentum: bool = True,
+        base_momentum: float = 0.8,
+        max_momentum: float = 0.9,
+        last_epoch: int = -1,
     ) -> None:
         check_is_optimizer(optimizer)
         self.optimizer = optimizer
@@ -65,7 +83,9 @@ class CyclicLR(LRScheduler):
             self.base_momentums = per_group("base_momentum", optimizer, base_momentum)
             self.max_momentums = per_group("max_momentum", optimizer, max_momentum)
             if last_epoch == -1:
-                for mu_max, mu_base, group in zip(self.max_momentums, self.base_momentums, optimizer.param_groups):
+                for mu_max, mu_base, group in zip(
+                    self.max_momentums, self.base_momentums, optimizer.param_groups
+                ):
                     set_momentum(group, mu_max, self.use_beta1)
                     group["max_momentum"] = mu_max
                     group["base_momentum"] = mu_base
@@ -101,9 +121,13 @@ class CyclicLR(LRScheduler):
         h = x / r if x <= r else (x - 1) / (r - 1)
         sigma = self.scale_fn(cycle if self.scale_mode == "cycle" else t)
         # η_t = η_base + (η_max − η_base) h σ
-        lrs = [lo + (hi - lo) * h * sigma for lo, hi in zip(self.base_lrs, self.max_lrs)]
+        lrs = [
+            lo + (hi - lo) * h * sigma for lo, hi in zip(self.base_lrs, self.max_lrs)
+        ]
         if self.cycle_momentum:
-            for mu_lo, mu_hi, group in zip(self.base_momentums, self.max_momentums, self.optimizer.param_groups):
+            for mu_lo, mu_hi, group in zip(
+                self.base_momentums, self.max_momentums, self.optimizer.param_groups
+            ):
                 # μ_t = μ_max − (μ_max − μ_base) h σ
                 set_momentum(group, mu_hi - (mu_hi - mu_lo) * h * sigma, self.use_beta1)
         return lrs
@@ -112,12 +136,22 @@ class CyclicLR(LRScheduler):
         state = super().state_dict()
         fn = state.pop("_scale_fn_custom")
         # a plain function cannot be saved; a callable object keeps its attributes
-        state["_scale_fn_custom"] = None if fn is None or isinstance(fn, types.FunctionType) else fn.__dict__.copy()
+        state["_scale_fn_custom"] = (
+            None
+            if fn is None or isinstance(fn, types.FunctionType)
+            else fn.__dict__.copy()
+        )
         return state
 
     def load_state_dict(self, state_dict: dict) -> None:
         saved_fn = state_dict.get("_scale_fn_custom")
-        self.__dict__.update({k: v for k, v in state_dict.items() if k not in ("_scale_fn_custom", "_scale_fn_ref")})
+        self.__dict__.update(
+            {
+                k: v
+                for k, v in state_dict.items()
+                if k not in ("_scale_fn_custom", "_scale_fn_ref")
+            }
+        )
         if saved_fn is not None:
             self._scale_fn_custom.__dict__.update(saved_fn)
         self._init_scale_fn()

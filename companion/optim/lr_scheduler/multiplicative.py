@@ -9,7 +9,11 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from companion.optim.lr_scheduler._base import (
-    functions_state, group_values, load_functions_state, warn_outside_step, without,
+    functions_state,
+    group_values,
+    load_functions_state,
+    warn_outside_step,
+    without,
 )
 
 
@@ -17,7 +21,9 @@ def _one_function_per_group(optimizer: Optimizer, lr_lambda) -> list:
     if not isinstance(lr_lambda, (list, tuple)):
         return [lr_lambda] * len(optimizer.param_groups)
     if len(lr_lambda) != len(optimizer.param_groups):
-        raise ValueError(f"Expected {len(optimizer.param_groups)} lr_lambdas, but got {len(lr_lambda)}")
+        raise ValueError(
+            f"Expected {len(optimizer.param_groups)} lr_lambdas, but got {len(lr_lambda)}"
+        )
     return list(lr_lambda)
 
 
@@ -44,7 +50,12 @@ class LambdaLR(_FunctionsInState, LRScheduler):
         \eta_t = \eta_0\, \lambda(t) .
     """
 
-    def __init__(self, optimizer: Optimizer, lr_lambda: Callable[[int], float] | list, last_epoch: int = -1) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        lr_lambda: Callable[[int], float] | list,
+        last_epoch: int = -1,
+    ) -> None:
         self.optimizer = optimizer
         self.lr_lambdas = _one_function_per_group(optimizer, lr_lambda)
         super().__init__(optimizer, last_epoch)
@@ -52,7 +63,10 @@ class LambdaLR(_FunctionsInState, LRScheduler):
     def get_lr(self) -> list:
         warn_outside_step(self)
         # η_t = η_0 λ(t)
-        return [eta0 * lam(self.last_epoch) for lam, eta0 in zip(self.lr_lambdas, self.base_lrs)]
+        return [
+            eta0 * lam(self.last_epoch)
+            for lam, eta0 in zip(self.lr_lambdas, self.base_lrs)
+        ]
 
 
 class MultiplicativeLR(_FunctionsInState, LRScheduler):
@@ -64,12 +78,19 @@ class MultiplicativeLR(_FunctionsInState, LRScheduler):
         \eta_t = \eta_{t-1}\, \lambda(t) \quad (t \ge 1), \qquad \eta_0 \text{ unchanged at construction.}
     """
 
-    def __init__(self, optimizer: Optimizer, lr_lambda: Callable[[int], float] | list, last_epoch: int = -1) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        lr_lambda: Callable[[int], float] | list,
+        last_epoch: int = -1,
+    ) -> None:
         self.optimizer = optimizer
         self.lr_lambdas = _one_function_per_group(optimizer, lr_lambda)
         for fn in self.lr_lambdas:
             if not callable(fn):
-                raise TypeError(f"lr_lambda should be a function, but got {type(fn).__name__}")
+                raise TypeError(
+                    f"lr_lambda should be a function, but got {type(fn).__name__}"
+                )
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list:
@@ -77,7 +98,10 @@ class MultiplicativeLR(_FunctionsInState, LRScheduler):
         if self._is_initial:
             return group_values(self.optimizer, "lr")
         # η_t = η_{t−1} λ(t)
-        return [g["lr"] * lam(self.last_epoch) for lam, g in zip(self.lr_lambdas, self.optimizer.param_groups)]
+        return [
+            g["lr"] * lam(self.last_epoch)
+            for lam, g in zip(self.lr_lambdas, self.optimizer.param_groups)
+        ]
 
 
 class StepLR(LRScheduler):
@@ -91,7 +115,13 @@ class StepLR(LRScheduler):
     ``step()`` applies the recursive form; an explicit epoch uses the closed form.
     """
 
-    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        step_size: int,
+        gamma: float = 0.1,
+        last_epoch: int = -1,
+    ) -> None:
         self.step_size = step_size
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
@@ -106,7 +136,10 @@ class StepLR(LRScheduler):
 
     def _get_closed_form_lr(self) -> list:
         # η_t = η_0 γ^⌊t/s⌋
-        return [eta0 * self.gamma ** (self.last_epoch // self.step_size) for eta0 in self.base_lrs]
+        return [
+            eta0 * self.gamma ** (self.last_epoch // self.step_size)
+            for eta0 in self.base_lrs
+        ]
 
 
 class MultiStepLR(LRScheduler):
@@ -120,7 +153,13 @@ class MultiStepLR(LRScheduler):
         \text{recursive:}\ \eta_t = \eta_{t-1}\, \gamma^{m(t)} .
     """
 
-    def __init__(self, optimizer: Optimizer, milestones: Iterable[int], gamma: float = 0.1, last_epoch: int = -1) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        milestones: Iterable[int],
+        gamma: float = 0.1,
+        last_epoch: int = -1,
+    ) -> None:
         self.milestones = Counter(milestones)
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
@@ -130,7 +169,10 @@ class MultiStepLR(LRScheduler):
         if self.last_epoch not in self.milestones:
             return group_values(self.optimizer, "lr")
         # η_t = η_{t−1} γ^{m(t)}
-        return [g["lr"] * self.gamma ** self.milestones[self.last_epoch] for g in self.optimizer.param_groups]
+        return [
+            g["lr"] * self.gamma ** self.milestones[self.last_epoch]
+            for g in self.optimizer.param_groups
+        ]
 
     def _get_closed_form_lr(self) -> list:
         passed = bisect_right(sorted(self.milestones.elements()), self.last_epoch)
@@ -145,7 +187,9 @@ class ExponentialLR(LRScheduler):
         \text{closed:}\ \eta_t = \eta_0\, \gamma^t, \qquad \text{recursive:}\ \eta_t = \gamma\, \eta_{t-1} .
     """
 
-    def __init__(self, optimizer: Optimizer, gamma: float, last_epoch: int = -1) -> None:
+    def __init__(
+        self, optimizer: Optimizer, gamma: float, last_epoch: int = -1
+    ) -> None:
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 

@@ -5,7 +5,11 @@ from math import inf
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from companion.optim.lr_scheduler._base import check_is_optimizer, group_values, set_group_value
+from companion.optim.lr_scheduler._base import (
+    check_is_optimizer,
+    group_values,
+    set_group_value,
+)
 
 
 class ReduceLROnPlateau(LRScheduler):
@@ -24,9 +28,16 @@ class ReduceLROnPlateau(LRScheduler):
     """
 
     def __init__(
-        self, optimizer: Optimizer, mode: str = "min", factor: float = 0.1, patience: int = 10,
-        threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0,
-        min_lr: list[float] | float = 0, eps: float = 1e-8,
+        self,
+        optimizer: Optimizer,
+        mode: str = "min",
+        factor: float = 0.1,
+        patience: int = 10,
+        threshold: float = 1e-4,
+        threshold_mode: str = "rel",
+        cooldown: int = 0,
+        min_lr: list[float] | float = 0,
+        eps: float = 1e-8,
     ) -> None:
         if factor >= 1.0:
             raise ValueError("Factor should be < 1.0.")
@@ -35,7 +46,9 @@ class ReduceLROnPlateau(LRScheduler):
         self.optimizer = optimizer
         if isinstance(min_lr, (list, tuple)):
             if len(min_lr) != len(optimizer.param_groups):
-                raise ValueError(f"expected {len(optimizer.param_groups)} min_lrs, got {len(min_lr)}")
+                raise ValueError(
+                    f"expected {len(optimizer.param_groups)} min_lrs, got {len(min_lr)}"
+                )
             self.default_min_lr = None
             self.min_lrs = list(min_lr)
         else:
@@ -46,7 +59,9 @@ class ReduceLROnPlateau(LRScheduler):
         self.eps = eps
         self.last_epoch = 0
         self._last_lr = group_values(optimizer, "lr")
-        self._init_is_better(mode=mode, threshold=threshold, threshold_mode=threshold_mode)
+        self._init_is_better(
+            mode=mode, threshold=threshold, threshold_mode=threshold_mode
+        )
         self._reset()
 
     def _reset(self) -> None:
@@ -63,7 +78,9 @@ class ReduceLROnPlateau(LRScheduler):
         rel, lower = self.threshold_mode == "rel", self.mode == "min"
         if lower:
             # a < b(1 − θ)  or  a < b − θ
-            return a < best * (1.0 - self.threshold) if rel else a < best - self.threshold
+            return (
+                a < best * (1.0 - self.threshold) if rel else a < best - self.threshold
+            )
         # a > b(1 + θ)  or  a > b + θ
         return a > best * (self.threshold + 1.0) if rel else a > best + self.threshold
 
@@ -113,4 +130,6 @@ class ReduceLROnPlateau(LRScheduler):
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.__dict__.update(state_dict)
-        self._init_is_better(mode=self.mode, threshold=self.threshold, threshold_mode=self.threshold_mode)
+        self._init_is_better(
+            mode=self.mode, threshold=self.threshold, threshold_mode=self.threshold_mode
+        )
