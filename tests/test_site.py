@@ -2,9 +2,15 @@
 the network blocked, so that anything the site needs from outside (a CDN's MathJax, a web font) fails.
 
 For every page: the math is typeset (MathJax's `mjx-container`s where the page has math, no TeX error,
-no raw ``\\(`` or ``\\[`` left in the text), every image has loaded (natural width > 0), every internal
+no raw ``\\(`` or ``\\[`` left in the text), no raw markup either (``\\_``, ``{term}``, ``{doc}``,
+``.. math::``, ``:math:`` outside code), every image has loaded (natural width > 0), every internal
 link points to a page that exists and, for ``#anchor`` links, to an id on it, and the console shows no
-error. And the search page finds "Adam" in the Adam chapter.
+error. Figures, tables and exercises are numbered within their chapter: on the page titled "5.1 ...",
+Fig. 5.1.1, 5.1.2, ... and Exercise 5.1.1, ... in order (a page without a number counts from 1), and a
+``{numref}`` to a number on the same page shows that number. Nothing is wider than the page's column
+(``article.bd-article``), at a desktop width (1400 px) and on a phone (400 px, the same page resized),
+except inside an element that scrolls sideways (code blocks, table wrappers). And the search page
+finds "Adam" in the Adam chapter.
 
 Run after the book build (`jupyter-book build . -W -n --keep-going`):  `pytest -s tests/test_site.py`.
 It skips, saying why, when `_build/html` is missing or when Chromium or Playwright is not installed
@@ -19,6 +25,7 @@ import http.server
 import json
 import os
 import pathlib
+import re
 import shutil
 import tempfile
 import threading
@@ -43,6 +50,10 @@ FLAGS = [
     "--disable-sync",
 ]
 TIMEOUT_MS = 60_000  # one page, MathJax included, on a busy 2-core machine
+DESKTOP, PHONE = 1400, 400  # viewport widths in CSS px
+# Markup that leaked into the text (MyST roles left unparsed, reST from a docstring, an escaped
+# underscore in math text); code, code blocks and typeset math are not searched.
+RAW_MARKUP = ["\\_", "{term}", "{doc}", ".. math::", ":math:"]
 REQUIRED = os.environ.get("COMPANION_SITE_TEST_REQUIRED") == "1"
 
 
@@ -101,6 +112,7 @@ def ids_of(path: pathlib.Path) -> frozenset:
 
 # Runs in the page: waits for MathJax's first typesetting pass, then reports what a reader would see.
 INSPECT = """async () => {
+  const RAW_MARKUP = __RAW_MARKUP__;
   if (document.querySelector('script[src*="mathjax"]')) {
     for (let i = 0; i < 600 && !(window.MathJax && MathJax.startup && MathJax.startup.promise); i++)
       await new Promise(r => setTimeout(r, 50));
@@ -110,12 +122,22 @@ INSPECT = """async () => {
   await Promise.all([...document.images].map(img => img.decode().catch(() => null)));
   const skip = el => el.closest('pre, code, script, style, textarea, mjx-container, .highlight');
   const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-  const raw = [];
+  const raw = [], markup = [];
   for (let n = walker.nextNode(); n; n = walker.nextNode()) {
     const t = n.textContent;
     if ((t.includes('\\\\(') || t.includes('\\\\[')) && !skip(n.parentElement)) raw.push(t.trim().slice(0, 80));
+    const leaked = RAW_MARKUP.filter(m => t.includes(m));
+    if (leaked.length && !skip(n.parentElement)) markup.push(`${leaked.join(' ')} in ${JSON.stringify(t.trim().slice(0, 80))}`);
   }
-  return {
+  // numbers the page defines (figure and table captions, exercise titles), in page order, and the
+  // {numref}s to this page with the number they show and the number of their target
+  const captions = [...document.querySelectorAll('.caption-number')].map(c => c.textContent.trim());
+  const numrefs = [...document.querySelectorAll('a.reference.internal[href^="#"] .std-numref')].map(r => {
+    const target = document.getElementById(decodeURIComponent(r.closest('a').hash.slice(1)));
+    const number = target && target.querySelector('.caption-number');
+    return {shows: r.textContent.trim(), target: number ? number.textContent.trim() : null};
+  });
+  return {markup, captions, numrefs,
     title: (document.querySelector('h1') || {}).textContent || '',
     mathjax: !!(window.MathJax && MathJax.version), math_nodes: document.querySelectorAll('.math').length,
     typeset: document.querySelectorAll('mjx-container').length,
@@ -124,6 +146,43 @@ INSPECT = """async () => {
     images: [...document.images].map(i => ({src: i.currentSrc || i.src, ok: i.complete && i.naturalWidth > 0})),
     links: [...document.querySelectorAll('a[href]')].map(a => a.href),
   };
+}""".replace("__RAW_MARKUP__", json.dumps(RAW_MARKUP))
+
+# Runs in the page: the outermost elements that stick out of the column (``article.bd-article``, its
+# border box) and are not inside an element that scrolls sideways, folded content included; and
+# whether the page itself is wider than the window. Visually hidden copies (MathJax's assistive
+# MathML) and fixed elements (buttons over the page) do not count. It opens the page's folds: run it
+# last.
+OVERFLOW = """() => {
+  const col = document.querySelector('article.bd-article') || document.querySelector('main');
+  if (!col) return {wide: [], page: document.documentElement.scrollWidth, window: innerWidth};
+  // what a reader can unfold counts too: folded cells (<details>) are opened, and the content of a
+  // folded solution (sphinx-togglebutton's, visibility: hidden) is measured as it lies
+  for (const d of col.querySelectorAll('details')) d.open = true;
+  const c = col.getBoundingClientRect();
+  const out = r => r.right > c.right + 1 || r.left < c.left - 1;
+  const scrolls = el => {
+    for (let a = el.parentElement; a && a !== col; a = a.parentElement) {
+      const o = getComputedStyle(a).overflowX;
+      if (o === 'auto' || o === 'scroll') return true;
+    }
+    return false;
+  };
+  const counts = el => {
+    const r = el.getBoundingClientRect(), style = getComputedStyle(el);
+    return r.width > 0 && style.position !== 'fixed' && !el.closest('mjx-assistive-mml')
+      && out(r) && !scrolls(el);
+  };
+  const wide = [];
+  for (const el of col.querySelectorAll('*')) {
+    if (!counts(el) || (el.parentElement !== col && counts(el.parentElement))) continue;
+    const r = el.getBoundingClientRect();
+    const name = el.tagName.toLowerCase() + (el.id ? '#' + el.id : '')
+      + [...el.classList].slice(0, 2).map(k => '.' + k).join('');
+    wide.push(`${name} spans ${Math.round(r.left)}..${Math.round(r.right)} px, the column`
+      + ` ${Math.round(c.left)}..${Math.round(c.right)}: ${JSON.stringify(el.textContent.trim().slice(0, 60))}`);
+  }
+  return {wide, page: document.documentElement.scrollWidth, window: innerWidth};
 }"""
 
 
@@ -167,6 +226,7 @@ def site():
             args=FLAGS,
             chromium_sandbox=False,
             service_workers="block",
+            viewport={"width": DESKTOP, "height": 900},
         )
         context.set_default_timeout(TIMEOUT_MS)
         context.route("**/*", only_localhost)
@@ -196,8 +256,9 @@ COUNTS = {
 }
 
 
-def visit(site, url):
-    """Open ``url``; return what the page showed and every console error and blocked request on the way."""
+def visit(site, url, overflow_at_phone=False):
+    """Open ``url``; return what the page showed (at ``DESKTOP`` width, and what sticks out of the column
+    at ``PHONE`` width too if asked) and every console error and blocked request on the way."""
     page, errors = site["page"], []
     on_console = lambda msg: (
         errors.append(f"console {msg.type}: {msg.text}")
@@ -211,6 +272,14 @@ def visit(site, url):
     try:
         page.goto(url, wait_until="load")
         seen = page.evaluate(INSPECT)
+        seen["overflow"] = {DESKTOP: page.evaluate(OVERFLOW)}
+        if overflow_at_phone:  # the same page, resized: no second load or typesetting
+            page.set_viewport_size({"width": PHONE, "height": 800})
+            page.evaluate(
+                "() => new Promise(r => requestAnimationFrame(() => setTimeout(r, 50)))"
+            )
+            seen["overflow"][PHONE] = page.evaluate(OVERFLOW)
+            page.set_viewport_size({"width": DESKTOP, "height": 900})
     finally:
         page.remove_listener("console", on_console)
         page.remove_listener("pageerror", on_error)
@@ -232,13 +301,47 @@ def broken_link(href: str, base: str) -> str | None:
     return None
 
 
+CHAPTER_NUMBER = re.compile(r"\s*(\d+(?:\.\d+)*)\.?(?:\s|$)")
+LABEL = re.compile(r"(.*?)\s*(\d+(?:\.\d+)*)$")
+
+
+def numbering_problems(
+    title: str, captions: list[str], numrefs: list[dict]
+) -> list[str]:
+    """Numbers that do not restart in this chapter: each kind ("Fig.", "Exercise", "Table") must run
+    <chapter>.1, <chapter>.2, ... in page order (1, 2, ... on a page without a number in its title),
+    and a reference to a number on the page must show that number."""
+    chapter = CHAPTER_NUMBER.match(title)
+    prefix = chapter.group(1) + "." if chapter else ""
+    problems, seen = [], {}
+    for caption in captions:
+        label = LABEL.match(caption)
+        if label is None:
+            problems.append(f"caption number without a number: {caption!r}")
+            continue
+        kind, number = label.groups()
+        seen[kind] = seen.get(kind, 0) + 1
+        expected = f"{prefix}{seen[kind]}"
+        if number != expected:
+            problems.append(
+                f"{caption} is number {seen[kind]} of its kind on the page "
+                f"titled {title.strip()!r}: expected {kind} {expected}"
+            )
+    problems += [
+        f"a reference shows {r['shows']!r} but its target is numbered {r['target']!r}"
+        for r in numrefs
+        if r["target"] is not None and r["shows"] != r["target"]
+    ]
+    return problems
+
+
 @pytest.mark.parametrize("name", PAGES)
 def test_page(site, name):
     url = site["base"] + name + ".html"
     assert (SITE / f"{name}.html").is_file(), (
         f"{name} is in _toc.yml but {name}.html was not built"
     )
-    seen, errors, blocked = visit(site, url)
+    seen, errors, blocked = visit(site, url, overflow_at_phone=True)
     problems = [
         f"blocked request to {u} (the site must not need the network)" for u in blocked
     ]
@@ -253,6 +356,16 @@ def test_page(site, name):
     if seen["tex_errors"]:
         problems.append(f"{seen['tex_errors']} TeX errors (mjx-merror)")
     problems += [f"raw TeX left in the text: {t!r}" for t in seen["raw"]]
+    problems += [f"raw markup in the text: {m}" for m in seen["markup"]]
+    problems += numbering_problems(seen["title"], seen["captions"], seen["numrefs"])
+    for width, overflow in seen["overflow"].items():
+        problems += [
+            f"at {width} px, wider than the column: {w}" for w in overflow["wide"]
+        ]
+        if overflow["page"] > overflow["window"] + 1:
+            problems.append(
+                f"at {width} px, the page is {overflow['page']} px wide: it scrolls sideways"
+            )
     problems += [
         f"image did not load: {i['src']}" for i in seen["images"] if not i["ok"]
     ]
