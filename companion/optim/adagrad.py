@@ -29,7 +29,7 @@ def adagrad_step(
     .. math::
         g_t &= \pm\nabla f(\theta_{t-1}) + \lambda\,\theta_{t-1} \\
         \eta_t &= \gamma \,/\, \bigl(1 + (t - 1)\,\delta\bigr) \\
-        G_t &= G_{t-1} + g_t \odot g_t \qquad (G_0 = \text{initial\_accumulator\_value}) \\
+        G_t &= G_{t-1} + g_t \odot g_t \qquad (G_0 = \mathtt{initial\_accumulator\_value}) \\
         \theta_t &= \theta_{t-1} - \eta_t\, g_t \,/\, \bigl(\sqrt{G_t} + \epsilon\bigr)
 
     with learning rate γ (``lr``), learning-rate decay δ (``lr_decay``, torch's addition: the paper

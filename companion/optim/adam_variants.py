@@ -32,9 +32,9 @@ def adam_variant_step(
         \theta_t &= \theta_{t-1} - \gamma\, \hat m_t / (\sqrt{\hat v_t} + \epsilon)
             &&\text{(Algorithm 1, torch)} \\
         \theta_t &= \theta_{t-1} - \gamma\, \tfrac{\sqrt{1 - \beta_2^t}}{1 - \beta_1^t}\, m_t / (\sqrt{v_t} + \hat\epsilon)
-            &&\text{(efficient form, } \texttt{eps\_hat=True}) \\
+            &&\text{(efficient form, } \mathtt{eps\_hat=True}) \\
         \theta_t &= \theta_{t-1} - \gamma\, m_t / (\sqrt{v_t} + \epsilon)
-            &&\text{(no bias correction, } \texttt{bias\_correction=False})
+            &&\text{(no bias correction, } \mathtt{bias\_correction=False})
 
     The efficient form equals Algorithm 1 with a time-varying :math:`\epsilon_t = \hat\epsilon / \sqrt{1 - \beta_2^t}`.
     """

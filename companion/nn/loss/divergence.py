@@ -15,7 +15,7 @@ def kl_div(
 
     .. math::
         \ell_i = t_i\,(\log t_i - x_i) \quad(\text{with } 0 \log 0 = 0), \qquad
-        \ell_i = e^{t_i}\,(t_i - x_i) \ \text{if } t \text{ is given as } \log t \ (\texttt{log\_target}).
+        \ell_i = e^{t_i}\,(t_i - x_i) \ \text{if } t \text{ is given as } \log t \ (\mathtt{log\_target}).
 
     Summed over a row, :math:`\sum_c t_c(\log t_c - \log q_c) = \mathrm{KL}(t \,\|\, q)`. Reductions:
     ``sum``; ``batchmean`` = sum / N (the batch size, the first axis), the true mean KL divergence;

@@ -76,7 +76,7 @@ def clip_grad_norm_(
 
     .. math::
         \nu = \big\|\big(\|g_1\|_p, \dots, \|g_k\|_p\big)\big\|_p = \|(g_1, \dots, g_k)\|_p, \qquad
-        g_j \leftarrow g_j \cdot \min\Big(1, \frac{\text{max\_norm}}{\nu + 10^{-6}}\Big).
+        g_j \leftarrow g_j \cdot \min\Big(1, \frac{\mathtt{max\_norm}}{\nu + 10^{-6}}\Big).
 
     Parameters without a gradient are skipped. Returns the total norm ν *before* clipping (a 0-d
     tensor; 0. in float32 when no parameter has a gradient). ``error_if_nonfinite`` raises instead of
