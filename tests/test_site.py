@@ -20,6 +20,7 @@ folder (with its `_toc.yml` and `_build/html`); `CHROMIUM` at another browser bi
 `COMPANION_SITE_TEST_REQUIRED=1` (set by `.ci/run`) turns those skips into failures.
 """
 
+import contextlib
 import functools
 import http.server
 import json
@@ -186,9 +187,10 @@ OVERFLOW = """() => {
 }"""
 
 
-@pytest.fixture(scope="module")
-def site():
-    """A localhost server for `_build/html` and a Chromium that may reach nothing else."""
+@contextlib.contextmanager
+def browser(width: int = DESKTOP, height: int = 900):
+    """A localhost server for `_build/html` and a Chromium that may reach nothing else: yields
+    {"page", "base", "blocked"} (skips, or fails under COMPANION_SITE_TEST_REQUIRED=1, without them)."""
     if not (SITE / "index.html").exists():
         unavailable(
             f"no built site at {SITE}: build it first with `jupyter-book build . -W -n --keep-going`"
@@ -218,26 +220,32 @@ def site():
             blocked.append(route.request.url)
             route.abort()
 
-    with tempfile.TemporaryDirectory() as profile, sync_api.sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            profile,
-            executable_path=exe,
-            headless=True,
-            args=FLAGS,
-            chromium_sandbox=False,
-            service_workers="block",
-            viewport={"width": DESKTOP, "height": 900},
-        )
-        context.set_default_timeout(TIMEOUT_MS)
-        context.route("**/*", only_localhost)
-        page = context.new_page()
-        yield {"page": page, "base": base, "blocked": blocked}
-        context.close()
-    server.shutdown()
-    server.server_close()
-    print(
-        "\n[site] " + json.dumps(COUNTS)
-    )  # what was checked, also kept next to the site
+    try:
+        with tempfile.TemporaryDirectory() as profile, sync_api.sync_playwright() as pw:
+            context = pw.chromium.launch_persistent_context(
+                profile,
+                executable_path=exe,
+                headless=True,
+                args=FLAGS,
+                chromium_sandbox=False,
+                service_workers="block",
+                viewport={"width": width, "height": height},
+            )
+            context.set_default_timeout(TIMEOUT_MS)
+            context.route("**/*", only_localhost)
+            yield {"page": context.new_page(), "base": base, "blocked": blocked}
+            context.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def site():
+    """The browser for every page; afterwards, what was checked (also kept next to the site)."""
+    with browser() as opened:
+        yield opened
+    print("\n[site] " + json.dumps(COUNTS))
     (SITE.parent / "site-test.json").write_text(json.dumps(COUNTS, indent=1) + "\n")
 
 

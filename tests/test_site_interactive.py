@@ -10,10 +10,6 @@ a built site, Chromium or Playwright, and ``COMPANION_BOOK_ROOT`` points it at a
 """
 
 import functools
-import http.server
-import pathlib
-import tempfile
-import threading
 
 import pytest
 
@@ -40,43 +36,8 @@ def page_holding(div_id: str) -> str | None:
 @pytest.fixture(scope="module")
 def site():
     """tests/test_site.py's localhost server and network-blocked Chromium (without its page counts)."""
-    if not (SITE / "index.html").exists():
-        test_site.unavailable(f"no built site at {SITE}: build the book first")
-    exe = test_site.chromium()
-    if exe is None:
-        test_site.unavailable("Chromium not found (set CHROMIUM=/path/to/it)")
-    try:
-        from playwright import sync_api
-    except ImportError:
-        test_site.unavailable("Playwright not installed (`pip install playwright`)")
-    handler = functools.partial(test_site.QuietHandler, directory=str(SITE))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_port}/"
-    blocked: list[str] = []
-
-    def only_localhost(route):
-        if route.request.url.startswith(base):
-            route.continue_()
-        else:
-            blocked.append(route.request.url)
-            route.abort()
-
-    with tempfile.TemporaryDirectory() as profile, sync_api.sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            profile,
-            executable_path=exe,
-            headless=True,
-            args=test_site.FLAGS,
-            chromium_sandbox=False,
-            viewport={"width": 1400, "height": 1000},
-        )
-        context.set_default_timeout(test_site.TIMEOUT_MS)
-        context.route("**/*", only_localhost)
-        yield {"page": context.new_page(), "base": base, "blocked": blocked}
-        context.close()
-    server.shutdown()
-    server.server_close()
+    with test_site.browser(height=1000) as opened:
+        yield opened
 
 
 # What the figure shows now: the moving curve's SVG path and the title.
