@@ -87,8 +87,19 @@ def _solution_lines(name):
     regions = [
         r for c in a.notebook["cells"] for r in asg.solution_regions(asg.cell_source(c))
     ]
+    # a line that the notebook also shows outside its solutions (a signature argument the stub
+    # repeats, once the formatter puts one argument per line) gives nothing away
+    public = ""
+    for c in a.notebook["cells"]:
+        text = asg.cell_source(c)
+        for r in asg.solution_regions(text):
+            text = text.replace(r, "")
+        public += text + "\n"
     lines = {
-        ln.strip() for r in regions for ln in r.splitlines() if len(ln.strip()) >= 24
+        ln.strip()
+        for r in regions
+        for ln in r.splitlines()
+        if len(ln.strip()) >= 24 and ln.strip() not in public
     }
     hidden = {
         f"def {n}(ns)"
@@ -203,7 +214,9 @@ def test_static_rule_finds_the_torch_implementation(source, hit):
         "torch.nn.RMSNorm",
     ]
     found = guard.static_violations(SETUP, [source], forbidden)
-    assert found and found[0].startswith(hit), found
+    assert found and found[0].startswith(
+        f"the from-scratch rule: the answer uses {hit}"
+    )
 
 
 @pytest.mark.parametrize(
@@ -223,6 +236,73 @@ def test_static_rule_allows_the_building_blocks(source):
         "torch.nn.RMSNorm",
     ]
     assert guard.static_violations(SETUP, [source], forbidden) == []
+
+
+@pytest.mark.parametrize(
+    "source, rule",
+    [
+        ("A = getattr(torch.optim, 'Ada' + 'max')", "getattr with a computed name"),
+        ("setattr(torch, name, 1)", "setattr with a computed name"),
+        (
+            "import functools\nfunctools.reduce(getattr, ['optim'], torch)",
+            "getattr with a computed name",
+        ),
+        ("A = eval('torch.optim.SGD')", "eval"),
+        ("exec(compile(src, 'torch/optim/sgd.py', 'exec'))", "exec"),
+        ("m = __import__('torch')", "__import__"),
+        ("import importlib\nimportlib.import_module('torch.optim')", "importlib"),
+        ("import sys\nsys.modules['torch']", "sys.modules"),
+        ("from sys import modules", "sys.modules"),
+        ("torch.sys.modules['torch']", ".sys"),
+        ("import gc\ngc.get_objects()", "gc"),
+        ("import sys\nf = sys._getframe(1)", "sys._getframe"),
+        ("caller = frame.f_back.f_globals", ".f_back"),
+        ("import inspect\ninspect.currentframe()", "inspect"),
+        ("import ctypes", "ctypes"),
+        ("import pickle as p", "pickle"),
+        ("from marshal import loads", "marshal"),
+        ("from operator import attrgetter", "operator.attrgetter"),
+        ("import operator\noperator.methodcaller('step')", "operator.methodcaller"),
+        ("check.__code__ = (lambda ns: None).__code__", ".__code__"),
+        ("g = fn.__globals__", ".__globals__"),
+        ("b = fn.__builtins__", ".__builtins__"),
+        ("f = F.softplus.__wrapped__", ".__wrapped__"),
+        ("Base = torch.optim.SGD.__bases__[0]", ".__bases__"),
+        ("object.__subclasses__()", ".__subclasses__"),
+        ("type(x).__mro__", ".__mro__"),
+        ("A = torch.optim.__dict__['Ada' + 'max']", "a module's __dict__"),
+        ("f = torch._C._VariableFunctions.rms_norm", "torch._C"),
+        ("f = torch.ops.aten.rms_norm", "torch.ops"),
+        (
+            "class A(torch.optim.SGD):\n    __module__ = 'torch.optim'",
+            "an assignment to __module__",
+        ),
+        ("import os\nos.write(5, b'{}')", "os.write"),
+        ("from os import fdopen", "os.fdopen"),
+        ("import os\nos.dup2(1, 2)", "os.dup2"),
+        ("p = '/proc/self/fd/' + str(n)", "a path under /proc or /dev/fd"),
+        ("v = vars(torch.optim)", "vars()"),
+        ("g = globals()", "globals()"),
+    ],
+)
+def test_static_rule_refuses_dynamic_access_naming_the_rule(source, rule):
+    (found,) = guard.static_violations(SETUP, [source], [])
+    assert found.startswith("the no-dynamic-access rule"), found
+    assert f" {rule} (line " in found, found
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "x = getattr(self, 'weight', None)",
+        "self.modules(); self.__dict__; torch.nn.modules.Linear",
+        "import math\nimport numbers\ny = math.sqrt(2)",
+        "import os\nos.getpid()",
+        "s = 'proc'",
+    ],
+)
+def test_static_rule_allows_plain_code(source):
+    assert guard.static_violations(SETUP, [source], []) == []
 
 
 def test_runtime_guard_refuses_only_calls_from_the_answer(monkeypatch):

@@ -91,7 +91,15 @@ def test_grader_survives_hostile_submissions(tmp_path):
     limits = sandbox.Limits(wall_s=60, check_s=20, answer_s=8, memory_mb=1536)
     results = {
         r.submission: r
-        for r in grader.grade("adamax", paths, out, jobs=2, limits=limits, root=root)
+        for r in grader.grade(
+            "adamax",
+            paths,
+            out,
+            jobs=2,
+            limits=limits,
+            root=root,
+            allow_unsandboxed=True,
+        )
     }
     grades = read_grades(out)
     assert _sha(checks_file) == before, "a submission rewrote the hidden checks"
@@ -111,11 +119,12 @@ def test_grader_survives_hostile_submissions(tmp_path):
     assert "time limit" in why["ignores_alarms"]
     assert "memory" in why["eats_memory"].lower() or "MemoryError" in why["eats_memory"]
     assert "ended early" in why["exits"] and "signal 9" in why["kills_itself"]
-    for k in ("subclasses_torch", "hides_torch", "calls_functional"):
-        assert "from-scratch rule" in why[k] and "Adamax" in why[k], why[k]
-    assert (
-        "run time" not in why["subclasses_torch"] and "run time" in why["hides_torch"]
-    )
+    assert "from-scratch rule" in why["subclasses_torch"], why["subclasses_torch"]
+    assert "torch.optim.Adamax" in why["subclasses_torch"]
+    # a computed name is refused in the source (the run-time guard is tested in test_coursework.py)
+    for k in ("hides_torch", "calls_functional"):
+        assert "no-dynamic-access rule" in why[k], why[k]
+        assert "getattr with a computed name" in why[k], why[k]
     # a broken step costs exactly the checks that step: the constructor's checks still pass
     step_lost = {n for n, r in results["step_raises"].reasons.items() if r}
     assert step_lost == {

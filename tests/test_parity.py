@@ -54,3 +54,42 @@ def test_compare_modules():
     with torch.no_grad():
         b.bias += 0.5
     assert compare_modules(a, b, x)["output"] == pytest.approx(0.5)
+
+
+class _AdamWritingNaN(torch.optim.Adam):
+    """torch's Adam that, after its third step, writes ``value`` into a parameter or into its state."""
+
+    where, value = "param", float("nan")
+
+    def step(self, closure=None):
+        loss = super().step(closure)
+        p = self.param_groups[0]["params"][0]
+        if self.state[p]["step"] >= 3:
+            target = p if self.where == "param" else self.state[p]["exp_avg"]
+            with torch.no_grad():
+                target.view(-1)[0] = self.value
+        return loss
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+@pytest.mark.parametrize("where", ["param", "state"])
+def test_nan_or_inf_in_parameters_or_state_fails_the_comparison(where, value):
+    """Python's max(0.0, nan) is 0.0: a NaN must not vanish from the worst difference."""
+    ours = type("Bad", (_AdamWritingNaN,), {"where": where, "value": value})
+    d_param, d_state = replay_gradients(ours, torch.optim.Adam, dict(lr=0.1), steps=6)
+    d = d_param if where == "param" else d_state
+    assert not d <= 1e-6, (where, value, d_param, d_state)
+    assert not compare_optimizers(ours, torch.optim.Adam, dict(lr=0.1), steps=6) <= 1
+    for relative in (False, True):
+        x = torch.tensor([1.0, 2.0, 3.0])
+        y = x.clone()
+        y[1] = value
+        # a NaN at the first pair, after a larger finite difference, and at the same place in both
+        for a, b in ((y, x), ([x + 5, y], [x, x]), (y, y)):
+            assert not max_abs_diff(a, b, relative) <= 1e6, (a, b, relative)
+
+
+def test_equal_finite_runs_still_agree():
+    assert max_abs_diff(torch.tensor([1.0, -2.0]), torch.tensor([1.0, -2.0])) == 0.0
+    assert max_abs_diff([torch.zeros(2)], [torch.zeros(2)], relative=True) == 0.0
+    assert compare_optimizers(torch.optim.Adam, torch.optim.Adam, dict(lr=0.1)) == 0.0

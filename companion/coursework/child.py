@@ -1,14 +1,19 @@
 """The grading process for one submission: ``python -m companion.coursework.child`` (started by the sandbox).
 
-It reads its job from stdin (JSON: the assignment's spec, the answer cells, the checks file, the time per
-check, the scratch folder, the report's file descriptor), loads the hidden checks (which keep references
-to torch's originals), installs the from-scratch guards and the audit hook, runs the setup and the answer
-cells, then every check, and reports one JSON line per event on the report pipe. It writes no file: the
-grader turns the report into grades.
+It reads its job from stdin (JSON: the assignment's spec, the answer cells, the checks' source, the time
+per check, the scratch folder, the report's file descriptor and token), moves the report socket to a
+high, random descriptor and keeps a private reference to ``os.write``, loads the hidden checks (which keep
+references to torch's originals) and deletes their file, installs the from-scratch guards and the audit
+hook, runs the setup and the answer cells, then every check, and reports one JSON line per event, each
+with the token: ``start``, ``answer``, one ``check`` per check in order, ``done``. Errors travel as
+fields (kind, type, first line, answer cell and line), which the grader sanitizes. It writes no file but
+its scratch folder's: the grader turns the report into grades.
 """
 
+import fcntl
 import json
 import os
+import random
 import signal
 import sys
 import traceback
@@ -27,8 +32,8 @@ def _on_alarm(signum, frame):
     raise CheckTimeout()
 
 
-def _where(exc: BaseException) -> str:
-    """' (line 7 of answer cell 1)' for the innermost frame of the answer in the traceback, if any."""
+def _where(exc: BaseException) -> dict:
+    """The answer cell and line of the innermost frame of the answer in the traceback, if any."""
     from companion.coursework.guard import ANSWER_FILE
 
     frames = [
@@ -37,23 +42,27 @@ def _where(exc: BaseException) -> str:
         if f.filename.startswith(ANSWER_FILE)
     ]
     if not frames:
-        return ""
+        return {}
     f = frames[-1]
-    return f" (line {f.lineno} of {f.filename.strip('<>')})"
+    cell = f.filename[len(ANSWER_FILE) :].strip(" >")
+    return {"cell": int(cell) if cell.isdigit() else 0, "line": f.lineno or 0}
 
 
-def describe(exc: BaseException, limit: float) -> str:
+def describe(exc: BaseException) -> dict:
+    """An error as plain fields; the grader writes (and trims) the sentence."""
     if isinstance(exc, CheckTimeout):
-        return f"time limit: did not finish within {limit:g} s"
+        return {"kind": "timeout"}
     if isinstance(exc, MemoryError):
-        return "memory limit: MemoryError" + _where(exc)
-    text = str(exc).strip()
-    first = text.splitlines()[0] if text else ""
-    if isinstance(exc, AssertionError):
-        return (first or "assertion failed") + _where(exc)
+        return {"kind": "memory", **_where(exc)}
+    try:
+        text = str(exc).strip()
+    except BaseException:  # noqa: BLE001 — a __str__ that raises
+        text = ""
+    first = text.splitlines()[0][:1000] if text else ""
+    kind = "assertion" if isinstance(exc, AssertionError) else "error"
     if isinstance(exc, NotImplementedError) and not first:
-        return "NotImplementedError (not written yet)" + _where(exc)
-    return f"{type(exc).__name__}: {first}"[:500] + _where(exc)
+        kind = "not_implemented"
+    return {"kind": kind, "type": type(exc).__name__, "text": first, **_where(exc)}
 
 
 def _writes(mode, flags) -> bool:
@@ -65,11 +74,15 @@ def _writes(mode, flags) -> bool:
 
 
 def _audit(scratch: str, allow_net: bool):
-    """An audit hook: no writes outside the scratch folder, no new processes, no signals to others, no sockets."""
+    """An audit hook: no writes outside the scratch folder, no wrapping of descriptors, no new processes, no
+    signals to others, no sockets."""
     me = os.getpid()
     scratch = os.path.realpath(scratch)
 
     def hook(event, args):
+        if event == "open" and isinstance(args[0], int):
+            # open(fd) / os.fdopen / io.FileIO(fd): the answer has no descriptor of its own to wrap
+            raise PermissionError("the grader forbids opening a file descriptor")
         if (
             event == "open"
             and isinstance(args[0], (str, bytes))
@@ -143,19 +156,36 @@ def _limit(rlimits: dict, unshare_net: bool) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (rlimits["cpu_s"], rlimits["cpu_s"] + 5))
     resource.setrlimit(resource.RLIMIT_FSIZE, (rlimits["file_mb"] * mb,) * 2)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if rlimits.get(
+        "processes"
+    ):  # counted per user namespace: set only under bubblewrap
+        resource.setrlimit(resource.RLIMIT_NPROC, (rlimits["processes"],) * 2)
     if unshare_net:  # without bubblewrap: a network namespace of its own where the kernel allows (root)
         import ctypes
 
         ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWNET)
 
 
+def _hide_report(fd: int) -> int:
+    """Move the report socket to a random high descriptor (close-on-exec) and close the original."""
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    top = min(soft if soft > 0 else 1024, 4096)
+    high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, random.randrange(top // 4, top - 16))
+    os.close(fd)
+    return high
+
+
 def main() -> None:
     job = json.loads(sys.stdin.read())
-    fd = job["report_fd"]
+    fd, token, write = _hide_report(job.pop("report_fd")), job.pop("token"), os.write
     _limit(job["rlimits"], job["unshare_net"])
 
     def report(**event):
-        os.write(fd, (json.dumps(event) + "\n").encode())
+        data = (json.dumps({**event, "token": token}) + "\n").encode()
+        while data:
+            data = data[write(fd, data) :]
 
     import torch
 
@@ -163,12 +193,11 @@ def main() -> None:
     from companion.coursework import guard
 
     torch.set_num_threads(1)
-    module = registry.load_checks(
-        job["checks_path"]
-    )  # before the guards: the checks keep torch's originals
-    os.remove(
-        job["checks_path"]
-    )  # a copy in the scratch folder: the answer cannot read the hidden checks
+    with open(job["checks_path"], "w", encoding="utf-8") as f:
+        f.write(job.pop("checks_source"))
+    # before the guards: the checks keep torch's originals; then gone from the scratch folder
+    module = registry.load_checks(job["checks_path"])
+    os.remove(job["checks_path"])
     spec, limit = job["spec"], job["check_timeout"]
     refused: list[str] = []
     guard.install(spec["guard"], refused)
@@ -187,13 +216,11 @@ def main() -> None:
         answer_error = None
     except BaseException as exc:  # noqa: BLE001 — anything the answer does is reported, never raised
         _alarm(0)
-        answer_error = "the answer cells failed: " + describe(
-            exc, job["answer_timeout"]
-        )
+        answer_error = describe(exc)
     report(event="answer", error=answer_error, refused=refused[:])
     for name, fn in registry.checks_of(module):
         if answer_error is not None:
-            report(event="check", name=name, passed=False, message=answer_error)
+            report(event="check", name=name, passed=False, answer_failed=True)
             continue
         torch.manual_seed(0)
         before = len(refused)
@@ -204,20 +231,24 @@ def main() -> None:
                 raise NameError(f"the answer does not define {', '.join(missing)}")
             fn(namespace)
             _alarm(0)
-            report(event="check", name=name, passed=True, message="")
+            report(event="check", name=name, passed=True)
         except BaseException as exc:  # noqa: BLE001
             _alarm(0)
             report(
                 event="check",
                 name=name,
                 passed=False,
-                message=describe(exc, limit),
+                error=describe(exc),
                 refused=refused[before:],
             )
     import resource
 
     usage = resource.getrusage(resource.RUSAGE_SELF)
     report(event="done", refused=refused[:], cpu_s=usage.ru_utime + usage.ru_stime)
+    sys.stdout.flush()
+    os._exit(
+        0
+    )  # no exit handlers or finalizers of the answer's objects run after "done"
 
 
 if __name__ == "__main__":

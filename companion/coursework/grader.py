@@ -1,14 +1,22 @@
 """Grade a batch of submitted notebooks: answer cells out, sandboxed run, grades and feedback in.
 
 ``grade(name, paths, out)`` writes ``out/grades.csv`` (``submission``, one column per check, ``total``,
-``possible``) and ``out/feedback/<submission>.md``. Only this process writes them, after every child has
-ended, so nothing a submission does reaches another submission's grade.
+``possible``, and ``sandbox`` when the instructor graded without one) and ``out/feedback/<submission>.md``.
+Only this process writes them, after every child has ended, so nothing a submission does reaches another
+submission's grade.
+
+The child's report is checked before it counts: every line carries the run's token, the events come in
+the one order the child writes them (start, answer, each check once in order, done) and nothing follows
+"done"; a check counts as passed only if the run reached "done" and exited normally. Anything else in the
+report is tampering, and every check fails. Text from the child reaches the feedback only as an exception's
+type and at most :data:`MESSAGE_CHARS` printable characters of its message's first line.
 """
 
 import csv
 import io
 import json
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +36,42 @@ class Result:
         0.0  # CPU time of the grading process (as it reported), for the batch's timing
     )
     grader_error: str | None = None
+    sandbox: str = "bubblewrap"
+
+
+MESSAGE_CHARS = 160  # of an error message from the answer's process, in the feedback
+TAMPERED = "the report was tampered with: {}; no check counts"
+_TYPE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,59}")
+
+
+def clean(text, limit: int = MESSAGE_CHARS) -> str:
+    """The first line of ``text``, printable characters only, at most ``limit`` of them (cut with '…')."""
+    first = (str(text).strip().splitlines() or [""])[0]
+    first = "".join(c for c in first if c.isprintable()).strip()
+    return first if len(first) <= limit else first[: limit - 1].rstrip() + "…"
+
+
+def _error_text(error, limit_s: float) -> str:
+    """The feedback's sentence for an error the child reported as fields (see child.describe)."""
+    if not isinstance(error, dict):
+        return "failed"
+    where = ""
+    cell, line = error.get("cell"), error.get("line")
+    if type(cell) is int and type(line) is int and cell > 0 and line > 0:
+        where = f" (line {line} of answer cell {cell})"
+    kind = error.get("kind")
+    if kind == "timeout":
+        return f"time limit: did not finish within {limit_s:g} s"
+    if kind == "memory":
+        return "memory limit: MemoryError" + where
+    if kind == "not_implemented":
+        return "NotImplementedError (not written yet)" + where
+    text = clean(error.get("text", ""))
+    if kind == "assertion":
+        return (text or "assertion failed") + where
+    name = str(error.get("type", ""))
+    name = name if _TYPE.fullmatch(name) else "Exception"
+    return f"{name}: {text}" + where
 
 
 def answer_cells(path: Path, spec: dict) -> list[str]:
@@ -71,7 +115,12 @@ def _why_ended(outcome: sandbox.Outcome, limits: sandbox.Limits) -> str:
 
 
 def grade_one(
-    a: asg.Assignment, path: Path, limits: sandbox.Limits, out: Path, checks=None
+    a: asg.Assignment,
+    path: Path,
+    limits: sandbox.Limits,
+    out: Path,
+    checks=None,
+    allow_unsandboxed: bool = False,
 ) -> Result:
     """Grade one notebook (``checks``: the assignment's checks, loaded once per batch)."""
     checks = checks or registry.checks_of(registry.load_checks(a.checks_path))
@@ -94,37 +143,87 @@ def grade_one(
         )
     static = guard.static_violations(spec["setup"], answers, spec["forbidden"])
     if static:
-        return fail_all("the from-scratch rule: the answer uses " + "; ".join(static))
+        return fail_all("; ".join(static))
     job = {"spec": spec, "answers": answers, "checks_path": str(a.checks_path)}
-    outcome = sandbox.run(job, limits, hide=(a.folder.parent, out))
+    outcome = sandbox.run(
+        job, limits, hide=(a.folder.parent, out), allow_unsandboxed=allow_unsandboxed
+    )
+    result.sandbox = outcome.sandbox
+    result.notes.append(f"sandbox: {outcome.sandbox}")
     events = outcome.events
-    if not any(e.get("event") == "start" for e in events):
+    if not events or events[0] != {"event": "start"}:
+        if any(e.get("event") == "forged" for e in events):
+            return fail_all(TAMPERED.format("a line the grader did not write"))
         result.grader_error = f"the grading process failed before the answer ran: {outcome.stderr_tail[-800:]}"
         return fail_all("grader error (not your fault): the instructor has been told")
-    refused = sorted({r for e in events for r in e.get("refused", [])})
+    report, tampered = _read_report(events, names)
+    if tampered:
+        return fail_all(TAMPERED.format(tampered))
+    allowed = set(spec["guard"]) | set(spec["forbidden"])
+    refused = sorted(
+        {
+            clean(r, 100)
+            for e in events
+            for r in (e.get("refused") or [])
+            if isinstance(r, str) and r in allowed
+        }
+    )
     if refused:
         return fail_all(
             "the from-scratch rule: the answer uses "
             + ", ".join(refused)
             + " (refused at run time)"
         )
-    seen = {
-        e["name"]: e
-        for e in events
-        if e.get("event") == "check" and e.get("name") in points
-    }
+    answer = report["answer"]
+    if answer is not None and answer.get("error") is not None:
+        return fail_all(
+            "the answer cells failed: " + _error_text(answer["error"], limits.answer_s)
+        )
+    finished = report["done"] is not None and outcome.returncode == 0
+    finished = finished and not outcome.timed_out
     for n in names:
-        if n not in seen:
+        event = report["checks"].get(n)
+        if event is None:
             result.reasons[n] = "not run: " + _why_ended(outcome, limits)
-        elif seen[n].get("passed") is True:
+        elif event.get("passed") is True and finished:
             result.points[n] = points[n]
+        elif event.get("passed") is True:
+            result.reasons[n] = "not counted: " + _why_ended(outcome, limits)
         else:
-            result.reasons[n] = str(seen[n].get("message") or "failed")[:1000]
-    result.notes.append(f"sandbox: {outcome.sandbox}")
-    result.cpu_s = sum(
-        float(e.get("cpu_s", 0)) for e in events if e.get("event") == "done"
-    )
+            result.reasons[n] = _error_text(event.get("error"), limits.check_s)
+    if finished:
+        try:
+            result.cpu_s = float(report["done"].get("cpu_s", 0))
+        except (TypeError, ValueError):
+            result.cpu_s = 0.0
     return result
+
+
+def _read_report(events: list, names: list) -> tuple[dict, str]:
+    """The child's events, in the only order it writes them: start, answer, each check once in order,
+    done. Returns ({'answer': e, 'checks': {name: e}, 'done': e}, '') or (_, what was wrong)."""
+    report = {"answer": None, "checks": {}, "done": None}
+    expected = ["answer", *(("check", n) for n in names), "done"]
+    for i, e in enumerate(events[1:]):
+        kind = e.get("event")
+        if kind == "forged":
+            return report, "a line the grader did not write"
+        if i >= len(expected):
+            return report, f"an event after the end ({clean(kind, 20)})"
+        want = expected[i]
+        if want == "answer" and kind == "answer":
+            report["answer"] = e
+        elif want == "done" and kind == "done":
+            report["done"] = e
+        elif isinstance(want, tuple) and kind == "check" and e.get("name") == want[1]:
+            report["checks"][want[1]] = e
+        elif kind == "check" and report["answer"] is None:
+            return report, "a check reported before the answer had run"
+        elif kind == "check" and e.get("name") in report["checks"]:
+            return report, f"the check {clean(e.get('name'), 40)} reported twice"
+        else:
+            return report, f"an event out of order ({clean(kind, 20)})"
+    return report, ""
 
 
 def grade(
@@ -135,10 +234,17 @@ def grade(
     jobs: int | None = None,
     limits: sandbox.Limits | None = None,
     root: Path | None = None,
+    allow_unsandboxed: bool = False,
 ) -> list[Result]:
-    """Grade ``paths`` for assignment ``name``; write grades.csv and feedback/ under ``out``."""
+    """Grade ``paths`` for assignment ``name``; write grades.csv and feedback/ under ``out``.
+
+    Raises :class:`~companion.coursework.sandbox.SandboxUnavailable` (why, and how to fix it) where
+    bubblewrap cannot run, unless ``allow_unsandboxed``: then the answers run with rlimits and an audit
+    hook only, and grades.csv (a ``sandbox`` column) and each feedback file say so."""
     a = asg.load(name, root)
     limits = limits or sandbox.Limits()
+    if not allow_unsandboxed and not sandbox.bwrap_works():
+        raise sandbox.SandboxUnavailable(sandbox.why_no_sandbox())
     paths = [Path(p) for p in paths]
     stems = [p.stem for p in paths]
     if len(set(stems)) != len(stems):
@@ -150,7 +256,10 @@ def grade(
     checks = registry.checks_of(registry.load_checks(a.checks_path))
     with ThreadPoolExecutor(jobs) as pool:
         results = sorted(
-            pool.map(lambda p: grade_one(a, p, limits, Path(out), checks), paths),
+            pool.map(
+                lambda p: grade_one(a, p, limits, Path(out), checks, allow_unsandboxed),
+                paths,
+            ),
             key=lambda r: r.submission,
         )
     write(a, results, Path(out), checks)
@@ -167,7 +276,9 @@ def write(a: asg.Assignment, results: list[Result], out: Path, checks) -> None:
     (out / "feedback").mkdir(exist_ok=True)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["submission", *[n for n, _ in checks], "total", "possible"])
+    unsafe = any(r.sandbox != "bubblewrap" for r in results)
+    header = ["submission", *[n for n, _ in checks], "total", "possible"]
+    writer.writerow(header + ["sandbox"] * unsafe)
     for r in results:
         writer.writerow(
             [
@@ -176,6 +287,7 @@ def write(a: asg.Assignment, results: list[Result], out: Path, checks) -> None:
                 _fmt(sum(r.points.values())),
                 _fmt(possible),
             ]
+            + [r.sandbox] * unsafe
         )
         _replace(
             out / "feedback" / f"{r.submission}.md", feedback(a, r, checks, possible)
@@ -205,6 +317,11 @@ def feedback(a: asg.Assignment, r: Result, checks, possible) -> str:
         lines.append(
             f"| {registry.summary(fn)} | {_fmt(r.points[n])} / {_fmt(fn.points)} | {mark} |"
         )
+    if r.sandbox != "bubblewrap":
+        lines += [
+            "",
+            f"**Graded without a sandbox**: {r.sandbox} (--unsafe-no-sandbox).",
+        ]
     if r.grader_error:
         lines += [
             "",

@@ -5,6 +5,15 @@ Static: every dotted name the answer reaches (``torch.optim.Adamax``, ``F.rms_no
 "Adamax")``) is resolved through the imports of the setup cell and of the answer and compared with the
 assignment's ``forbidden`` prefixes.
 
+Static, for every assignment: the answer may not reach objects dynamically (:func:`dynamic_violations`):
+no ``getattr``/``setattr``/``delattr`` with a computed name, no ``eval``/``exec``/``compile``/``__import__``,
+no ``importlib``, ``sys.modules``, ``gc``, frames (``sys._getframe``, ``f_back``, ``tb_frame``, ...),
+``inspect``, ``ctypes``, ``pickle``, ``marshal``, ``operator.attrgetter``/``methodcaller``, no attributes
+such as ``__code__``, ``__globals__``, ``__builtins__``, ``__wrapped__``, ``__bases__``, ``__subclasses__``,
+``__mro__`` or a module's ``__dict__``, no ``torch._C`` or ``torch.ops``, and nothing that writes to a file
+descriptor (``os.write``, ``os.fdopen``, ``os.dup``, ``/proc/self/fd``). Each is reported with the rule's
+name, so the student knows what to change.
+
 Run time: each object named in ``guard`` is replaced, inside the grading process only, by a wrapper that
 raises :class:`Forbidden` when the call comes from the answer (a frame compiled from an answer cell, or a
 method of a class the answer defined) and otherwise calls the original, so the hidden checks can still use
@@ -55,9 +64,240 @@ def _matches(name: str, forbidden: list[str]) -> str | None:
     return None
 
 
+DYNAMIC = (
+    "the no-dynamic-access rule (write plain names: no getattr, eval, frames, ...)"
+)
+# names the answer may not use at all (built-ins and modules, matched on the resolved dotted name)
+BLOCKED_NAMES = {
+    "eval": "eval",
+    "exec": "exec",
+    "compile": "compile",
+    "__import__": "__import__",
+    "globals": "globals()",
+    "locals": "locals()",
+    "vars": "vars()",
+    "breakpoint": "breakpoint()",
+    "importlib": "importlib",
+    "gc": "gc",
+    "inspect": "inspect",
+    "ctypes": "ctypes",
+    "_ctypes": "ctypes",
+    "pickle": "pickle",
+    "_pickle": "pickle",
+    "cPickle": "pickle",
+    "dill": "pickle",
+    "copyreg": "copyreg",
+    "marshal": "marshal",
+    "builtins": "builtins",
+    "types": "types",
+    "sys.modules": "sys.modules",
+    "sys._getframe": "sys._getframe",
+    "sys._current_frames": "sys._current_frames",
+    "sys.settrace": "sys.settrace",
+    "sys.setprofile": "sys.setprofile",
+    "sys.exc_info": "sys.exc_info",
+    "sys.exception": "sys.exception",
+    "sys.last_traceback": "sys.last_traceback",
+    "sys.meta_path": "sys.meta_path",
+    "sys.path_hooks": "sys.path_hooks",
+    "operator.attrgetter": "operator.attrgetter",
+    "operator.methodcaller": "operator.methodcaller",
+    "string.Formatter": "string.Formatter",
+    "pydoc": "pydoc",
+    "pkgutil": "pkgutil",
+    "runpy": "runpy",
+    "code": "code",
+    "codeop": "codeop",
+    "faulthandler": "faulthandler",
+    "traceback": "traceback",
+    "posix": "posix",
+    "_posixsubprocess": "_posixsubprocess",
+    "subprocess": "subprocess",
+    "multiprocessing": "multiprocessing",
+    "_io": "_io",
+    "io.FileIO": "io.FileIO",
+    "mmap": "mmap",
+    "os.write": "os.write",
+    "os.writev": "os.writev",
+    "os.pwrite": "os.pwrite",
+    "os.pwritev": "os.pwritev",
+    "os.sendfile": "os.sendfile",
+    "os.splice": "os.splice",
+    "os.copy_file_range": "os.copy_file_range",
+    "os.fdopen": "os.fdopen",
+    "os.open": "os.open",
+    "os.dup": "os.dup",
+    "os.dup2": "os.dup2",
+    "os.fork": "os.fork",
+    "os.forkpty": "os.forkpty",
+    "os.setsid": "os.setsid",
+    "os.setpgid": "os.setpgid",
+    "os.memfd_create": "os.memfd_create",
+    "torch._C": "torch._C",
+    "torch.ops": "torch.ops",
+    "torch._ops": "torch._ops",
+    "torch.library": "torch.library",
+    "torch.jit": "torch.jit",
+    "torch.utils.cpp_extension": "torch.utils.cpp_extension",
+}
+# attributes the answer may not read on anything: the ways into code objects, frames and namespaces
+BLOCKED_ATTRIBUTES = {
+    "__code__",
+    "__globals__",
+    "__builtins__",
+    "__wrapped__",
+    "__bases__",
+    "__base__",
+    "__subclasses__",
+    "__mro__",
+    "__closure__",
+    "__getattribute__",
+    "__import__",
+    "__loader__",
+    "__spec__",
+    "__reduce__",
+    "__reduce_ex__",
+    "__self__",
+    "__func__",
+    "__traceback__",
+    "cell_contents",
+    "f_back",
+    "f_globals",
+    "f_locals",
+    "f_builtins",
+    "f_code",
+    "tb_frame",
+    "tb_next",
+    "gi_frame",
+    "cr_frame",
+    "ag_frame",
+    "gi_code",
+    "co_consts",
+    "_getframe",
+}
+# modules reached as another module's attribute (torch.sys.modules): blocked on a module only, since
+# an object of the answer's may have an attribute of the same name
+MODULE_ONLY = {
+    "sys",
+    "os",
+    "gc",
+    "inspect",
+    "importlib",
+    "builtins",
+    "ctypes",
+    "pickle",
+}
+MODULE_ONLY |= {"marshal", "subprocess", "_posixsubprocess", "_C", "ops"}
+BLOCKED_ATTRIBUTES |= MODULE_ONLY
+_BUILTINS = ("eval", "exec", "compile", "__import__", "globals", "locals", "vars")
+_BUILTINS += ("breakpoint",)
+_SPOOFED = {"__module__", "__qualname__"}
+_FD_PATHS = ("/proc/", "/dev/fd")
+
+
+def _module_root(node: ast.AST, aliases: dict) -> bool:
+    """True if ``node`` is a dotted name that starts at an imported module (not ``self`` or a local)."""
+    while isinstance(node, ast.Attribute):
+        node = node.value
+    return isinstance(node, ast.Name) and node.id in aliases
+
+
+def _blocked(name: str | None) -> str | None:
+    if not name:
+        return None
+    parts = name.split(".")
+    for cut in range(len(parts), 0, -1):
+        hit = BLOCKED_NAMES.get(".".join(parts[:cut]))
+        if hit:
+            return hit
+    return None
+
+
+def dynamic_violations(setup: str, answers: list[str]) -> list[str]:
+    """The ways the answer's source reaches objects dynamically, each as
+    'getattr with a computed name (line 3 of answer cell 1)'."""
+    aliases = _aliases(ast.parse(setup), {})
+    found = []
+    for i, source in enumerate(answers, 1):
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue  # reported when the cell runs
+        _aliases(tree, aliases)
+        literal_getattr = set()
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in ("getattr", "setattr", "delattr", "hasattr")
+                and len(node.args) >= 2
+                and isinstance(node.args[1], ast.Constant)
+                and isinstance(node.args[1].value, str)
+                and node.args[1].value not in BLOCKED_ATTRIBUTES
+            ):
+                literal_getattr.add(id(node.func))
+        for node in ast.walk(tree):
+            what = None
+            if isinstance(node, ast.Name) and node.id in (
+                "getattr",
+                "setattr",
+                "delattr",
+            ):
+                if id(node) not in literal_getattr:
+                    what = f"{node.id} with a computed name"
+            elif isinstance(node, ast.Name) and node.id in _SPOOFED:
+                if isinstance(node.ctx, ast.Store):
+                    what = f"an assignment to {node.id}"
+            elif isinstance(node, ast.Name) and node.id in _BUILTINS:
+                what = BLOCKED_NAMES[node.id]
+            elif isinstance(node, ast.Name) and node.id in aliases:
+                what = _blocked(aliases[node.id])
+            elif isinstance(node, ast.Attribute):
+                what = _blocked(_dotted(node, aliases))
+                if what:
+                    pass
+                elif node.attr in _SPOOFED and isinstance(node.ctx, ast.Store):
+                    what = f"an assignment to .{node.attr}"
+                elif node.attr in BLOCKED_ATTRIBUTES and (
+                    node.attr not in MODULE_ONLY or _module_root(node.value, aliases)
+                ):
+                    what = f".{node.attr}"
+                elif node.attr == "__dict__" and _module_root(node.value, aliases):
+                    what = "a module's __dict__"
+            elif isinstance(node, ast.Import):
+                what = next(filter(None, (_blocked(a.name) for a in node.names)), None)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                what = _blocked(node.module) or next(
+                    filter(
+                        None,
+                        (_blocked(f"{node.module}.{a.name}") for a in node.names),
+                    ),
+                    None,
+                )
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                if any(p in node.value for p in _FD_PATHS):
+                    what = "a path under /proc or /dev/fd"
+            if what:
+                found.append(f"{what} (line {node.lineno} of answer cell {i})")
+    return sorted(set(found), key=found.index)
+
+
 def static_violations(
     setup: str, answers: list[str], forbidden: list[str]
 ) -> list[str]:
+    """What the answer's source breaks, each rule with its name: 'the from-scratch rule: the answer uses
+    torch.optim.Adamax (line 3 of answer cell 1)', then the dynamic-access rule's findings."""
+    out = []
+    scratch = _forbidden_names(setup, answers, forbidden)
+    if scratch:
+        out.append("the from-scratch rule: the answer uses " + "; ".join(scratch))
+    dynamic = dynamic_violations(setup, answers)
+    if dynamic:
+        out.append(f"{DYNAMIC}: the answer uses " + "; ".join(dynamic))
+    return out
+
+
+def _forbidden_names(setup: str, answers: list[str], forbidden: list[str]) -> list[str]:
     """Forbidden names the answer's source reaches, each as 'torch.optim.Adamax (line 3 of answer cell 1)'."""
     if not forbidden:
         return []

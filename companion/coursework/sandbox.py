@@ -6,24 +6,35 @@ Limits, in layers (each applies where the one before it is unavailable, and all 
 - ``RLIMIT_AS`` (address space, so endless allocation ends in MemoryError), ``RLIMIT_CPU``, ``RLIMIT_FSIZE``
   and ``RLIMIT_CORE`` = 0, which the child sets on itself before it runs any answer (no ``preexec_fn``: the
   grader starts children from several threads);
-- bubblewrap (``bwrap``, Debian's ``bubblewrap``) where it is installed and can create namespaces: the whole
-  file system read-only except a fresh scratch folder, a private ``/tmp``, no network, its own PID space;
-- otherwise the network namespace is unshared where the kernel allows (root), and the child installs an
-  audit hook that refuses writes outside its scratch folder, sockets, new processes and signals to others.
+- bubblewrap (``bwrap``, Debian's ``bubblewrap``), required unless the instructor opts out
+  (:class:`SandboxUnavailable` says why it cannot run and how to fix it): a file system that holds only
+  what the answer needs, read-only (``/usr`` and the ``/lib``, ``/bin`` links, the interpreter's prefixes,
+  the ``companion`` package folder, never the repository around it), a scratch folder and ``/tmp`` on
+  size-capped tmpfs, no network, its own PID space (everything in it dies with the run);
+- with the explicit opt-out (``allow_unsandboxed``), the network namespace is unshared where the kernel
+  allows (root), and the child installs an audit hook that refuses writes outside its scratch folder,
+  sockets, new processes and signals to others; files stay readable and the scratch folder is capped per
+  file only.
 
-The report comes back over a pipe: JSON lines read by the grader, which alone writes grades.
+The report comes back over a socket (which, unlike a pipe, cannot be reopened through ``/proc/self/fd``):
+JSON lines, each carrying a token that only the grader and the child know, read by the grader, which
+alone writes grades.
 """
 
 import functools
 import json
 import os
+import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 from dataclasses import dataclass
+
+UNSANDBOXED = "none (rlimits + audit hook; the instructor opted out of the sandbox)"
 
 
 @dataclass
@@ -33,6 +44,8 @@ class Limits:
     answer_s: float = 20.0  # running the answer cells
     memory_mb: int = 3072  # address space; importing torch takes about 700 MB of it
     file_mb: int = 16  # the largest file the child may write (its scratch folder)
+    scratch_mb: int = 64  # the scratch folder in all (bubblewrap's size-capped tmpfs)
+    processes: int = 64  # RLIMIT_NPROC (threads count), where the kernel enforces it
 
 
 @dataclass
@@ -44,69 +57,135 @@ class Outcome:
     sandbox: str
 
 
-@functools.cache
+class SandboxUnavailable(RuntimeError):
+    """bubblewrap cannot run here, and the instructor did not opt out of the sandbox."""
+
+
 def bwrap_works() -> bool:
     """True if ``bwrap`` is installed and can create its namespaces here (and COMPANION_NO_BWRAP is not set)."""
-    exe = shutil.which("bwrap")
-    if not exe or os.environ.get("COMPANION_NO_BWRAP") == "1":
-        return False
-    try:
-        return (
-            subprocess.run(
-                [exe, "--ro-bind", "/", "/", "--dev", "/dev", "--unshare-net", "true"],
-                capture_output=True,
-                timeout=20,
-            ).returncode
-            == 0
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
+    return _probe(shutil.which("bwrap"), os.environ.get("COMPANION_NO_BWRAP"))[0]
+
+
+def why_no_sandbox() -> str:
+    """Why bubblewrap is unusable here and how to fix it ('' when it works)."""
+    return _probe(shutil.which("bwrap"), os.environ.get("COMPANION_NO_BWRAP"))[1]
+
+
+def _size_supported() -> bool:
+    return _probe(shutil.which("bwrap"), os.environ.get("COMPANION_NO_BWRAP"))[2]
+
+
+FIX = (
+    "Install bubblewrap (`apt-get install bubblewrap`) and allow unprivileged user namespaces "
+    "(`sysctl kernel.unprivileged_userns_clone=1`, or `kernel.apparmor_restrict_unprivileged_userns=0`; "
+    "in a container, run it with `--security-opt seccomp=unconfined` or `--privileged`), or grade on a "
+    "machine where `bwrap --ro-bind / / true` works. To grade anyway with weaker isolation (the answers "
+    "can read every file the grader can, the limits are per process), pass --unsafe-no-sandbox "
+    "(allow_unsandboxed=True); the feedback and grades.csv then say so."
+)
+
+
+@functools.cache
+def _probe(exe: str | None, opt_out: str | None) -> tuple[bool, str, bool]:
+    """(works, why not and how to fix it, supports --size), cached per bwrap path and opt-out."""
+    if opt_out == "1":
+        return False, "COMPANION_NO_BWRAP=1 is set. " + FIX, False
+    if not exe:
+        return False, "bubblewrap (`bwrap`) is not installed. " + FIX, False
+    base = [exe, "--ro-bind", "/", "/", "--dev", "/dev", "--unshare-net"]
+    tail = ["--unshare-pid", "true"]
+    error = ""
+    for size in (["--size", "1048576", "--tmpfs", "/tmp"], []):
+        try:
+            done = subprocess.run(
+                base + size + tail, capture_output=True, timeout=20, text=True
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return False, f"`bwrap` could not be run ({exc}). " + FIX, False
+        if done.returncode == 0:
+            return True, "", bool(size)
+        error = error or (done.stderr.strip().splitlines() or [""])[0]
+    return (
+        False,
+        f"`bwrap` is installed but cannot create its namespaces here "
+        f"({error or 'exit status ' + str(done.returncode)}). " + FIX,
+        False,
+    )
 
 
 def sandbox_kind() -> str:
-    return "bubblewrap" if bwrap_works() else "rlimits + audit hook"
+    return "bubblewrap" if bwrap_works() else UNSANDBOXED
 
 
-def _command(scratch: str, use_bwrap: bool, hide: list) -> list[str]:
+def _package_root() -> str:
+    """The folder that holds the ``companion`` package (the repository, in a checkout)."""
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
+
+
+def _readable_roots() -> list[str]:
+    """What the answer's process may read: the system's programs and libraries, the interpreter's
+    prefixes and import path, the ``companion`` package folder; never the folder around the package."""
+    root = _package_root()
+    package = os.path.join(root, "companion")
+    wanted = ["/usr", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d"]
+    wanted += ["/etc/alternatives", "/etc/localtime"]
+    wanted += [sys.prefix, sys.base_prefix, sys.exec_prefix, package]
+    for entry in sys.path:
+        path = os.path.realpath(entry) if entry else ""
+        # the repository (or anything above it) would expose .git, assignments/, release/: skip it, and
+        # what lies inside it (pytest's rootdir, tests/) unless a prefix holds it (a .venv in the checkout)
+        if not path or root == path or root.startswith(path + os.sep):
+            continue
+        if path.startswith(root + os.sep):
+            continue
+        wanted.append(path)
+    seen, roots = set(), []
+    for path in sorted(map(os.path.realpath, wanted), key=len):
+        if os.path.exists(path) and not any(
+            path == r or path.startswith(r + os.sep) for r in seen
+        ):
+            seen.add(path)
+            roots.append(path)
+    return roots
+
+
+def _command(scratch: str, use_bwrap: bool, hide: list, limits: Limits) -> list[str]:
     child = [sys.executable, "-m", "companion.coursework.child"]
     if not use_bwrap:
         return child
-    needed = [os.path.realpath(p) for p in (__file__, sys.executable, sys.prefix)]
+    roots = _readable_roots()
+    binds = [arg for path in roots for arg in ("--ro-bind", path, path)]
+    # merged /usr: /bin, /lib, ... are links into /usr; older systems have them as folders
+    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        if os.path.islink(top):
+            binds += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            binds += ["--ro-bind", top, top]
     hidden = [
         arg
         for path in map(os.path.realpath, hide)
         if os.path.isdir(path)
-        and not any(n == path or n.startswith(path + os.sep) for n in needed)
+        and any(path.startswith(r + os.sep) for r in roots)
+        and not any(r == path or r.startswith(path + os.sep) for r in roots)
         for arg in ("--tmpfs", path)
     ]
-    # the private /tmp would hide a checkout or a virtual environment that lives under /tmp (as CI's may):
-    # bind those back, read-only, before hiding the grader's folders and opening the scratch folder
-    package_root = os.path.dirname(
-        os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
-    )
-    under_tmp = sorted(
-        {
-            path
-            for path in map(os.path.realpath, [sys.prefix, package_root, *sys.path])
-            if path.startswith("/tmp/") and os.path.exists(path)
-        }
-    )
-    keep = [arg for path in under_tmp for arg in ("--ro-bind", path, path)]
+    size = _size_supported()
+    mb = 1024 * 1024
+    tmp = ["--size", str(16 * mb)] if size else []
+    capped = ["--size", str(limits.scratch_mb * mb)] if size else []
     return [
         "bwrap",
-        "--ro-bind",
-        "/",
-        "/",
+        *tmp,
+        "--tmpfs",
+        "/tmp",
+        *binds,
+        *hidden,
         "--dev",
         "/dev",
         "--proc",
         "/proc",
+        *capped,
         "--tmpfs",
-        "/tmp",
-        *keep,
-        *hidden,
-        "--bind",
-        scratch,
         scratch,
         "--unshare-net",
         "--unshare-pid",
@@ -119,23 +198,32 @@ def _command(scratch: str, use_bwrap: bool, hide: list) -> list[str]:
     ]
 
 
-def run(job: dict, limits: Limits, hide: tuple = ()) -> Outcome:
+def run(
+    job: dict, limits: Limits, hide: tuple = (), allow_unsandboxed: bool = False
+) -> Outcome:
     """Run the child on ``job`` (see ``child.py``) and return its report, whatever the child does.
 
-    The checks file is copied into the scratch folder (the child deletes it once imported); with bubblewrap the
-    folders in ``hide`` (the assignments, the grades) are empty inside the sandbox."""
+    The checks travel on the child's stdin (it writes them into its scratch folder, imports them and
+    deletes them); with bubblewrap only the folders of :func:`_readable_roots` exist inside the sandbox,
+    and any of ``hide`` (the assignments, the grades) that lies under one of them is emptied. Without a
+    usable bubblewrap this raises :class:`SandboxUnavailable` unless ``allow_unsandboxed``."""
     use_bwrap = bwrap_works()
+    if not use_bwrap and not allow_unsandboxed:
+        raise SandboxUnavailable(why_no_sandbox())
     with tempfile.TemporaryDirectory(prefix="coursework-") as scratch:
-        checks_copy = os.path.join(
-            scratch,
-            os.path.basename(os.path.dirname(job["checks_path"])) + "_checks.py",
-        )
-        shutil.copyfile(job["checks_path"], checks_copy)
-        read_end, write_end = os.pipe()
+        with open(job["checks_path"], encoding="utf-8") as f:
+            checks_source = f.read()
+        ours, theirs = socket.socketpair()
+        token = secrets.token_hex(16)
         job = {
             **job,
-            "checks_path": checks_copy,
-            "report_fd": write_end,
+            "checks_path": os.path.join(
+                scratch,
+                os.path.basename(os.path.dirname(job["checks_path"])) + "_checks.py",
+            ),
+            "checks_source": checks_source,
+            "report_fd": theirs.fileno(),
+            "token": token,
             "scratch": scratch,
             "check_timeout": limits.check_s,
             "answer_timeout": limits.answer_s,
@@ -144,6 +232,9 @@ def run(job: dict, limits: Limits, hide: tuple = ()) -> Outcome:
                 "memory_mb": limits.memory_mb,
                 "cpu_s": int(limits.wall_s) + 5,
                 "file_mb": limits.file_mb,
+                # RLIMIT_NPROC counts every process of the user: only in bubblewrap's user namespace is
+                # that the sandbox's own (and root, as in containers, is exempt from it anyway)
+                "processes": limits.processes if use_bwrap else 0,
             },
         }
         env = {
@@ -166,20 +257,18 @@ def run(job: dict, limits: Limits, hide: tuple = ()) -> Outcome:
         )
         with open(os.path.join(scratch, ".stderr"), "w+b") as err:
             proc = subprocess.Popen(
-                _command(scratch, use_bwrap, list(hide)),
+                _command(scratch, use_bwrap, list(hide), limits),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=err,
-                pass_fds=(write_end,),
+                pass_fds=(theirs.fileno(),),
                 cwd=scratch,
                 env=env,
                 start_new_session=True,
             )
-            os.close(write_end)
+            theirs.close()
             chunks: list[bytes] = []
-            reader = threading.Thread(
-                target=_drain, args=(read_end, chunks), daemon=True
-            )
+            reader = threading.Thread(target=_drain, args=(ours, chunks), daemon=True)
             reader.start()
             try:
                 proc.stdin.write(json.dumps(job).encode())
@@ -191,8 +280,11 @@ def run(job: dict, limits: Limits, hide: tuple = ()) -> Outcome:
                 proc.wait(timeout=limits.wall_s)
             except subprocess.TimeoutExpired:
                 timed_out = True
-                _kill(proc)
+            # the whole group, also after a normal exit (a process the answer left behind); under
+            # bubblewrap everything in its PID namespace has already died with the run
+            _kill(proc)
             reader.join(timeout=10)
+            ours.close()
             err.seek(0, os.SEEK_END)
             err.seek(max(0, err.tell() - 4000))
             tail = err.read().decode(errors="replace")
@@ -201,33 +293,37 @@ def run(job: dict, limits: Limits, hide: tuple = ()) -> Outcome:
         try:
             event = json.loads(line)
         except json.JSONDecodeError:
-            continue
-        if isinstance(event, dict):
-            events.append(event)
+            event = None
+        # a line that is not one of the child's JSON objects, or lacks the token, was not written by it
+        if not isinstance(event, dict) or event.pop("token", None) != token:
+            event = {"event": "forged"}
+        events.append(event)
     return Outcome(
         events,
         proc.returncode,
         timed_out,
         tail,
-        "bubblewrap" if use_bwrap else "rlimits + audit hook",
+        "bubblewrap" if use_bwrap else UNSANDBOXED,
     )
 
 
-def _drain(fd: int, chunks: list, cap: int = 4 * 1024 * 1024) -> None:
+def _drain(sock: socket.socket, chunks: list, cap: int = 4 * 1024 * 1024) -> None:
     size = 0
-    with os.fdopen(fd, "rb", buffering=0) as pipe:
-        while True:
-            block = pipe.read(65536)
-            if not block:
-                return
-            if size < cap:
-                chunks.append(block[: cap - size])
-                size += len(block)
+    while True:
+        try:
+            block = sock.recv(65536)
+        except OSError:
+            return
+        if not block:
+            return
+        if size < cap:
+            chunks.append(block[: cap - size])
+            size += len(block)
 
 
 def _kill(proc: subprocess.Popen) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
+    except (ProcessLookupError, PermissionError):
         pass
     proc.wait()

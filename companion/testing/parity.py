@@ -3,6 +3,7 @@
 The tests use these with tight float64 tolerances; the notebooks use them to show parity.
 """
 
+import math
 from typing import Callable
 
 import torch
@@ -13,12 +14,20 @@ from companion.testing.tolerances import Mismatch, mismatch
 OptimizerClass = Callable[..., torch.optim.Optimizer]
 
 
+def _worse(a: float, b: float) -> float:
+    """The larger of two differences, NaN if either is NaN (Python's ``max(0.0, nan)`` is 0.0)."""
+    return math.nan if math.isnan(a) or math.isnan(b) else max(a, b)
+
+
 def max_abs_diff(a, b, relative: bool = False) -> float:
     """The largest absolute difference between two tensors, or two equal-length sequences of tensors.
 
     With ``relative=True`` each pair's difference is divided by the pair's scale, the largest magnitude
     in either tensor (a pair of all-zero tensors differs by 0), so tensors of very different sizes
-    (a parameter and its squared-gradient average) are each measured against their own magnitude."""
+    (a parameter and its squared-gradient average) are each measured against their own magnitude.
+
+    A NaN or an infinity in either tensor makes the result NaN or infinite (even at the same place in
+    both: inf − inf is NaN), so that ``diff <= bound`` fails: a run that blows up never matches."""
     if isinstance(a, torch.Tensor):
         a, b = [a], [b]
     a, b = list(a), list(b)
@@ -29,10 +38,10 @@ def max_abs_diff(a, b, relative: bool = False) -> float:
         if not x.numel():
             continue
         x, y = (t.detach().to_dense() if t.is_sparse else t.detach() for t in (x, y))
-        diff = (x - y).abs().max().item()
+        diff = (x - y).abs().max().item()  # torch's max propagates NaN
         if relative and diff > 0:
             diff /= max(x.abs().max().item(), y.abs().max().item())
-        worst = max(worst, diff)
+        worst = _worse(worst, diff)
     return worst
 
 
@@ -97,7 +106,7 @@ def compare_optimizers(
             opt.step()
             if sched is not None:
                 sched.step()
-        worst = max(
+        worst = _worse(
             worst,
             max_abs_diff(models[0].parameters(), models[1].parameters(), relative),
         )
@@ -139,8 +148,8 @@ def replay_gradients(
                 skip = missing_every and i == 1 and t % missing_every == 0
                 p.grad = None if skip else g.to(device).clone()
             opt.step()
-        worst_param = max(worst_param, max_abs_diff(params[0], params[1], relative))
-        worst_state = max(worst_state, state_diff(opts[0], opts[1], relative))
+        worst_param = _worse(worst_param, max_abs_diff(params[0], params[1], relative))
+        worst_state = _worse(worst_state, state_diff(opts[0], opts[1], relative))
     return worst_param, worst_state
 
 
@@ -158,7 +167,7 @@ def state_diff(
             raise AssertionError(f"state keys differ: {sorted(sa)} vs {sorted(sb)}")
         for key in sa:
             va, vb = torch.as_tensor(sa[key]), torch.as_tensor(sb[key])
-            worst = max(worst, max_abs_diff(va.to(vb), vb, relative))
+            worst = _worse(worst, max_abs_diff(va.to(vb), vb, relative))
     return worst
 
 
