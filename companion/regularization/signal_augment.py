@@ -96,9 +96,9 @@ def smooth(z: Tensor, width: float = CORR_WIDTH) -> Tensor:
 class SignalAugmentation:
     """A ``transform(X, y) -> (X, y)`` for :func:`companion.core.train.fit` that augments signals (N, L) with the
     MNIST-1D generator's transformations, in its order: scale by a factor uniform in [1 − ``scale``, 1 + ``scale``],
-    roll by a shift uniform in {−``shift``, ..., ``shift``}, add correlated noise of standard deviation
+    roll by a shift uniform in {``-shift``, ..., ``shift``}, add correlated noise of standard deviation
     ``corr_noise`` (:func:`smooth`, Gaussian width :data:`CORR_WIDTH`) and white noise of standard deviation
-    ``noise``, and add the ramp c (i / (L − 1) − 1/2) with c uniform in [−``shear``, ``shear``]. Labels pass
+    ``noise``, and add the ramp c (i / (L − 1) − 1/2) with c uniform in [``-shear``, ``shear``]. Labels pass
     unchanged.
 
     Example: ``SignalAugmentation(shift=4, scale=0.2, noise=0.1, generator=torch.Generator().manual_seed(0))``.
