@@ -15,7 +15,7 @@ import pytest
 from test_coursework_grading import notebook, read_grades, write
 
 from companion.coursework import assignment as asg
-from companion.coursework import grader, sandbox
+from companion.coursework import grader, guard, sandbox
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("COMPANION_KERNEL_RERUN") == "1",
@@ -107,6 +107,146 @@ for _i in range(12):
 assert _written < 100, f"wrote {_written} MB into the scratch folder"
 """
 
+SGD_STEP = """
+def _sgd_step(self, closure=None):
+    with torch.no_grad():
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.add_(p.grad, alpha=-group["lr"])
+                    st = self.state[p]
+                    for key in ("step", "exp_avg", "exp_inf"):
+                        st.setdefault(key, torch.zeros_like(p))
+
+Adamax.step = _sgd_step
+"""
+SGD_POINTS = 4  # the constructor's 3 and missing_grad: what a plain SGD step earns
+
+# a plain SGD step that patches the course's helpers the hidden checks call (before the no-patching rule:
+# 9/10 and 10/10)
+PATCHES_TOLERANCES = (
+    SGD_STEP
+    + """
+import companion.testing.tolerances as _t
+import companion.coursework.checks as _c
+from companion.testing import parity as _parity
+
+_t.mismatch = lambda *a, **k: _t.Mismatch(0.0, 0.0, (), 0.0, 0.0)
+_c.mismatch = _t.mismatch
+_parity.max_abs_diff = lambda *a, **k: 0.0
+_parity.state_diff = lambda *a, **k: 0.0
+del _t.assert_close
+"""
+)
+
+PATCHES_CONTRACT = (
+    SGD_STEP
+    + """
+import companion.testing as _ct
+import companion.coursework as _cw
+
+def _ok(*a, **k):
+    return None
+
+_ct.optim_contract.check_replay = _ok
+_ct.optim_contract.check_closed_loop = _ok
+_ct.optim_contract.check_state_dict_round_trip = _ok
+_cw.checks.mismatch = lambda *a, **k: _ct.tolerances.Mismatch(0.0, 0.0, (), 0.0, 0.0)
+"""
+)
+
+# torch's own Tensor patched through a name bound to its type, so that every difference is zero
+PATCHES_TORCH = (
+    SGD_STEP
+    + """
+_T = type(torch.zeros(1))
+_T.__sub__ = lambda a, b: torch.zeros_like(a)
+_T.__eq__ = lambda a, b: torch.ones_like(a, dtype=torch.bool)
+"""
+)
+
+LIAR = """
+class _Liar(torch.Tensor):
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        if name in ("eq", "__eq__", "equal", "allclose", "isclose"):
+            return torch.ones(args[0].shape, dtype=torch.bool)
+        if name in ("sub", "__sub__", "__rsub__"):
+            return torch.zeros(args[0].shape, dtype=torch.float64)
+        return super().__torch_function__(func, types, args, kwargs or {})
+
+    def __eq__(self, other):
+        return torch.ones(self.shape, dtype=torch.bool)
+"""
+
+# the right parameter update from a private state; the state the checks see is zeros of a subclass that
+# says it equals anything (before: 9/10; the same with plain zeros: 4/10)
+LYING_STATE = (
+    LIAR
+    + """
+import collections
+
+_right_step = Adamax.step
+
+def _lying_step(self, closure=None):
+    if "_real" in self.__dict__:
+        self.state = self._real
+    loss = _right_step(self, closure)
+    self._real = self.state
+    fake = collections.defaultdict(dict)
+    for p, st in self._real.items():
+        fake[p] = {k: torch.zeros_like(v).as_subclass(_Liar) for k, v in st.items()}
+    self.state = fake
+    return loss
+
+Adamax.step = _lying_step
+"""
+)
+LYING_STATE_POINTS = 4  # what the same answer earns with plain zeros as its state
+
+# plain SGD; the checks' own parameters become lying tensors
+CLASS_SWAP = (
+    LIAR
+    + SGD_STEP
+    + """
+def _swap_step(self, closure=None):
+    _sgd_step(self, closure)
+    for group in self.param_groups:
+        for p in group["params"]:
+            p.__class__ = _Liar
+
+Adamax.step = _swap_step
+"""
+)
+
+# a step that sleeps where the per-check alarm cannot end it: SIGALRM ignored, or the alarm's exception
+# swallowed; the grader's own clock ends the run (before: the wall limit did, 60 s, every check lost)
+IGNORES_ALARM = """
+import signal
+import time
+
+signal.signal(signal.SIGALRM, signal.SIG_IGN)
+
+def _slow(self, closure=None):
+    time.sleep(1000)
+
+Adamax.step = _slow
+"""
+
+SWALLOWS_ALARM = """
+import time
+
+def _slow(self, closure=None):
+    while True:
+        try:
+            time.sleep(1000)
+        except BaseException:
+            pass
+
+Adamax.step = _slow
+"""
+
 
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -179,11 +319,22 @@ def test_attacks_earn_no_more_than_they_deserve(tmp_path, secret_beside_repo):
         ),
         "huge_message": (notebook(a, extra=HUGE), CONSTRUCTOR),
         "fills_scratch": (notebook(a, extra=FILLS_SCRATCH), 10),
+        "patches_tolerances": (notebook(a, extra=PATCHES_TOLERANCES), SGD_POINTS),
+        "patches_contract": (notebook(a, extra=PATCHES_CONTRACT), SGD_POINTS),
+        "patches_torch": (notebook(a, extra=PATCHES_TORCH), SGD_POINTS),
+        "lying_state": (notebook(a, extra=LYING_STATE), LYING_STATE_POINTS),
+        "class_swap": (notebook(a, extra=CLASS_SWAP), SGD_POINTS),
+        "ignores_alarm": (notebook(a, extra=IGNORES_ALARM), CONSTRUCTOR),
+        "swallows_alarm": (notebook(a, extra=SWALLOWS_ALARM), CONSTRUCTOR),
         "z_model": (a.notebook, 10),
     }
     paths = [write(tmp_path / f"{k}.ipynb", nb) for k, (nb, _) in cases.items()]
     out = tmp_path / "out"
-    limits = sandbox.Limits(wall_s=60, check_s=20, answer_s=15, memory_mb=2048)
+    # check_s: the slowest check of a right answer takes a few seconds on a loaded machine; grace_s past it
+    # the grader ends a run that reported nothing (swallows_alarm), long before wall_s
+    limits = sandbox.Limits(
+        wall_s=60, check_s=12, answer_s=15, memory_mb=2048, grace_s=3
+    )
     results = {
         r.submission: r
         for r in grader.grade(
@@ -214,6 +365,20 @@ def test_attacks_earn_no_more_than_they_deserve(tmp_path, secret_beside_repo):
     for k in ("getattr_route", "exec_compile_route", "frame_walk"):
         why = next(iter(reasons[k].values()))
         assert "no-dynamic-access rule" in why, why
+    for k in ("patches_tolerances", "patches_contract", "patches_torch", "class_swap"):
+        why = next(iter(reasons[k].values()))
+        assert "no-patching rule" in why, why
+    # the subclass is refused by the comparison itself, in each check that reads the state
+    for n in ("first_steps", "options", "replay"):
+        assert "tensor subclass (_Liar)" in reasons["lying_state"][n], reasons[
+            "lying_state"
+        ]
+    # the grader's clock: the hung check and the ones after it fail with "time limit", those before count
+    for k in ("ignores_alarm", "swallows_alarm"):
+        hung = reasons[k]
+        assert hung["first_steps"].startswith("time limit: did not finish within 12 s")
+        assert all("time limit" in hung[n] for n in CHECKS[3:]), hung
+        assert earned[k] == CONSTRUCTOR, hung
     # what the answer says reaches the feedback short, on one line, printable
     loud = reasons["huge_message"]["replay"]
     assert loud.startswith("RuntimeError: ") and "…" in loud, loud
@@ -228,3 +393,41 @@ def test_attacks_earn_no_more_than_they_deserve(tmp_path, secret_beside_repo):
         # the scratch folder's cap holds
         assert "FileNotFoundError" in reasons["reads_hidden_files"]["signature"]
         assert earned["fills_scratch"] == 10, reasons["fills_scratch"]
+
+
+SETUP = "import math\n\nimport torch\nfrom torch import nn\n"
+PATCHING = [  # refused by the no-patching rule
+    "import companion.testing.tolerances as t\nt.mismatch = None\n",
+    "from companion.testing import parity\nparity.max_abs_diff = None\n",
+    "import companion.testing as ct\nct.optim_contract.check_replay = None\n",
+    "import companion\ncompanion.testing.parity.max_abs_diff = None\n",
+    "from companion import coursework\n",
+    "from companion.coursework.checks import close\n",
+    "del torch.optim.Optimizer.zero_grad\n",
+    "torch.Tensor.__eq__ = None\n",
+    "nn.Module.cuda = None\n",
+    "T = torch.Tensor\nT.allclose = None\n",
+    "def f(p):\n    type(p).__sub__ = None\n",
+    "def f(p):\n    p.__class__ = int\n",
+    "def f(p):\n    C = p.__class__\n    C.abs = None\n",
+    "def f(p):\n    setattr(p, '__class__', int)\n",
+    "setattr(torch.optim, 'SGD', None)\n",
+    "import companion.optim as co\nco.Adamax = None\n",
+]
+ALLOWED = [  # what answers write: attributes of their own objects
+    "class A:\n    def f(self, p):\n        self.x = 1\n        p.grad = None\n"
+    "        p.data[0] = 1\n        self.state[p]['m'] = 2\n",
+    "class A:\n    pass\n\nA.step = lambda self: None\nx = torch.zeros(2)\nx.requires_grad = True\n",
+    "from companion.optim._base import PerTensorOptimizer\n",
+]
+
+
+@pytest.mark.parametrize("source", PATCHING)
+def test_the_no_patching_rule_refuses(source):
+    (why,) = guard.static_violations(SETUP, [source], [])
+    assert why.startswith("the no-patching rule"), why
+
+
+@pytest.mark.parametrize("source", ALLOWED)
+def test_the_no_patching_rule_allows_an_answers_own_attributes(source):
+    assert guard.static_violations(SETUP, [source], []) == []

@@ -4,10 +4,11 @@ report (forged, duplicated or late events fail every check), and what of the ans
 
 import io
 import os
+import time
 from contextlib import redirect_stderr, redirect_stdout
 
 import pytest
-from test_coursework_grading import read_grades, write
+from test_coursework_grading import notebook, read_grades, write
 
 from companion.coursework import assignment as asg
 from companion.coursework import grader, sandbox
@@ -153,3 +154,53 @@ def test_messages_from_the_answer_are_short_clean_single_lines():
         "time limit: did not finish within 20 s"
     )
     assert grader._error_text("forged", 20) == "failed"
+
+
+# the per-check alarm's exception swallowed: the child never reports, the grader's own clock ends the run
+SWALLOWS_ALARM = """
+import time
+
+
+def _sleep():
+    while True:
+        try:
+            time.sleep(1000)
+        except BaseException:
+            pass
+"""
+
+
+def test_the_grader_ends_a_run_whose_check_or_answer_swallows_the_alarm(tmp_path):
+    a = asg.load("adamax")
+    subs = {
+        "in_a_check": notebook(
+            a, extra=SWALLOWS_ALARM + "\nAdamax.step = lambda self, c=None: _sleep()\n"
+        ),
+        "in_the_answer": notebook(a, extra=SWALLOWS_ALARM + "\n_sleep()\n"),
+    }
+    paths = [write(tmp_path / f"{k}.ipynb", nb) for k, nb in subs.items()]
+    limits = sandbox.Limits(wall_s=200, check_s=4, answer_s=4, grace_s=2)
+    start = time.monotonic()
+    results = {
+        r.submission: r
+        for r in grader.grade(
+            "adamax",
+            paths,
+            tmp_path / "out",
+            jobs=2,
+            limits=limits,
+            allow_unsandboxed=True,
+        )
+    }
+    took = time.monotonic() - start
+    # each run: the child's start-up, the three quick checks, then 4 s + 2 s of silence; not the wall limit
+    assert took < 60, took
+    check = results["in_a_check"].reasons
+    assert check["first_steps"].startswith("time limit: did not finish within 4 s")
+    assert all("time limit" in check[n] for n in list(check)[3:]), check
+    assert sum(results["in_a_check"].points.values()) == 3, check  # those before count
+    answer = results["in_the_answer"].reasons
+    assert all(
+        why.startswith("the answer cells failed: time limit: did not finish within 4 s")
+        for why in answer.values()
+    ), answer

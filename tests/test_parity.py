@@ -10,6 +10,7 @@ from companion.testing.parity import (
     max_abs_diff,
     replay_gradients,
 )
+from companion.testing.tolerances import mismatch
 
 
 def test_max_abs_diff():
@@ -93,3 +94,64 @@ def test_equal_finite_runs_still_agree():
     assert max_abs_diff(torch.tensor([1.0, -2.0]), torch.tensor([1.0, -2.0])) == 0.0
     assert max_abs_diff([torch.zeros(2)], [torch.zeros(2)], relative=True) == 0.0
     assert compare_optimizers(torch.optim.Adam, torch.optim.Adam, dict(lr=0.1)) == 0.0
+
+
+class _Liar(torch.Tensor):
+    """A tensor subclass that says it equals anything and differs from nothing."""
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        if name in ("eq", "__eq__", "equal", "allclose", "isclose"):
+            return torch.ones(args[0].shape, dtype=torch.bool)
+        if name in ("sub", "__sub__", "__rsub__"):
+            return torch.zeros(args[0].shape)
+        return super().__torch_function__(func, types, args, kwargs or {})
+
+
+class _AdamWithLyingState(torch.optim.Adam):
+    """torch's Adam whose state, as the comparison sees it, is zeros of a lying subclass."""
+
+    def step(self, closure=None):
+        loss = super().step(closure)
+        for st in self.state.values():
+            for key, value in st.items():
+                st[key] = torch.zeros_like(value).as_subclass(_Liar)
+        return loss
+
+
+class _LinearReturningLiar(nn.Linear):
+    def forward(self, x):
+        return torch.zeros(x.shape[0], self.out_features, dtype=x.dtype).as_subclass(
+            _Liar
+        )
+
+
+def test_a_tensor_subclass_is_refused_before_it_can_lie():
+    """Refused from type() alone, before any operation: the liar's ``==`` and ``-`` never run."""
+    x, y = torch.zeros(3), torch.ones(3)
+    liar = x.clone().as_subclass(_Liar)
+    # what the liar says when asked: no difference from y
+    assert (liar - y).abs().max() == 0 and bool((liar == y).all())
+    for a, b in ((liar, y), (y, liar), ([x, liar], [x, y])):
+        with pytest.raises(AssertionError, match=r"tensor subclass \(_Liar\)"):
+            max_abs_diff(a, b)
+        with pytest.raises(AssertionError, match=r"tensor subclass \(_Liar\)"):
+            mismatch(*((a[-1], b[-1]) if isinstance(a, list) else (a, b)))
+    swapped = torch.zeros(3)
+    swapped.__class__ = _Liar  # the checks' own tensor, its class swapped by an answer
+    with pytest.raises(AssertionError, match="tensor subclass"):
+        max_abs_diff(swapped, y)
+    with pytest.raises(AssertionError, match="tensor subclass"):
+        replay_gradients(_AdamWithLyingState, torch.optim.Adam, dict(lr=0.1), steps=2)
+    torch.manual_seed(0)
+    ours, theirs = _LinearReturningLiar(3, 2), nn.Linear(3, 2)
+    with pytest.raises(AssertionError, match="tensor subclass"):
+        compare_modules(ours, theirs, torch.randn(4, 3))
+
+
+def test_plain_tensors_and_parameters_are_still_compared():
+    p = nn.Parameter(torch.ones(2))
+    assert max_abs_diff(p, torch.zeros(2)) == 1.0
+    assert mismatch(p, torch.ones(2)).ulps == 0
+    assert mismatch(2.0, torch.tensor(2.0)).ulps == 0

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from companion.testing.tolerances import mismatch
+from companion.testing.tolerances import PLAIN_TENSORS, mismatch, refuse_subclass
 
 
 def check(points: float):
@@ -65,8 +65,14 @@ def contract(what: str, fn, *args, **kwargs) -> None:
 
 
 def close(actual, expected, *, ulps: float, what: str) -> None:
-    """Like tolerances.assert_close, with the message made for a student."""
-    if not isinstance(actual, torch.Tensor):
+    """Like tolerances.assert_close, with the message made for a student. ``actual`` comes from the answer:
+    anything but a plain ``torch.Tensor`` or ``nn.Parameter`` (a subclass could lie about its values) fails
+    before any operation on it."""
+    try:
+        refuse_subclass(actual)
+    except AssertionError as exc:
+        raise AssertionError(f"{what}: {exc}") from None
+    if type(actual) not in PLAIN_TENSORS:
         raise AssertionError(f"{what}: expected a tensor, got {type(actual).__name__}")
     if actual.shape != expected.shape:
         raise AssertionError(
@@ -116,6 +122,7 @@ def trace_optimizer(
                     f"after step {t + 1} the state keys are {sorted(sa)}, torch has {sorted(sb)}"
                 )
             for key in sb:
+                _plain_state(sa[key], f"after step {t + 1} state[{key!r}]")
                 m = mismatch(
                     torch.as_tensor(sa[key]).to(torch.float64),
                     torch.as_tensor(sb[key]).to(torch.float64),
@@ -124,6 +131,18 @@ def trace_optimizer(
                     raise AssertionError(
                         f"after step {t + 1} state[{key!r}] of parameter {i} differs from torch: {m}"
                     )
+
+
+def _plain_state(value, what: str) -> None:
+    """An optimizer state value the comparison accepts: a plain tensor or a Python number (exact types)."""
+    if type(value) in (int, float, bool):
+        return
+    try:
+        refuse_subclass(value)
+    except AssertionError as exc:
+        raise AssertionError(f"{what}: {exc}") from None
+    if type(value) not in PLAIN_TENSORS:
+        raise AssertionError(f"{what} is a {type(value).__name__}, not a tensor")
 
 
 def raises_like(ours, theirs, *args, **kwargs) -> None:

@@ -7,8 +7,10 @@ submission's grade.
 
 The child's report is checked before it counts: every line carries the run's token, the events come in
 the one order the child writes them (start, answer, each check once in order, done) and nothing follows
-"done"; a check counts as passed only if the run reached "done" and exited normally. Anything else in the
-report is tampering, and every check fails. Text from the child reaches the feedback only as an exception's
+"done"; a check counts as passed only if the run reached "done" and exited normally, or if the grader
+itself ended the run because a later check ran past its time limit (the sandbox's own clock, which the
+answer cannot stop as it can the child's SIGALRM): then that check and the ones after it fail with "time
+limit". Anything else in the report is tampering, and every check fails. Text from the child reaches the feedback only as an exception's
 type and at most :data:`MESSAGE_CHARS` printable characters of its message's first line.
 """
 
@@ -103,6 +105,13 @@ def _defines(source: str, required: list[str]) -> bool:
     return False
 
 
+def _stalled_text(limit_s: float, limits: sandbox.Limits) -> str:
+    return (
+        f"time limit: did not finish within {limit_s:g} s (the grader ended the run after "
+        f"{limit_s + limits.grace_s:g} s without a report)"
+    )
+
+
 def _why_ended(outcome: sandbox.Outcome, limits: sandbox.Limits) -> str:
     if outcome.timed_out:
         return f"the submission ran past the grader's time limit of {limits.wall_s:g} s"
@@ -175,17 +184,33 @@ def grade_one(
             + " (refused at run time)"
         )
     answer = report["answer"]
+    if answer is None and outcome.stalled == "answer":
+        return fail_all(
+            "the answer cells failed: " + _stalled_text(limits.answer_s, limits)
+        )
     if answer is not None and answer.get("error") is not None:
         return fail_all(
             "the answer cells failed: " + _error_text(answer["error"], limits.answer_s)
         )
     finished = report["done"] is not None and outcome.returncode == 0
     finished = finished and not outcome.timed_out
+    stalled = outcome.stalled == "check" and answer is not None
+    counted = (
+        finished or stalled
+    )  # what was reported before the grader ended a stalled check
+    hung = None
     for n in names:
         event = report["checks"].get(n)
-        if event is None:
+        if event is None and stalled and hung is None:
+            hung = n
+            result.reasons[n] = _stalled_text(limits.check_s, limits)
+        elif event is None and stalled:
+            result.reasons[n] = (
+                f"not run: time limit: an earlier check did not finish within {limits.check_s:g} s"
+            )
+        elif event is None:
             result.reasons[n] = "not run: " + _why_ended(outcome, limits)
-        elif event.get("passed") is True and finished:
+        elif event.get("passed") is True and counted:
             result.points[n] = points[n]
         elif event.get("passed") is True:
             result.reasons[n] = "not counted: " + _why_ended(outcome, limits)

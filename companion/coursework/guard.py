@@ -11,8 +11,14 @@ no ``importlib``, ``sys.modules``, ``gc``, frames (``sys._getframe``, ``f_back``
 ``inspect``, ``ctypes``, ``pickle``, ``marshal``, ``operator.attrgetter``/``methodcaller``, no attributes
 such as ``__code__``, ``__globals__``, ``__builtins__``, ``__wrapped__``, ``__bases__``, ``__subclasses__``,
 ``__mro__`` or a module's ``__dict__``, no ``torch._C`` or ``torch.ops``, and nothing that writes to a file
-descriptor (``os.write``, ``os.fdopen``, ``os.dup``, ``/proc/self/fd``). Each is reported with the rule's
-name, so the student knows what to change.
+descriptor (``os.write``, ``os.fdopen``, ``os.dup``, ``/proc/self/fd``), no ``torch.overrides`` or dispatch
+modes. (``signal`` stays allowed: the grader times the checks itself, see ``sandbox``.)
+
+Static, for every assignment: the answer may not change what the checks run with (:func:`patching_violations`):
+no import of the course's checks (``companion.testing``, ``companion.coursework`` and what is under them), no
+assignment or ``del`` of an attribute of an imported module or of a name bound to one (``torch.Tensor.x = ...``,
+``T = type(p); T.x = ...``, ``setattr(mod, "x", ...)``), no assignment to ``__class__``, ``__dict__`` or a
+function's defaults. Each is reported with the rule's name, so the student knows what to change.
 
 Run time: each object named in ``guard`` is replaced, inside the grading process only, by a wrapper that
 raises :class:`Forbidden` when the call comes from the answer (a frame compiled from an answer cell, or a
@@ -139,6 +145,9 @@ BLOCKED_NAMES = {
     "torch.library": "torch.library",
     "torch.jit": "torch.jit",
     "torch.utils.cpp_extension": "torch.utils.cpp_extension",
+    "torch.overrides": "torch.overrides",
+    "torch.utils._python_dispatch": "torch.utils._python_dispatch",
+    "torch._subclasses": "torch._subclasses",
 }
 # attributes the answer may not read on anything: the ways into code objects, frames and namespaces
 BLOCKED_ATTRIBUTES = {
@@ -174,6 +183,10 @@ BLOCKED_ATTRIBUTES = {
     "gi_code",
     "co_consts",
     "_getframe",
+    "__setattr__",
+    "__delattr__",
+    "__defaults__",
+    "__kwdefaults__",
 }
 # modules reached as another module's attribute (torch.sys.modules): blocked on a module only, since
 # an object of the answer's may have an attribute of the same name
@@ -282,6 +295,108 @@ def dynamic_violations(setup: str, answers: list[str]) -> list[str]:
     return sorted(set(found), key=found.index)
 
 
+PATCHING = (
+    "the no-patching rule (the course's checks are not the answer's to import, "
+    "and imported modules are not the answer's to change)"
+)
+COURSE_CHECKS = ("companion.testing", "companion.coursework")
+# attributes whose assignment changes what an object is or does, on anything
+_REBINDS = {"__class__", "__dict__", "__defaults__", "__kwdefaults__"}
+
+
+def _course_checks(name: str | None) -> str | None:
+    return _matches(name, list(COURSE_CHECKS)) if name else None
+
+
+def _root(node: ast.AST) -> ast.AST:
+    while isinstance(node, (ast.Attribute, ast.Subscript)):
+        node = node.value
+    return node
+
+
+def _imported(node: ast.AST, bound: set) -> bool:
+    """True if ``node`` (an object expression) is an imported module or a name bound to one, something
+    reached from one by attributes or subscripts, a ``type(...)`` call, or reached through ``__class__``."""
+    while isinstance(node, (ast.Attribute, ast.Subscript)):
+        if isinstance(node, ast.Attribute) and node.attr == "__class__":
+            return True
+        node = node.value
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        return node.func.id == "type"
+    return isinstance(node, ast.Name) and node.id in bound
+
+
+def patching_violations(setup: str, answers: list[str]) -> list[str]:
+    """The ways the answer's source imports the course's checks or changes an imported module, each as
+    'an import of companion.testing (line 1 of answer cell 1)'."""
+    aliases = _aliases(ast.parse(setup), {})
+    found = []
+    for i, source in enumerate(answers, 1):
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue  # reported when the cell runs
+        _aliases(tree, aliases)
+        bound = set(aliases)
+        # names bound to an import, to something reached from one (T = torch.Tensor) or to a type
+        changed = True
+        while changed:
+            changed = False
+            for node in ast.walk(tree):
+                if isinstance(node, (ast.Assign, ast.AnnAssign, ast.NamedExpr)):
+                    targets = (
+                        node.targets if isinstance(node, ast.Assign) else [node.target]
+                    )
+                    if node.value is not None and _imported(node.value, bound):
+                        for t in targets:
+                            for n in ast.walk(t):
+                                if isinstance(n, ast.Name) and n.id not in bound:
+                                    bound.add(n.id)
+                                    changed = True
+        for node in ast.walk(tree):
+            what = None
+            if isinstance(node, ast.Import):
+                hit = next(
+                    filter(None, (_course_checks(a.name) for a in node.names)), None
+                )
+                what = hit and f"an import of {hit}"
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+                hit = next(filter(None, map(_course_checks, names)), None)
+                what = hit and f"an import of {hit}"
+            elif isinstance(node, ast.Attribute) and not _course_checks(
+                _dotted(node.value, aliases)
+            ):  # companion.testing reached from an import of companion (once per chain)
+                hit = _course_checks(_dotted(node, aliases))
+                what = hit and f"a use of {hit}"
+            if what:
+                pass
+            elif isinstance(node, (ast.Attribute, ast.Subscript)) and isinstance(
+                node.ctx, (ast.Store, ast.Del)
+            ):
+                verb = (
+                    "a del of" if isinstance(node.ctx, ast.Del) else "an assignment to"
+                )
+                if isinstance(node, ast.Attribute) and node.attr in _REBINDS:
+                    what = f"{verb} .{node.attr}"
+                elif _imported(node.value, bound):
+                    what = f"{verb} {_dotted(node, aliases) or 'an attribute'}"
+            elif (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in ("setattr", "delattr")
+                and len(node.args) > 1
+                and isinstance(node.args[1], ast.Constant)
+            ):  # with a computed name: the no-dynamic-access rule's
+                name = node.args[1] if len(node.args) > 1 else None
+                literal = isinstance(name, ast.Constant) and name.value
+                if literal in _REBINDS or _imported(node.args[0], bound):
+                    what = f"{node.func.id} on an imported module or a type"
+            if what:
+                found.append(f"{what} (line {node.lineno} of answer cell {i})")
+    return sorted(set(found), key=found.index)
+
+
 def static_violations(
     setup: str, answers: list[str], forbidden: list[str]
 ) -> list[str]:
@@ -291,6 +406,9 @@ def static_violations(
     scratch = _forbidden_names(setup, answers, forbidden)
     if scratch:
         out.append("the from-scratch rule: the answer uses " + "; ".join(scratch))
+    patching = patching_violations(setup, answers)
+    if patching:
+        out.append(f"{PATCHING}: the answer uses " + "; ".join(patching))
     dynamic = dynamic_violations(setup, answers)
     if dynamic:
         out.append(f"{DYNAMIC}: the answer uses " + "; ".join(dynamic))

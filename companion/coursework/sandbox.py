@@ -2,7 +2,10 @@
 
 Limits, in layers (each applies where the one before it is unavailable, and all where they can):
 
-- a process of its own, in its own session, killed (with its group) at the wall-clock limit;
+- a process of its own, in its own session, killed (with its group) at the wall-clock limit, and as soon
+  as the child has reported nothing for ``answer_s`` (the answer cells) or ``check_s`` (a check) plus
+  ``grace_s``: the per-check limit holds from the grader's side even if the answer ignores, blocks or
+  swallows the child's SIGALRM;
 - ``RLIMIT_AS`` (address space, so endless allocation ends in MemoryError), ``RLIMIT_CPU``, ``RLIMIT_FSIZE``
   and ``RLIMIT_CORE`` = 0, which the child sets on itself before it runs any answer (no ``preexec_fn``: the
   grader starts children from several threads);
@@ -32,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 
 UNSANDBOXED = "none (rlimits + audit hook; the instructor opted out of the sandbox)"
@@ -46,6 +50,9 @@ class Limits:
     file_mb: int = 16  # the largest file the child may write (its scratch folder)
     scratch_mb: int = 64  # the scratch folder in all (bubblewrap's size-capped tmpfs)
     processes: int = 64  # RLIMIT_NPROC (threads count), where the kernel enforces it
+    grace_s: float = (
+        5.0  # past answer_s or check_s without a report, the grader ends the run
+    )
 
 
 @dataclass
@@ -55,6 +62,41 @@ class Outcome:
     timed_out: bool
     stderr_tail: str
     sandbox: str
+    stalled: str | None = (
+        None  # "answer" or "check": the grader ended a run that reported nothing in time
+    )
+
+
+class _Progress:
+    """What the child has reported so far (lines with the run's token only), for the grader's own time
+    limits: after "start" the answer cells have ``answer_s``, after "answer" and after each "check" the
+    next check has ``check_s``, each plus ``grace_s``."""
+
+    def __init__(self, token: str, limits: "Limits"):
+        self.token, self.limits = token, limits
+        self.phase, self.since = None, time.monotonic()
+        self._partial = b""
+
+    def feed(self, block: bytes) -> None:
+        *lines, self._partial = (self._partial + block).split(b"\n")
+        self._partial = self._partial[-65536:]
+        for line in lines:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(event, dict) or event.get("token") != self.token:
+                continue  # a forged line fails the grading; it cannot buy time either
+            kind = event.get("event")
+            phase = {"start": "answer", "answer": "check", "check": "check"}
+            self.phase, self.since = phase.get(kind, "done"), time.monotonic()
+
+    def deadline(self) -> float | None:
+        """When the grader ends the run if nothing more arrives (None: only the wall-clock limit)."""
+        if self.phase is None:
+            return None
+        budget = {"answer": self.limits.answer_s, "check": self.limits.check_s}
+        return self.since + budget.get(self.phase, 0.0) + self.limits.grace_s
 
 
 class SandboxUnavailable(RuntimeError):
@@ -268,18 +310,17 @@ def run(
             )
             theirs.close()
             chunks: list[bytes] = []
-            reader = threading.Thread(target=_drain, args=(ours, chunks), daemon=True)
+            progress = _Progress(token, limits)
+            reader = threading.Thread(
+                target=_drain, args=(ours, chunks, progress), daemon=True
+            )
             reader.start()
             try:
                 proc.stdin.write(json.dumps(job).encode())
                 proc.stdin.close()
             except BrokenPipeError:
                 pass
-            timed_out = False
-            try:
-                proc.wait(timeout=limits.wall_s)
-            except subprocess.TimeoutExpired:
-                timed_out = True
+            timed_out, stalled = _wait(proc, limits, progress)
             # the whole group, also after a normal exit (a process the answer left behind); under
             # bubblewrap everything in its PID namespace has already died with the run
             _kill(proc)
@@ -304,10 +345,32 @@ def run(
         timed_out,
         tail,
         "bubblewrap" if use_bwrap else UNSANDBOXED,
+        stalled,
     )
 
 
-def _drain(sock: socket.socket, chunks: list, cap: int = 4 * 1024 * 1024) -> None:
+def _wait(proc: subprocess.Popen, limits: Limits, progress: _Progress):
+    """Wait for the child; (True, None) past the wall-clock limit, (False, phase) when it reported nothing
+    within its phase's limit plus grace (see :class:`_Progress`), (False, None) when it ended by itself."""
+    wall = time.monotonic() + limits.wall_s
+    while True:
+        stall = progress.deadline()
+        now = time.monotonic()
+        if now >= wall:
+            return True, None
+        if stall is not None and now >= stall and progress.phase != "done":
+            return False, progress.phase
+        wake = min(wall, stall if stall is not None else wall)
+        try:
+            proc.wait(timeout=max(0.05, min(wake - now, 0.5)))
+            return False, None
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _drain(
+    sock: socket.socket, chunks: list, progress: _Progress, cap: int = 4 * 1024 * 1024
+) -> None:
     size = 0
     while True:
         try:
@@ -318,6 +381,7 @@ def _drain(sock: socket.socket, chunks: list, cap: int = 4 * 1024 * 1024) -> Non
             return
         if size < cap:
             chunks.append(block[: cap - size])
+            progress.feed(block[: cap - size])
             size += len(block)
 
 

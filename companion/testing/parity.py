@@ -9,7 +9,13 @@ from typing import Callable
 import torch
 from torch import nn
 
-from companion.testing.tolerances import Mismatch, mismatch
+from companion.testing.tolerances import (
+    PLAIN_TENSORS,
+    Mismatch,
+    is_tensor_subclass,
+    mismatch,
+    refuse_subclass,
+)
 
 OptimizerClass = Callable[..., torch.optim.Optimizer]
 
@@ -27,14 +33,20 @@ def max_abs_diff(a, b, relative: bool = False) -> float:
     (a parameter and its squared-gradient average) are each measured against their own magnitude.
 
     A NaN or an infinity in either tensor makes the result NaN or infinite (even at the same place in
-    both: inf − inf is NaN), so that ``diff <= bound`` fails: a run that blows up never matches."""
-    if isinstance(a, torch.Tensor):
+    both: inf − inf is NaN), so that ``diff <= bound`` fails: a run that blows up never matches.
+
+    A tensor subclass (whose ``__sub__`` or ``__torch_function__`` could report any difference) is refused
+    with an AssertionError before any operation on it; see :func:`~companion.testing.tolerances.refuse_subclass`.
+    """
+    if type(a) in PLAIN_TENSORS or is_tensor_subclass(a):
         a, b = [a], [b]
     a, b = list(a), list(b)
     if len(a) != len(b):
         raise ValueError(f"cannot compare {len(a)} tensors with {len(b)}")
     worst = 0.0
     for x, y in zip(a, b):
+        refuse_subclass(x)
+        refuse_subclass(y)
         if not x.numel():
             continue
         x, y = (t.detach().to_dense() if t.is_sparse else t.detach() for t in (x, y))
@@ -157,7 +169,9 @@ def state_diff(
     a: torch.optim.Optimizer, b: torch.optim.Optimizer, relative: bool = False
 ) -> float:
     """The largest difference between two optimizers' per-parameter state, which must have the same keys
-    (``relative``: each tensor against its own magnitude, see :func:`max_abs_diff`)."""
+    (``relative``: each tensor against its own magnitude, see :func:`max_abs_diff`). A state value must be
+    a plain tensor or a number: a tensor subclass or any other object is refused (AssertionError) before
+    it is used."""
     worst = 0.0
     pa = [p for g in a.param_groups for p in g["params"]]
     pb = [p for g in b.param_groups for p in g["params"]]
@@ -166,9 +180,22 @@ def state_diff(
         if set(sa) != set(sb):
             raise AssertionError(f"state keys differ: {sorted(sa)} vs {sorted(sb)}")
         for key in sa:
+            for value in (sa[key], sb[key]):
+                _plain_state_value(key, value)
             va, vb = torch.as_tensor(sa[key]), torch.as_tensor(sb[key])
             worst = _worse(worst, max_abs_diff(va.to(vb), vb, relative))
     return worst
+
+
+def _plain_state_value(key, value) -> None:
+    """A state value as the comparison accepts it: a plain tensor or a Python number (exact types)."""
+    if type(value) in (int, float, bool):
+        return
+    refuse_subclass(value)
+    if type(value) not in PLAIN_TENSORS:
+        raise AssertionError(
+            f"state[{key!r}] is a {type(value).__name__}, not a tensor or a number"
+        )
 
 
 def _run_modules(
@@ -181,9 +208,14 @@ def _run_modules(
     for module in (ours, theirs):
         xs = [x.detach().clone().requires_grad_(x.is_floating_point()) for x in inputs]
         out = module(*xs)
+        refuse_subclass(out)  # before any operation on it
         w = torch.randn(out.shape, generator=gen, dtype=out.dtype).to(out.device)
         gen.manual_seed(seed)
         (out * w).sum().backward()
+        for t in [*xs, *module.parameters()]:
+            refuse_subclass(t)
+            if t.grad is not None:
+                refuse_subclass(t.grad)
         grads_in = [x.grad.reshape(-1) for x in xs if x.grad is not None]
         grads_p = [
             (p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)

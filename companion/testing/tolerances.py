@@ -20,6 +20,33 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+PLAIN_TENSORS = (torch.Tensor, torch.nn.Parameter)
+_MRO = type.__dict__["__mro__"]  # a class's MRO without running its metaclass's code
+_NAME = type.__dict__["__name__"]
+
+
+def is_tensor_subclass(x) -> bool:
+    """True if ``x`` is an instance of a subclass of ``torch.Tensor`` other than ``nn.Parameter``.
+
+    Decided from ``type(x)`` alone, before any operation on ``x``: a subclass's ``__eq__``, ``allclose`` or
+    ``__torch_function__`` could otherwise say it equals anything."""
+    t = type(x)
+    return t not in PLAIN_TENSORS and torch.Tensor in _MRO.__get__(t)
+
+
+def refuse_subclass(x) -> None:
+    """Raise AssertionError if ``x`` (or, for a plain tensor, its ``.data``) is a tensor subclass (see
+    :func:`is_tensor_subclass`): comparisons trust only ``torch.Tensor`` and ``nn.Parameter``."""
+    bad = is_tensor_subclass(x)
+    if not bad and type(x) in PLAIN_TENSORS:
+        bad = is_tensor_subclass(x.data)
+        x = x.data if bad else x
+    if bad:
+        raise AssertionError(
+            f"the answer returned a tensor subclass ({_NAME.__get__(type(x))}); "
+            "only torch.Tensor and nn.Parameter are compared"
+        )
+
 
 def eps(dtype: torch.dtype = torch.float64) -> float:
     """Machine epsilon of a floating dtype (2.2e-16 for float64, 1.2e-7 for float32)."""
@@ -48,7 +75,10 @@ def mismatch(actual: Tensor, expected: Tensor, scale: float | None = None) -> Mi
     """Where and by how much ``actual`` differs most from ``expected`` (scale: ``max |expected|`` unless given).
 
     NaNs must sit in the same places (a NaN against a number is an infinite difference); equal
-    infinities count as equal."""
+    infinities count as equal. A tensor subclass is refused (AssertionError) before any operation on it.
+    """
+    refuse_subclass(actual)
+    refuse_subclass(expected)
     actual, expected = torch.as_tensor(actual), torch.as_tensor(expected)
     if actual.shape != expected.shape:
         raise AssertionError(
