@@ -177,14 +177,19 @@ def built(tmp_path_factory):
     (src / "conf.py").write_text(
         f"import sys\nsys.path.insert(0, {str(EXT)!r})\n"
         "extensions = ['myst_parser', 'sphinx_exercise', 'chapter_numbers']\n"
+        # explicit: myst-nb, set up by another test in the same process, leaves '.md' mapped to its parser
+        "source_suffix = {'.rst': 'restructuredtext', '.md': 'markdown'}\n"
         "myst_enable_extensions = ['dollarmath', 'amsmath']\n"
         "numfig = True\n"
     )
     out = src / "_build"
-    app = sphinx_app.Sphinx(
-        str(src), str(src), str(out), str(out / ".doctrees"), "html", status=None
-    )
-    app.build()
+    from sphinx.util.docutils import docutils_namespace
+
+    with docutils_namespace():  # the nodes and directives registered go when it ends
+        app = sphinx_app.Sphinx(
+            str(src), str(src), str(out), str(out / ".doctrees"), "html", status=None
+        )
+        app.build()
     return {name: text_of((out / f"{name}.html").read_text()) for name in PAGES}
 
 

@@ -173,6 +173,8 @@ def site(tmp_path_factory):
         "import sys\n"
         f"sys.path.insert(0, {str(ROOT / 'book' / '_ext')!r})\n"
         "extensions = ['myst_parser', 'listings']\n"
+        # explicit: myst-nb, set up by another test in the same process, leaves '.md' mapped to its parser
+        "source_suffix = {'.rst': 'restructuredtext', '.md': 'markdown'}\n"
         f"listings_roots = [{str(src / 'companion')!r}]\n"
         "exclude_patterns = ['_build']\n",
         encoding="utf-8",
