@@ -152,7 +152,6 @@ def _limit(rlimits: dict, unshare_net: bool) -> None:
     import resource
 
     mb = 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_AS, (rlimits["memory_mb"] * mb,) * 2)
     resource.setrlimit(resource.RLIMIT_CPU, (rlimits["cpu_s"], rlimits["cpu_s"] + 5))
     resource.setrlimit(resource.RLIMIT_FSIZE, (rlimits["file_mb"] * mb,) * 2)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
@@ -164,6 +163,18 @@ def _limit(rlimits: dict, unshare_net: bool) -> None:
         import ctypes
 
         ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWNET)
+
+
+def _limit_memory(memory_mb: int) -> None:
+    """``RLIMIT_AS``: the address space in use once torch and the checks are loaded, plus ``memory_mb``
+    for the answer (a CUDA build of torch maps several GB of libraries at import; the limit is on what
+    the answer adds)."""
+    import resource
+
+    with open("/proc/self/status") as status:
+        in_use_kb = int(status.read().split("VmSize:")[1].split()[0])
+    limit = in_use_kb * 1024 + memory_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
 def _hide_report(fd: int) -> int:
@@ -200,6 +211,7 @@ def main() -> None:
     os.remove(job["checks_path"])
     spec, limit = job["spec"], job["check_timeout"]
     refused: list[str] = []
+    _limit_memory(job["rlimits"]["memory_mb"])  # before the guards and the answer
     guard.install(spec["guard"], refused)
     signal.signal(signal.SIGALRM, _on_alarm)
     os.chdir(job["scratch"])

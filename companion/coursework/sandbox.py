@@ -46,7 +46,7 @@ class Limits:
     wall_s: float = 120.0  # the whole submission, torch's import included
     check_s: float = 20.0  # one check
     answer_s: float = 20.0  # running the answer cells
-    memory_mb: int = 3072  # address space; importing torch takes about 700 MB of it
+    memory_mb: int = 3072  # address space the answer may add to what torch's import and the checks use
     file_mb: int = 16  # the largest file the child may write (its scratch folder)
     scratch_mb: int = 64  # the scratch folder in all (bubblewrap's size-capped tmpfs)
     processes: int = 64  # RLIMIT_NPROC (threads count), where the kernel enforces it
