@@ -101,10 +101,11 @@ def _solution_lines(name):
         for ln in r.splitlines()
         if len(ln.strip()) >= 24 and ln.strip() not in public
     }
-    hidden = {
-        f"def {n}(ns)"
-        for n in re.findall(r"^def (\w+)\(ns\)", a.checks_path.read_text(), re.M)
+    hidden = {  # the judges (trusted side only)
+        f"def {n}(obs, seed)"
+        for n in re.findall(r"^def (\w+)\(obs, seed\)", a.checks_path.read_text(), re.M)
     }
+    assert hidden, "the checks file has judges"
     return regions, lines, hidden
 
 
@@ -173,6 +174,8 @@ def test_gradescope_zip(released, tmp_path):
             "assignments/adamax/meta.toml",
             "assignments/adamax/spec.json",
             "companion/coursework/grader.py",
+            "companion/coursework/probes.py",
+            "companion/coursework/optim_judges.py",
             "companion/testing/optim_contract.py",
         } <= set(names)
         assert (zf.getinfo("run_autograder").external_attr >> 16) & 0o111

@@ -5,6 +5,8 @@ changed, and the feedback carries no text the answer chose beyond a short, clean
 One grading process per submission, so this runs once, not in the reruns under other ATen kernels.
 """
 
+import copy
+import dataclasses
 import hashlib
 import os
 import shutil
@@ -431,3 +433,217 @@ def test_the_no_patching_rule_refuses(source):
 @pytest.mark.parametrize("source", ALLOWED)
 def test_the_no_patching_rule_allows_an_answers_own_attributes(source):
     assert guard.static_violations(SETUP, [source], []) == []
+
+
+# -- the two-process design: what the answer's process holds, and what the grader accepts from it --------
+
+# run at probe time (from the optimizer's step) in the answer's process: every object the garbage collector
+# and sys.modules can reach, searched for a hidden check or judge, torch's reference kept by the checks, or
+# the course's comparison helpers and tolerances; the search reports what it found through its error
+SEARCH = """
+def _search():
+    import gc, sys
+    found, seen = set(), 0
+    for name in sys.modules:
+        if any(k in name for k in ("coursework.checks", "optim_judges", "companion.testing")):
+            found.add("module " + name)
+    for obj in gc.get_objects():
+        seen += 1
+        if callable(obj) and str(getattr(obj, "__module__", "")).startswith("checks_"):
+            found.add("check " + str(getattr(obj, "__name__", "?")))
+        if type(obj) is dict:
+            for key in ("TorchAdamax", "optim_judges", "REPLAY_ULPS", "refuse_subclass"):
+                if key in obj:
+                    found.add("name " + key)
+    return seen, sorted(found)
+"""
+SEARCH_STEP = (
+    SEARCH
+    + """
+def _searching_step(self, closure=None):
+    seen, found = _search()
+    raise RuntimeError(f"searched {seen} objects; found: {', '.join(found) or 'nothing'}")
+
+Adamax.step = _searching_step
+"""
+)
+
+
+def _job(a: asg.Assignment, answers: list, seed: int) -> dict:
+    """The job the grader sends (grader.grade_one), built here so a test can skip the static rule."""
+    from companion.coursework import checks as registry
+
+    checks = registry.checks_of(registry.load_checks(a.checks_path))
+    return {
+        "spec": a.spec(),
+        "answers": answers,
+        "probes_source": registry.probe_source(a.checks_path),
+        "probes": [[n, fn.probe.__name__] for n, fn in checks],
+        "seed": seed,
+    }
+
+
+LIMITS = sandbox.Limits(wall_s=60, check_s=20, answer_s=15)
+
+
+def test_a_probe_finds_no_check_judge_or_reference_in_the_answers_process():
+    """By construction, not by rule: the search uses gc and sys.modules, which the static rule refuses, so it
+    runs here without that rule; in the answer's process it finds nothing. The same search in the grader's
+    process (which holds the judges) finds them: the search works."""
+    a = asg.load("adamax")
+    answers = grader.answer_cells(
+        write_tmp(a, notebook(a, extra=SEARCH_STEP)), a.spec()
+    )
+    assert guard.static_violations(
+        a.spec()["setup"], answers, []
+    )  # the rule would refuse it
+    outcome = sandbox.run(
+        _job(a, answers, 7), LIMITS, hide=(a.folder.parent,), allow_unsandboxed=True
+    )
+    events = {e.get("name"): e for e in outcome.events if e.get("event") == "check"}
+    said = events["first_steps"]["error"]["text"]
+    assert said.startswith("searched ") and said.endswith("found: nothing"), said
+    assert int(said.split()[1]) > 10_000, (
+        said
+    )  # it did search (torch's objects are there)
+    # the control: in the trusted process, where the checks are loaded, the same search finds them
+    from companion.coursework import checks as registry
+
+    loaded = registry.load_checks(a.checks_path)  # noqa: F841 — kept alive for the search
+    ns = {}
+    exec(SEARCH, ns)
+    _, found = ns["_search"]()
+    assert "check first_steps" in found and "name TorchAdamax" in found, found
+    assert "module companion.testing.tolerances" in found, found
+
+
+def write_tmp(a, nb) -> Path:
+    import json
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="coursework-attack-")) / "s.ipynb"
+    path.write_text(json.dumps(nb))
+    return path
+
+
+@pytest.fixture(scope="module")
+def streams():
+    """The real reports of a right and a buggy Adamax, each graded once (seed 11), to be forged below."""
+    a = asg.load("adamax")
+    w = a.meta["wrong"]
+    out = {}
+    for kind, nb in (
+        ("right", a.notebook),
+        ("buggy", notebook(a, (w["old"], w["new"]))),
+    ):
+        path = write_tmp(a, nb)
+        answers = grader.answer_cells(path, a.spec())
+        outcome = sandbox.run(
+            _job(a, answers, 11),
+            LIMITS,
+            hide=(a.folder.parent,),
+            allow_unsandboxed=True,
+        )
+        out[kind] = (path, outcome)
+    return a, out
+
+
+def _first_tensor(obs):
+    """The first {"tensor": ...} inside an observation (a trace's first parameter)."""
+    while not (isinstance(obs, dict) and "tensor" in obs):
+        obs = obs[0]
+    return obs
+
+
+def _forge(events, how):
+    import base64
+
+    import torch
+
+    events = [dict(e) for e in events]
+    at = {e.get("name"): i for i, e in enumerate(events) if e.get("event") == "check"}
+    first = events[at["first_steps"]] = dict(events[at["first_steps"]])
+    first["obs"] = copy.deepcopy(first["obs"])
+    tensor = _first_tensor(first["obs"])
+    body = tensor["tensor"]
+    if how == "nan_bytes":
+        n = len(base64.b64decode(body["data"])) // 8
+        nan = torch.full((n,), float("nan"), dtype=torch.float64)
+        body["data"] = base64.b64encode(nan.numpy().tobytes()).decode()
+    elif how == "wrong_shape":
+        body["shape"] = list(reversed(body["shape"]))
+    elif how == "bytes_for_another_shape":
+        body["shape"] = [body["shape"][0] + 1, *body["shape"][1:]]
+    elif how == "not_base64":
+        body["data"] = "!!" + body["data"]
+    elif how == "unknown_dtype":
+        body["dtype"] = "object"
+    elif how == "another_type":
+        tensor.clear()
+        tensor["other"] = "FakeTensor"
+    elif how == "a_subclass":
+        tensor.clear()
+        tensor["subclass"] = "_Liar"
+    elif how == "a_list_of_numbers":
+        values = torch.frombuffer(
+            bytearray(base64.b64decode(body["data"])), dtype=torch.float64
+        )
+        tensor.clear()
+        tensor["dict"] = [["data", values.tolist()]]
+    elif how == "missing":
+        del first["obs"]
+    elif how == "passed_without_observation":
+        del first["obs"]
+        first["passed"] = True
+    elif how == "extra":
+        events.insert(at["replay"], dict(events[at["replay"]]))
+    elif how == "out_of_order":
+        i, j = at["first_steps"], at["options"]
+        events[i], events[j] = events[j], events[i]
+    return events
+
+
+FORGERIES = {  # how: (the points it may keep of the right answer's 10, what the first_steps check says)
+    "nan_bytes": (8, "NaN or inf where torch's values are finite"),
+    "wrong_shape": (8, "shape (4, 3), torch gives (3, 4)"),
+    "bytes_for_another_shape": (8, "malformed observation: a tensor of shape (4, 4)"),
+    "not_base64": (8, "malformed observation: a tensor whose data is not base64"),
+    "unknown_dtype": (8, "malformed observation: a tensor of an unknown dtype"),
+    "another_type": (8, "expected a plain value, got FakeTensor"),
+    "a_subclass": (8, "tensor subclass (_Liar)"),
+    "a_list_of_numbers": (8, "expected a tensor, got dict"),
+    "missing": (8, "malformed observation: nothing was observed"),
+    "passed_without_observation": (8, "malformed observation: nothing was observed"),
+    "extra": (0, "the report was tampered with"),
+    "out_of_order": (0, "the report was tampered with"),
+}
+
+
+@pytest.mark.parametrize("how", ["untouched", *FORGERIES])
+def test_a_forged_observation_stream_earns_nothing_it_did_not_observe(
+    streams, how, monkeypatch, tmp_path
+):
+    """The right answer's real report, one observation forged the way a hostile process could write it
+    (with the run's token): that check fails, never passes; the rest keep their points. Beside it the
+    controls: the untouched right report earns 10 and the buggy one 4."""
+    a, out = streams
+    graded = {}
+    for kind, (path, outcome) in out.items():
+        events = (
+            outcome.events
+            if how == "untouched" or kind == "buggy"
+            else _forge(outcome.events, how)
+        )
+        forged = dataclasses.replace(outcome, events=events)
+        monkeypatch.setattr(sandbox, "run", lambda *args, _o=forged, **kw: _o)
+        graded[kind] = grader.grade_one(a, path, LIMITS, tmp_path, seed=11)
+    assert sum(graded["buggy"].points.values()) == 4, graded["buggy"].reasons
+    right = graded["right"]
+    if how == "untouched":
+        assert sum(right.points.values()) == 10, right.reasons
+        return
+    keeps, says = FORGERIES[how]
+    assert sum(right.points.values()) == keeps, right.reasons
+    assert right.points["first_steps"] == 0 and says in right.reasons["first_steps"], (
+        right.reasons
+    )

@@ -81,9 +81,19 @@ def _events(*kinds):
     for k in kinds:
         if k in ("answer", "done", "forged"):
             out.append({"event": k})
-        else:
-            out.append({"event": "check", "name": k, "passed": True})
+        else:  # an observation the judge below accepts; "passed" is never trusted
+            out.append({"event": "check", "name": k, "obs": 1, "passed": True})
     return out
+
+
+class _Judge:
+    """A check whose judge accepts the observation 1 (and nothing else)."""
+
+    points = 1
+    __doc__ = "a check"
+
+    def __call__(self, obs, seed):
+        assert obs == 1, "wrong observation"
 
 
 @pytest.mark.parametrize(
@@ -125,7 +135,7 @@ def test_a_check_counts_only_in_a_complete_clean_report(
     monkeypatch, tmp_path, events, returncode, total
 ):
     a = asg.load("adamax")
-    checks = [(n, type("C", (), {"points": 1})()) for n in NAMES]
+    checks = [(n, _Judge()) for n in NAMES]
     monkeypatch.setattr(
         sandbox, "run", lambda *args, **kw: _outcome(events, returncode)
     )

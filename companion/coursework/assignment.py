@@ -8,8 +8,9 @@ checks and metadata, in ``assignments/<name>/``.
                   stub lines the region becomes ``raise NotImplementedError``). A markdown region between
                   ``<!-- BEGIN SOLUTION -->`` and ``<!-- END SOLUTION -->`` is dropped from the release.
                   Cells tagged ``solution`` are dropped whole.
-``checks.py``     the hidden graded checks, each a function decorated with
-                  :func:`companion.coursework.checks.check` (its points); never released to students.
+``checks.py``     the hidden graded checks: each a probe (``@probe``, sent to the answer's sandbox) and a
+                  judge decorated with :func:`companion.coursework.checks.check` (its points; run by
+                  the grader only); never released to students.
 ``meta.toml``     title, chapter, estimated minutes, the names the answer must define, the from-scratch
                   rule (``forbidden`` dotted names, checked in the source, and ``guard``: objects that
                   raise when reached from the answer at run time), and the rubric of the written question.

@@ -1,13 +1,14 @@
-"""The grading process for one submission: ``python -m companion.coursework.child`` (started by the sandbox).
+"""The answer's process for one submission: ``python -m companion.coursework.child`` (started by the sandbox).
 
-It reads its job from stdin (JSON: the assignment's spec, the answer cells, the checks' source, the time
-per check, the scratch folder, the report's file descriptor and token), moves the report socket to a
-high, random descriptor and keeps a private reference to ``os.write``, loads the hidden checks (which keep
-references to torch's originals) and deletes their file, installs the from-scratch guards and the audit
-hook, runs the setup and the answer cells, then every check, and reports one JSON line per event, each
-with the token: ``start``, ``answer``, one ``check`` per check in order, ``done``. Errors travel as
-fields (kind, type, first line, answer cell and line), which the grader sanitizes. It writes no file but
-its scratch folder's: the grader turns the report into grades.
+It reads its job from stdin (JSON: the assignment's spec, the answer cells, the probes' source and their
+names in order, the run's seed, the time per check, the scratch folder, the report's file descriptor and
+token), moves the report socket to a high, random descriptor and keeps a private reference to
+``os.write``, installs the from-scratch guards and the audit hook, runs the setup and the answer cells,
+then every probe, and reports one JSON line per event, each with the token: ``start``, ``answer``, one
+``check`` per probe in order (its observation, plain data from :func:`companion.coursework.probes.encode`,
+or the error the answer raised), ``done``. It holds no check, no judge, no torch reference and no
+tolerance: the grader decodes the observations and judges them. Errors travel as fields (kind, type,
+first line, answer cell and line), which the grader sanitizes. It writes no file but its scratch folder's.
 """
 
 import fcntl
@@ -200,19 +201,16 @@ def main() -> None:
 
     import torch
 
-    from companion.coursework import checks as registry
-    from companion.coursework import guard
+    from companion.coursework import guard, probes
 
     torch.set_num_threads(1)
-    with open(job["checks_path"], "w", encoding="utf-8") as f:
-        f.write(job.pop("checks_source"))
-    # before the guards: the checks keep torch's originals; then gone from the scratch folder
-    module = registry.load_checks(job["checks_path"])
-    os.remove(job["checks_path"])
-    spec, limit = job["spec"], job["check_timeout"]
+    spec, limit, seed = job["spec"], job["check_timeout"], job["seed"]
     refused: list[str] = []
     _limit_memory(job["rlimits"]["memory_mb"])  # before the guards and the answer
     guard.install(spec["guard"], refused)
+    # the probes: sandbox-side code only (no judge, reference or tolerance is in their source)
+    module = {"__name__": "__probes__", "__builtins__": __builtins__}
+    exec(compile(job.pop("probes_source"), "<probes>", "exec"), module)
     signal.signal(signal.SIGALRM, _on_alarm)
     os.chdir(job["scratch"])
     sys.addaudithook(_audit(job["scratch"], allow_net=False))
@@ -230,26 +228,25 @@ def main() -> None:
         _alarm(0)
         answer_error = describe(exc)
     report(event="answer", error=answer_error, refused=refused[:])
-    for name, fn in registry.checks_of(module):
+    for name, probe_name in job["probes"]:
         if answer_error is not None:
-            report(event="check", name=name, passed=False, answer_failed=True)
+            report(event="check", name=name, answer_failed=True)
             continue
-        torch.manual_seed(0)
+        torch.manual_seed(seed)
         before = len(refused)
         try:
             _alarm(limit)
             missing = [n for n in spec["required"] if n not in namespace]
             if missing:
                 raise NameError(f"the answer does not define {', '.join(missing)}")
-            fn(namespace)
+            obs = probes.encode(module[probe_name](namespace, seed))
             _alarm(0)
-            report(event="check", name=name, passed=True)
+            report(event="check", name=name, obs=obs)
         except BaseException as exc:  # noqa: BLE001
             _alarm(0)
             report(
                 event="check",
                 name=name,
-                passed=False,
                 error=describe(exc),
                 refused=refused[before:],
             )

@@ -5,9 +5,16 @@
 Only this process writes them, after every child has ended, so nothing a submission does reaches another
 submission's grade.
 
+Two processes per submission, one trusted. The child (the answer's sandboxed process) runs the answer and
+then the probes, and reports plain observations; this process alone holds the hidden checks' judges,
+torch's reference and the tolerances: it decodes each observation itself (tensors rebuilt from their
+bytes), judges it, and writes the feedback. The probes' inputs come from a seed that no answer can know
+in advance (:func:`run_seed`: a hash of the hidden checks file and of the batch's answers; the same batch
+gets the same seed, so grading twice gives the same grades; any change to a submission changes it).
+
 The child's report is checked before it counts: every line carries the run's token, the events come in
 the one order the child writes them (start, answer, each check once in order, done) and nothing follows
-"done"; a check counts as passed only if the run reached "done" and exited normally, or if the grader
+"done"; a check's observation is judged only if the run reached "done" and exited normally, or if the grader
 itself ended the run because a later check ran past its time limit (the sandbox's own clock, which the
 answer cannot stop as it can the child's SIGALRM): then that check and the ones after it fail with "time
 limit". Anything else in the report is tampering, and every check fails. Text from the child reaches the feedback only as an exception's
@@ -15,11 +22,12 @@ type and at most :data:`MESSAGE_CHARS` printable characters of its message's fir
 """
 
 import csv
+import hashlib
 import io
 import json
 import os
 import re
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +47,8 @@ class Result:
     )
     grader_error: str | None = None
     sandbox: str = "bubblewrap"
+    seed: int = 0  # the probes' seed
+    pending: list = field(default_factory=list)  # (check, observation) not judged yet
 
 
 MESSAGE_CHARS = 160  # of an error message from the answer's process, in the feedback
@@ -130,9 +140,44 @@ def grade_one(
     out: Path,
     checks=None,
     allow_unsandboxed: bool = False,
+    probes_source: str | None = None,
+    seed: int | None = None,
 ) -> Result:
-    """Grade one notebook (``checks``: the assignment's checks, loaded once per batch)."""
+    """Grade one notebook (``checks``: the assignment's checks, loaded once per batch, with
+    ``probes_source``, what of them the sandbox receives; ``seed``: the batch's, see :func:`run_seed`)."""
     checks = checks or registry.checks_of(registry.load_checks(a.checks_path))
+    return finish(
+        run_one(a, path, limits, out, checks, allow_unsandboxed, probes_source, seed),
+        checks,
+    )
+
+
+def finish(result: "Result", checks) -> "Result":
+    """Judge the observations :func:`run_one` left pending (in this, the trusted process)."""
+    points = dict((n, fn.points) for n, fn in checks)
+    judges = dict(checks)
+    for n, obs in result.pending:
+        why = judge(judges[n], obs, result.seed)
+        result.reasons[n] = why
+        result.points[n] = 0 if why else points[n]
+    result.pending = []
+    return result
+
+
+def run_one(
+    a: asg.Assignment,
+    path: Path,
+    limits: sandbox.Limits,
+    out: Path,
+    checks=None,
+    allow_unsandboxed: bool = False,
+    probes_source: str | None = None,
+    seed: int | None = None,
+) -> Result:
+    """Run one notebook's answer and probes in the sandbox; the observations to judge are left in
+    ``result.pending`` (see :func:`finish`), so that the batch's next submission can start meanwhile."""
+    if probes_source is None:
+        probes_source = registry.probe_source(a.checks_path)
     names = [n for n, _ in checks]
     points = {n: fn.points for n, fn in checks}
     result = Result(path.stem, {n: 0 for n in names}, {n: "" for n in names})
@@ -153,7 +198,16 @@ def grade_one(
     static = guard.static_violations(spec["setup"], answers, spec["forbidden"])
     if static:
         return fail_all("; ".join(static))
-    job = {"spec": spec, "answers": answers, "checks_path": str(a.checks_path)}
+    if seed is None:
+        seed = run_seed(a.checks_path, [answers])
+    result.seed = seed
+    job = {
+        "spec": spec,
+        "answers": answers,
+        "probes_source": probes_source,
+        "probes": [[n, _probe_name(n, fn)] for n, fn in checks],
+        "seed": seed,
+    }
     outcome = sandbox.run(
         job, limits, hide=(a.folder.parent, out), allow_unsandboxed=allow_unsandboxed
     )
@@ -210,18 +264,65 @@ def grade_one(
             )
         elif event is None:
             result.reasons[n] = "not run: " + _why_ended(outcome, limits)
-        elif event.get("passed") is True and counted:
-            result.points[n] = points[n]
-        elif event.get("passed") is True:
+        elif "obs" in event and counted:
+            result.pending.append((n, event["obs"]))
+        elif "obs" in event:
             result.reasons[n] = "not counted: " + _why_ended(outcome, limits)
-        else:
+        elif event.get("error") is not None or event.get("answer_failed"):
             result.reasons[n] = _error_text(event.get("error"), limits.check_s)
+        else:
+            result.reasons[n] = "malformed observation: nothing was observed"
     if finished:
         try:
             result.cpu_s = float(report["done"].get("cpu_s", 0))
         except (TypeError, ValueError):
             result.cpu_s = 0.0
     return result
+
+
+def run_seed(checks_path: Path, batch: list) -> int:
+    """The probes' seed for a grading batch (``batch``: each submission's answer cells): a hash of the
+    hidden checks file, which no answer can read, and of every answer in the batch, so no student knows it
+    in advance and any change to a submission changes it, while grading the same batch again gives the
+    same grades. Every submission of a batch is probed on the same inputs (torch's runs are computed once)."""
+    h = hashlib.sha256(Path(checks_path).read_bytes())
+    for digest in sorted(
+        hashlib.sha256("\0".join(answers).encode("utf-8", "surrogatepass")).digest()
+        for answers in batch
+    ):
+        h.update(digest)
+    return int.from_bytes(h.digest()[:6], "big")
+
+
+def warm(checks, seed: int) -> None:
+    """Let each judge compute what it can before any observation arrives (torch's runs, which the
+    optimizer judges keep for the batch, and torch's own first-use start-up): it is given no observation,
+    and fails."""
+    for _, fn in checks:
+        judge(fn, None, seed)
+
+
+def _probe_name(name: str, fn) -> str:
+    probe = getattr(fn, "probe", None)
+    return getattr(probe, "__name__", name)
+
+
+def judge(fn, obs, seed: int) -> str:
+    """Decode one observation and judge it: '' when the check passes, else why it failed. A malformed
+    observation, or one the judge cannot read, fails the check."""
+    try:
+        decoded = registry.decode(obs)
+    except registry.Malformed as exc:
+        return "malformed observation: " + clean(exc, 120)
+    except RecursionError:
+        return "malformed observation: nested too deeply"
+    try:
+        fn(decoded, seed)
+    except AssertionError as exc:
+        return clean(exc) or "assertion failed"
+    except Exception as exc:  # noqa: BLE001 — an observation of an unexpected form
+        return f"the observation could not be judged ({type(exc).__name__}: {clean(exc, 100)})"
+    return ""
 
 
 def _read_report(events: list, names: list) -> tuple[dict, str]:
@@ -279,14 +380,33 @@ def grade(
         parents=True, exist_ok=True
     )  # exists before the sandboxes start, so they can hide it
     checks = registry.checks_of(registry.load_checks(a.checks_path))
+    probes_source = registry.probe_source(a.checks_path)
+    batch = []
+    for p in paths:
+        try:
+            batch.append(answer_cells(p, a.spec()))
+        except (OSError, ValueError, UnicodeDecodeError):
+            continue
+    seed = run_seed(a.checks_path, batch)
     with ThreadPoolExecutor(jobs) as pool:
-        results = sorted(
-            pool.map(
-                lambda p: grade_one(a, p, limits, Path(out), checks, allow_unsandboxed),
-                paths,
-            ),
-            key=lambda r: r.submission,
-        )
+        futures = [
+            pool.submit(
+                run_one,
+                a,
+                p,
+                limits,
+                Path(out),
+                checks,
+                allow_unsandboxed,
+                probes_source,
+                seed,
+            )
+            for p in paths
+        ]
+        warm(checks, seed)  # while the first children start
+        # judged here, as each child ends, while the pool starts the next ones
+        results = [finish(f.result(), checks) for f in as_completed(futures)]
+    results.sort(key=lambda r: r.submission)
     write(a, results, Path(out), checks)
     return results
 

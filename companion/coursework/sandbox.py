@@ -38,6 +38,9 @@ import threading
 import time
 from dataclasses import dataclass
 
+REPORT_CAP = (
+    128 * 1024 * 1024
+)  # bytes of report read from one run (observations hold raw samples)
 UNSANDBOXED = "none (rlimits + audit hook; the instructor opted out of the sandbox)"
 
 
@@ -75,11 +78,16 @@ class _Progress:
     def __init__(self, token: str, limits: "Limits"):
         self.token, self.limits = token, limits
         self.phase, self.since = None, time.monotonic()
-        self._partial = b""
+        self._parts: list[
+            bytes
+        ] = []  # the line being received (an observation may be megabytes)
 
     def feed(self, block: bytes) -> None:
-        *lines, self._partial = (self._partial + block).split(b"\n")
-        self._partial = self._partial[-65536:]
+        *lines, rest = block.split(b"\n")
+        if lines:
+            lines[0] = b"".join([*self._parts, lines[0]])
+            self._parts = []
+        self._parts.append(rest)
         for line in lines:
             try:
                 event = json.loads(line)
@@ -245,25 +253,17 @@ def run(
 ) -> Outcome:
     """Run the child on ``job`` (see ``child.py``) and return its report, whatever the child does.
 
-    The checks travel on the child's stdin (it writes them into its scratch folder, imports them and
-    deletes them); with bubblewrap only the folders of :func:`_readable_roots` exist inside the sandbox,
+    The job (with the probes' source; never the judges) travels on the child's stdin; with bubblewrap only the folders of :func:`_readable_roots` exist inside the sandbox,
     and any of ``hide`` (the assignments, the grades) that lies under one of them is emptied. Without a
     usable bubblewrap this raises :class:`SandboxUnavailable` unless ``allow_unsandboxed``."""
     use_bwrap = bwrap_works()
     if not use_bwrap and not allow_unsandboxed:
         raise SandboxUnavailable(why_no_sandbox())
     with tempfile.TemporaryDirectory(prefix="coursework-") as scratch:
-        with open(job["checks_path"], encoding="utf-8") as f:
-            checks_source = f.read()
         ours, theirs = socket.socketpair()
         token = secrets.token_hex(16)
         job = {
             **job,
-            "checks_path": os.path.join(
-                scratch,
-                os.path.basename(os.path.dirname(job["checks_path"])) + "_checks.py",
-            ),
-            "checks_source": checks_source,
             "report_fd": theirs.fileno(),
             "token": token,
             "scratch": scratch,
@@ -369,7 +369,7 @@ def _wait(proc: subprocess.Popen, limits: Limits, progress: _Progress):
 
 
 def _drain(
-    sock: socket.socket, chunks: list, progress: _Progress, cap: int = 4 * 1024 * 1024
+    sock: socket.socket, chunks: list, progress: _Progress, cap: int = REPORT_CAP
 ) -> None:
     size = 0
     while True:
