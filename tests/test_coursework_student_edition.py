@@ -124,3 +124,37 @@ def test_a_sentence_the_chapter_says_anyway_is_not_a_leak(tmp_path):
     )
     leaks = se.scan(site, book)
     assert len(leaks) == 1 and "secret answer" in leaks[0], leaks
+
+
+def test_the_scan_finds_a_solutions_translation(tmp_path):
+    """In a translated edition, a solution's Chinese text in a page is a leak; the exercise's is not."""
+    from babel.messages.catalog import Catalog
+    from babel.messages.pofile import write_po
+
+    book = tmp_path / "book"
+    (book / "part").mkdir(parents=True)
+    solution = "Momentum keeps a running sum of past gradients."
+    exercise = "Why does momentum help on a narrow valley floor?"
+    (book / "part" / "page.md").write_text(
+        f"# Page\n\n```{{exercise}}\n:label: ex\n{exercise}\n```\n\n"
+        f"```{{solution}} ex\n{solution}\n```\n"
+    )
+    catalog = Catalog(locale="zh_CN")
+    catalog.add(exercise, "为什么动量在狭长的谷底有帮助呢？")
+    catalog.add(solution, "动量保留了过去所有梯度的累积滑动和。")
+    po = book / "locale" / "zh_CN" / "LC_MESSAGES" / "book" / "part" / "page.po"
+    po.parent.mkdir(parents=True)
+    with po.open("wb") as f:
+        write_po(f, catalog)
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "page.html").write_text("<p>为什么动量在狭长的谷底有帮助呢？</p>")
+    assert se.scan(site, book, tmp_path / "none", language="zh_CN") == []
+    (site / "page.html").write_text(
+        "<p>答：<em>动量保留了过去所有梯度的累积滑动和</em>。</p>"
+    )
+    leaks = se.scan(site, book, tmp_path / "none", language="zh_CN")
+    assert any("动量保留了过去所有梯度的累积滑动和" in leak for leak in leaks), leaks
+    assert (
+        se.scan(site, book, tmp_path / "none") == []
+    )  # without the language: English only

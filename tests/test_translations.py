@@ -1,0 +1,151 @@
+"""The translations stay in step with the English: a changed English sentence is reported, by page and
+text, until its translation is revised; a translation that changes the markup (math, code, roles, links)
+is caught; the student edition's scan finds a solution's translation."""
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from babel.messages.catalog import Catalog
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location(
+    "translations", ROOT / ".ci" / "translations.py"
+)
+translations = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(translations)
+
+INTRO = "book/intro"
+
+
+def _catalog(pairs, fuzzy=()):
+    catalog = Catalog(locale="zh_CN")
+    for english, chinese in pairs:
+        catalog.add(english, chinese, flags=("fuzzy",) if english in fuzzy else ())
+    return catalog
+
+
+def test_a_changed_sentence_is_fuzzy_and_named(monkeypatch, tmp_path):
+    old = "Momentum damps the zig-zag of gradient descent on a narrow valley."
+    new = "Momentum damps the zig-zag of gradient descent on a long, narrow valley."
+    kept = "Adam divides by the root of a moving average of squared gradients."
+    locale = tmp_path / "locale"
+    path = locale / "zh_CN" / "LC_MESSAGES" / "book" / "page.po"
+    path.parent.mkdir(parents=True)
+    from babel.messages.pofile import write_po
+
+    with path.open("wb") as f:
+        write_po(
+            f,
+            _catalog(
+                [
+                    (old, "动量抑制窄谷中梯度下降的之字形振荡。"),
+                    (kept, "Adam 除以平方梯度滑动平均的平方根。"),
+                ]
+            ),
+        )
+    monkeypatch.setattr(translations, "LOCALE", locale)
+    template = _catalog([(new, ""), (kept, "")])
+    merged = translations.merged("book/page", template, "zh_CN")
+    todo = translations.pending(merged)
+    assert [(status, text) for status, _, text in todo] == [("fuzzy", new)]
+    # the old translation is kept for the translator to revise
+    assert merged[new].string == "动量抑制窄谷中梯度下降的之字形振荡。"
+    # a sentence with nothing in common is new, not fuzzy
+    template = _catalog(
+        [("Weight decay shrinks every weight toward zero each step.", ""), (kept, "")]
+    )
+    todo = translations.pending(translations.merged("book/page", template, "zh_CN"))
+    assert [status for status, _, _ in todo] == ["untranslated"]
+
+
+def test_messages_without_words_are_copied():
+    assert not translations.needs_translation("`torch.optim.SGD`")
+    assert not translations.needs_translation("$\\alpha = 0.1$")
+    assert not translations.needs_translation("动量")
+    assert translations.needs_translation("The learning rate $\\alpha$.")
+
+
+@pytest.mark.parametrize(
+    "chinese, problem",
+    [
+        (
+            "见 {doc}`optimization/adam`，其中 $\\alpha$ 与 `lr`，{term}`动量 <momentum>`。",
+            None,
+        ),
+        ("见 {doc}`optimization/adam`，其中 $\\beta$ 与 `lr`，{term}`动量`。", "math"),
+        (
+            "见 {doc}`optimization/adam`，其中 $\\alpha$ 与 `学习率`，{term}`动量`。",
+            "inline code",
+        ),
+        (
+            "见 {doc}`optimization/nadam`，其中 $\\alpha$ 与 `lr`，{term}`动量`。",
+            "roles",
+        ),
+        ("见 optimization/adam，其中 $\\alpha$ 与 `lr`，{term}`动量`。", "roles"),
+    ],
+)
+def test_markup_must_survive_translation(chinese, problem):
+    english = "Taught in {doc}`optimization/adam`, with $\\alpha$ and `lr` and {term}`momentum`."
+    errors = translations.markup_errors(english, chinese)
+    if problem is None:
+        assert errors == []
+    else:
+        assert errors and errors[0].startswith(problem), errors
+
+
+def test_the_catalogs_keep_the_markup():
+    """Every translated message of the shipped catalogs keeps its English's math, code, roles and links."""
+    paths = sorted((ROOT / "book" / "locale").rglob("*.po"))
+    assert paths, "no catalogs"
+    bad = []
+    from babel.messages.pofile import read_po
+
+    for path in paths:
+        with path.open("rb") as f:
+            for m in read_po(f):
+                if m.id and m.string:
+                    bad += [
+                        (path.name, e, m.id[:60])
+                        for e in translations.markup_errors(m.id, m.string)
+                    ]
+    assert bad == []
+
+
+@pytest.mark.skipif(shutil.which("jupyter-book") is None, reason="needs jupyter-book")
+def test_extraction_names_an_edited_sentence(tmp_path, monkeypatch):
+    """End to end on the introduction: edit one English sentence, extract the messages as CI does, and the
+    check names that sentence on that page; its other messages keep their state."""
+    src = tmp_path / "src"
+    shutil.copytree(
+        ROOT / "book", src / "book", ignore=shutil.ignore_patterns("*.ipynb", "_build")
+    )
+    (src / "companion").symlink_to(ROOT / "companion")
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    config["execute"]["execute_notebooks"] = "off"
+    (src / "_config.yml").write_text(yaml.safe_dump(config))
+    (src / "_toc.yml").write_text(yaml.safe_dump({"format": "jb-book", "root": INTRO}))
+    intro = src / f"{INTRO}.md"
+    text = intro.read_text()
+
+    def pending_texts(name):
+        template = translations.extract(src, tmp_path / name)[INTRO]
+        todo = translations.pending(translations.merged(INTRO, template, "zh_CN"))
+        assert all("intro.md" in where for _, where, _ in todo)
+        return {t for _, _, t in todo}
+
+    before = pending_texts("before")
+    line = next(
+        ln
+        for p in text.split("\n\n")
+        if p[:1].isalpha()
+        for ln in p.splitlines()
+        if " the " in ln
+    )
+    edited = line.replace(" the ", " the whole ", 1)
+    intro.write_text(text.replace(line, edited, 1))
+    after = pending_texts("after")
+    new = after - before
+    assert len(new) == 1 and edited.strip() in next(iter(new)), new
