@@ -23,6 +23,7 @@ import os
 import socket
 import tempfile
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -112,20 +113,36 @@ def _worker(
     )  # W processes share the cores; one thread each avoids oversubscription
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
-    dist.init_process_group(
-        "gloo",
-        rank=rank,
-        world_size=world_size,
-        timeout=datetime.timedelta(seconds=timeout),
-    )
-    result = _train_replica(
-        rank, world_size, model, X, y, order, optimizer, options, loss_fn
-    )
+    try:
+        dist.init_process_group(
+            "gloo",
+            rank=rank,
+            world_size=world_size,
+            timeout=datetime.timedelta(seconds=timeout),
+        )
+        result = _train_replica(
+            rank, world_size, model, X, y, order, optimizer, options, loss_fn
+        )
+    except BaseException:
+        # when and why, for the parent: a worker's failure makes its peers fail too ("connection closed
+        # by peer"), and the parent reports the earliest failure, the cause
+        failure = f"{time.time()!r}\n{traceback.format_exc()}"
+        (Path(out_dir) / f"failed{rank}.txt").write_text(failure)
+        raise
     torch.save(result, Path(out_dir) / f"rank{rank}.pt")
     # only on success, and only once the DDP replica is gone (a replica outliving its group can hang at
     # exit): a failed worker just exits and the parent stops the others, since leaving the group while
     # a peer waits in an all-reduce can block until the gloo timeout
     dist.destroy_process_group()
+
+
+def _first_failure(out_dir: str) -> tuple[int, str] | None:
+    """The rank and traceback of the worker that failed first, from the files failed workers wrote."""
+    failures = []
+    for path in Path(out_dir).glob("failed*.txt"):
+        when, _, why = path.read_text().partition("\n")
+        failures.append((float(when), int(path.stem.removeprefix("failed")), why))
+    return min(failures)[1:] if failures else None
 
 
 def _start_method() -> str:
@@ -243,8 +260,10 @@ def train_data_parallel(
                         f"{timeout:g} s; they were stopped"
                     )
         except (mp.ProcessRaisedException, mp.ProcessExitedException) as error:
+            _stop(context)
+            rank, why = _first_failure(out_dir) or (error.error_index, str(error))
             raise WorkerError(
-                f"a data-parallel worker failed (rank {error.error_index}): {error}"
+                f"a data-parallel worker failed (rank {rank}): {why}"
             ) from error
         finally:
             _stop(context)
