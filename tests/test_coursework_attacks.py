@@ -647,3 +647,83 @@ def test_a_forged_observation_stream_earns_nothing_it_did_not_observe(
     assert right.points["first_steps"] == 0 and says in right.reasons["first_steps"], (
         right.reasons
     )
+
+
+# -- the from-scratch rule by construction: routes to torch's implementation that the static rule would
+# refuse, run here without that rule; in the answer's process there is nothing at their end ---------------
+
+ADAMAX_ROUTES = {
+    "getattr": "Adamax = getattr(torch.optim, 'Ada' + 'max')\n",
+    "re_import": "import sys\n\ndel sys.modules['torch.optim.adamax']\n"
+    "from torch.optim.adamax import Adamax\n",
+    "written_module": "import sys\n\nwith open('m.py', 'w') as f:\n"
+    "    f.write('from torch.optim import Adamax\\n')\n"
+    "sys.path.insert(0, '.')\nfrom m import Adamax\n",
+    "subclasses": "Adamax = next(c for c in torch.optim.Optimizer.__subclasses__()\n"
+    "              if c.__name__ == 'Adamax')\n",
+    "wrapped": "import operator\n\n"
+    "Adamax = operator.attrgetter('Adamax.__wrapped__')(torch.optim)\n",
+    "functional": "import torch.optim._functional as Fo\n\n"
+    "class Adamax(torch.optim.Optimizer):\n"
+    "    def __init__(self, params, lr=0.002):\n"
+    "        super().__init__(params, dict(lr=lr))\n\n"
+    "    def step(self, closure=None):\n        Fo.adamax()\n",
+    # the answer the student runs is wrong; in the grader (its scratch folder) it takes torch's
+    "detects_the_grader": "import os\n\nif 'coursework-' in os.getcwd():\n"
+    "    Adamax = torch.optim.Adamax\nelse:\n    Adamax = torch.optim.SGD\n",
+}
+RMSNORM_CALL = (
+    "return RMSNormFunction.apply(x, self.weight, self.normalized_shape, eps)"
+)
+RMSNORM_ROUTES = {  # the C kernel, reached without torch.rms_norm
+    "variable_functions": "return torch._C._VariableFunctions.rms_norm("
+    "x, list(self.normalized_shape), self.weight, eps)",
+    "ops_aten": "return torch.ops.aten.rms_norm.default("
+    "x, list(self.normalized_shape), self.weight, eps)",
+    "vf": "return torch._VF.rms_norm(x, list(self.normalized_shape), self.weight, eps)",
+}
+
+
+def test_routes_past_the_static_rule_find_no_torch_implementation(
+    tmp_path, monkeypatch
+):
+    """Each route earns nothing, and the grader names the rule; the right answers beside them keep 10."""
+    monkeypatch.setattr(guard, "static_violations", lambda *args: [])
+    limits = sandbox.Limits(wall_s=60, check_s=12, answer_s=15, grace_s=3)
+    for name, routes, as_answer in (
+        ("adamax", ADAMAX_ROUTES, True),
+        ("rmsnorm", RMSNORM_ROUTES, False),
+    ):
+        a = asg.load(name)
+        cases = {"right": a.notebook}
+        for k, route in routes.items():
+            if as_answer:
+                cases[k] = notebook(a, answer=route)
+            else:
+                cases[k] = notebook(a, (RMSNORM_CALL, route))
+        paths = [write(tmp_path / f"{name}-{k}.ipynb", nb) for k, nb in cases.items()]
+        results = {
+            r.submission.split("-", 1)[1]: r
+            for r in grader.grade(
+                name,
+                paths,
+                tmp_path / f"out-{name}",
+                jobs=2,
+                limits=limits,
+                allow_unsandboxed=True,
+            )
+        }
+        assert sum(results["right"].points.values()) == 10, results["right"].reasons
+        for k in routes:
+            r = results[k]
+            assert sum(r.points.values()) == 0, (name, k, r.reasons)
+            why = " ".join(r.reasons.values())
+            assert any(
+                s in why
+                for s in (
+                    "from-scratch rule",
+                    "StopIteration",
+                    "no code the answer wrote",
+                    "AttributeError: __wrapped__",
+                )
+            ), (name, k, why)

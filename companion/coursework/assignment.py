@@ -12,8 +12,8 @@ checks and metadata, in ``assignments/<name>/``.
                   judge decorated with :func:`companion.coursework.checks.check` (its points; run by
                   the grader only); never released to students.
 ``meta.toml``     title, chapter, estimated minutes, the names the answer must define, the from-scratch
-                  rule (``forbidden`` dotted names, checked in the source, and ``guard``: objects that
-                  raise when reached from the answer at run time), and the rubric of the written question.
+                  rule (``forbidden`` dotted names, checked in the source, and ``remove``: the torch
+                  objects, modules and ATen operators taken out of the answer's process), and the rubric of the written question.
 ``wrong.py``      a typical wrong answer (for the tests), its first line ``# loses: check, check``.
 """
 
@@ -67,7 +67,7 @@ class Assignment:
             "setup": setup,
             "required": self.meta["required"],
             "forbidden": self.meta.get("forbidden", []),
-            "guard": self.meta.get("guard", []),
+            "remove": self.meta.get("remove", []),
         }
 
 

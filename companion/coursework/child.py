@@ -3,7 +3,7 @@
 It reads its job from stdin (JSON: the assignment's spec, the answer cells, the probes' source and their
 names in order, the run's seed, the time per check, the scratch folder, the report's file descriptor and
 token), moves the report socket to a high, random descriptor and keeps a private reference to
-``os.write``, installs the from-scratch guards and the audit hook, runs the setup and the answer cells,
+``os.write``, removes the torch implementations the assignment forbids and installs the audit hook, runs the setup and the answer cells,
 then every probe, and reports one JSON line per event, each with the token: ``start``, ``answer``, one
 ``check`` per probe in order (its observation, plain data from :func:`companion.coursework.probes.encode`,
 or the error the answer raised), ``done``. It holds no check, no judge, no torch reference and no
@@ -17,6 +17,7 @@ import os
 import random
 import signal
 import sys
+import tempfile
 import traceback
 
 
@@ -74,11 +75,27 @@ def _writes(mode, flags) -> bool:
     )
 
 
-def _audit(scratch: str, allow_net: bool):
+def _audit(scratch: str, allow_net: bool, removed: tuple = (), refused: list = ()):
     """An audit hook: no writes outside the scratch folder, no wrapping of descriptors, no new processes, no
-    signals to others, no sockets."""
+    signals to others, no sockets, no code from a file the answer can write, and no new import of a module
+    the grader removed (``removed``; each refusal is appended to ``refused``). Python offers no way to
+    remove an audit hook."""
     me = os.getpid()
+    below = tuple(name + "." for name in removed)
     scratch = os.path.realpath(scratch)
+    writable = {scratch, "/tmp", "/dev/shm", os.path.realpath(tempfile.gettempdir())}
+    writable = tuple(folder + os.sep for folder in writable)
+
+    def _written(path) -> bool:
+        """A path in a folder the answer can write to (its scratch folder, /tmp)."""
+        if not isinstance(path, (str, bytes)) or os.fsdecode(path).startswith("<"):
+            return False  # not a file: "<answer cell 1>", "<string>"
+        return (os.path.realpath(os.fsdecode(path)) + os.sep).startswith(writable)
+
+    def _is_code(path) -> bool:
+        return os.fsdecode(path).endswith(
+            (".py", ".pyc", ".pyw", ".so", ".pth", ".zip")
+        )
 
     def hook(event, args):
         if event == "open" and isinstance(args[0], int):
@@ -140,6 +157,18 @@ def _audit(scratch: str, allow_net: bool):
             raise PermissionError("the grader forbids signals to other processes")
         elif event.startswith("socket.") and not allow_net:
             raise PermissionError("no network while grading")
+        elif event == "compile" and _written(args[1]):
+            raise PermissionError("the grader runs no code the answer wrote to a file")
+        if event == "import" and (args[0] in removed or args[0].startswith(below)):
+            name = next(
+                m for m in removed if args[0] == m or args[0].startswith(m + ".")
+            )
+            refused.append(name)
+            raise ImportError(
+                f"the from-scratch rule: {name} is not in the grader's process"
+            )
+        if event == "open" and _written(args[0]) and _is_code(args[0]):
+            raise PermissionError("the grader runs no code the answer wrote to a file")
 
     return hook
 
@@ -191,6 +220,14 @@ def _hide_report(fd: int) -> int:
 
 def main() -> None:
     job = json.loads(sys.stdin.read())
+    # ``python -m`` put the working folder (the scratch folder) first on the import path: nothing the
+    # answer writes there is importable
+    scratch = os.path.realpath(job["scratch"])
+    sys.path[:] = [
+        p
+        for p in sys.path
+        if p and not (os.path.realpath(p) + os.sep).startswith(scratch + os.sep)
+    ]
     fd, token, write = _hide_report(job.pop("report_fd")), job.pop("token"), os.write
     _limit(job["rlimits"], job["unshare_net"])
 
@@ -207,13 +244,13 @@ def main() -> None:
     spec, limit, seed = job["spec"], job["check_timeout"], job["seed"]
     refused: list[str] = []
     _limit_memory(job["rlimits"]["memory_mb"])  # before the guards and the answer
-    guard.install(spec["guard"], refused)
+    removed = guard.remove(spec["remove"], refused)
     # the probes: sandbox-side code only (no judge, reference or tolerance is in their source)
     module = {"__name__": "__probes__", "__builtins__": __builtins__}
     exec(compile(job.pop("probes_source"), "<probes>", "exec"), module)
     signal.signal(signal.SIGALRM, _on_alarm)
     os.chdir(job["scratch"])
-    sys.addaudithook(_audit(job["scratch"], allow_net=False))
+    sys.addaudithook(_audit(job["scratch"], False, tuple(removed), refused))
 
     namespace = {"__name__": guard.ANSWER_MODULE, "__builtins__": __builtins__}
     report(event="start")

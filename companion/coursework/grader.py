@@ -222,7 +222,7 @@ def run_one(
     report, tampered = _read_report(events, names)
     if tampered:
         return fail_all(TAMPERED.format(tampered))
-    allowed = set(spec["guard"]) | set(spec["forbidden"])
+    allowed = set(spec["remove"]) | set(spec["forbidden"])
     refused = sorted(
         {
             clean(r, 100)

@@ -20,14 +20,13 @@ assignment or ``del`` of an attribute of an imported module or of a name bound t
 ``T = type(p); T.x = ...``, ``setattr(mod, "x", ...)``), no assignment to ``__class__``, ``__dict__`` or a
 function's defaults. Each is reported with the rule's name, so the student knows what to change.
 
-Run time: each object named in ``guard`` is replaced, inside the grading process only, by a wrapper that
-raises :class:`Forbidden` when the call comes from the answer (a frame compiled from an answer cell, or a
-method of a class the answer defined) and otherwise calls the original, so the hidden checks can still use
-torch as the oracle. A guarded class cannot be subclassed at all. Every refusal is recorded.
+Run time, by construction (:func:`remove`): in the answer's process (the sandbox, which holds no check and
+no reference: the grader judges in its own process), the torch implementations named in the assignment's
+``remove`` list are taken out, with every alias, and their ATen kernels replaced by refusals; what the
+answer finds in their place raises :class:`Forbidden`, naming the rule. Every refusal is recorded.
 """
 
 import ast
-import functools
 import importlib
 import sys
 
@@ -148,6 +147,18 @@ BLOCKED_NAMES = {
     "torch.overrides": "torch.overrides",
     "torch.utils._python_dispatch": "torch.utils._python_dispatch",
     "torch._subclasses": "torch._subclasses",
+    # code from elsewhere: a search path, a pickle, a hub or package archive, a compiled library
+    "sys.path": "sys.path",
+    "site": "site",
+    "zipimport": "zipimport",
+    "imp": "imp",
+    "shelve": "shelve",
+    "torch.load": "torch.load (a pickle)",
+    "torch.serialization": "torch.serialization",
+    "torch.hub": "torch.hub",
+    "torch.package": "torch.package",
+    "torch.classes": "torch.classes",
+    "numpy.load": "numpy.load (a pickle)",
 }
 # attributes the answer may not read on anything: the ways into code objects, frames and namespaces
 BLOCKED_ATTRIBUTES = {
@@ -451,71 +462,123 @@ def _forbidden_names(setup: str, answers: list[str], forbidden: list[str]) -> li
     return sorted(set(found), key=found.index)
 
 
-def _from_answer() -> bool:
-    frame = sys._getframe(2)
-    while frame is not None:
-        if frame.f_code.co_filename.startswith(ANSWER_FILE):
-            return True
-        owner = frame.f_locals.get("self")
-        if (
-            owner is not None
-            and getattr(type(owner), "__module__", None) == ANSWER_MODULE
-        ):
-            return True
-        frame = frame.f_back
-    return False
+class Removed:
+    """What the answer's process finds where the grader removed a torch implementation: calling it, reading
+    one of its attributes or subclassing it raises :class:`Forbidden`, naming it. It holds no reference to
+    what it replaced, so there is nothing behind it to reach (no ``__wrapped__``, no base class)."""
+
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str):
+        object.__setattr__(self, "_name", name)
+
+    def _refuse(self):
+        _REFUSED.append(self._name)
+        raise Forbidden(
+            f"the from-scratch rule: the answer uses {self._name}, "
+            "which is not in the grader's process"
+        )
+
+    def __call__(self, *args, **kwargs):
+        self._refuse()
+
+    def __getattr__(self, attr: str):
+        if attr.startswith("__") and attr.endswith("__"):
+            raise AttributeError(
+                attr
+            )  # what Python's own machinery asks (copy, pickle, typing)
+        self._refuse()
+
+    def __mro_entries__(self, bases):  # ``class A(torch.optim.Adamax)``
+        self._refuse()
+
+    def __repr__(self) -> str:
+        return f"<removed by the grader: {self._name}>"
 
 
-def _resolve(dotted: str):
+_REFUSED: list[str] = []  # the child's record of refusals (see :func:`remove`)
+_LIBRARIES: list = []  # torch.library registrations stay in force while they are referenced
+# the dispatch keys whose kernel an ``aten::`` entry loses (where the operator has one)
+_KERNEL_KEYS = ("CPU", "CUDA", "MPS", "XPU", "Meta")
+_KERNEL_KEYS += ("CompositeImplicitAutograd", "CompositeExplicitAutograd")
+
+
+def remove(names: list[str], record: list[str]) -> list[str]:
+    """Take the torch implementations an assignment forbids out of this process (the answer's: the grader
+    holds its own torch). Each dotted name in ``names`` and every alias of it in a loaded module (found by
+    identity: ``torch.optim.Adamax`` is also ``torch.optim.adamax.Adamax``) becomes a :class:`Removed`; a
+    module among them cannot be imported again (``sys.modules`` maps it to None); an ``aten::op`` entry
+    loses its kernels in torch's dispatcher, so that no route reaches it (``torch._C._VariableFunctions``,
+    ``torch.ops.aten``, ``torch._VF``, a method). Names this torch lacks are skipped. Refusals are appended
+    to ``record``. Returns the names of the modules removed (the child's audit hook refuses to import them
+    again)."""
+    import gc
+    import types
+
+    global _REFUSED
+    _REFUSED = record
+    originals, modules = {}, []
+    for name in names:
+        if name.startswith("aten::"):
+            _remove_operator(name)
+            continue
+        try:
+            obj = _lookup(name)
+        except (ImportError, AttributeError):
+            continue  # not in this release of torch
+        originals.setdefault(
+            id(obj), (obj, name)
+        )  # the first name listed is the one reported
+        if isinstance(obj, types.ModuleType):
+            modules.append(obj.__name__)
+    for module in list(sys.modules.values()):
+        try:
+            namespace = module.__dict__ if module is not None else {}
+        except Exception:  # noqa: BLE001 - a lazy module that fails to load
+            continue
+        if not isinstance(namespace, dict):
+            continue
+        for key, value in list(namespace.items()):
+            hit = originals.get(id(value))
+            if hit is not None and hit[0] is value:
+                namespace[key] = Removed(hit[1])
+    for name in modules:
+        sys.modules[name] = None  # ``import`` raises ImportError
+    del originals
+    gc.collect()  # a removed class leaves its base class's __subclasses__()
+    return modules
+
+
+def _lookup(dotted: str):
     parts = dotted.split(".")
-    for cut in range(len(parts) - 1, 0, -1):
+    for cut in range(len(parts), 0, -1):
         try:
             obj = importlib.import_module(".".join(parts[:cut]))
         except ImportError:
             continue
-        for attr in parts[cut:-1]:
+        for attr in parts[cut:]:
             obj = getattr(obj, attr)
-        return obj, parts[-1]
-    raise ValueError(f"cannot resolve {dotted}")
+        return obj
+    raise ImportError(dotted)
 
 
-def _guarded(dotted: str, original, record: list):
-    def refuse():
-        record.append(dotted)
-        raise Forbidden(f"the from-scratch rule: the answer uses {dotted}")
+def _remove_operator(op: str) -> None:
+    """Replace every kernel of the ATen operator ``op`` (``aten::mish``) by one that raises Forbidden."""
+    import warnings
 
-    if isinstance(original, type):
+    import torch
 
-        def init_subclass(cls, **kwargs):
-            refuse()
+    def refuse(*args, **kwargs):
+        Removed(op)()
 
-        def init(self, *args, **kwargs):
-            if _from_answer():
-                refuse()
-            original.__init__(self, *args, **kwargs)
-
-        return type(
-            original.__name__,
-            (original,),
-            {
-                "__init_subclass__": classmethod(init_subclass),
-                "__init__": init,
-                "__module__": original.__module__,
-                "__qualname__": original.__qualname__,
-            },
-        )
-
-    @functools.wraps(original)
-    def wrapper(*args, **kwargs):
-        if _from_answer():
-            refuse()
-        return original(*args, **kwargs)
-
-    return wrapper
-
-
-def install(guarded: list[str], record: list[str]) -> None:
-    """Replace each dotted name in ``guarded`` by its guarded version; refusals are appended to ``record``."""
-    for dotted in guarded:
-        owner, attr = _resolve(dotted)
-        setattr(owner, attr, _guarded(dotted, getattr(owner, attr), record))
+    library = torch.library.Library("aten", "IMPL")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "overriding a previously registered kernel"
+        for key in _KERNEL_KEYS:
+            try:
+                present = torch._C._dispatch_has_kernel_for_dispatch_key(op, key)
+            except RuntimeError:  # no such operator in this release of torch
+                return
+            if present:
+                library.impl(op.split("::", 1)[1], refuse, key)
+    _LIBRARIES.append(library)
