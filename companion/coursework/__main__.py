@@ -124,6 +124,8 @@ def main(argv=None) -> int:
         f"graded {len(results)} submissions in {time.perf_counter() - start:.1f} s "
         f"({sum(r.cpu_s for r in results):.1f} s CPU in the sandboxes; {sandbox.sandbox_kind()}): {args.out / 'grades.csv'}"
     )
+    for held in sorted({r.kernel_limits for r in results if r.kernel_limits}):
+        print(f"kernel limits: {held}")
     return 1 if errors else 0
 
 

@@ -41,12 +41,12 @@ class Result:
     submission: str
     points: dict  # check name -> points earned
     reasons: dict  # check name -> why it failed ('' when it passed)
-    notes: list = field(default_factory=list)
     cpu_s: float = (
         0.0  # CPU time of the grading process (as it reported), for the batch's timing
     )
     grader_error: str | None = None
     sandbox: str = "bubblewrap"
+    kernel_limits: str = ""  # the run's cgroup limits, or "rlimits only (why)"
     seed: int = 0  # the probes' seed
     pending: list = field(default_factory=list)  # (check, observation) not judged yet
 
@@ -122,7 +122,16 @@ def _stalled_text(limit_s: float, limits: sandbox.Limits) -> str:
     )
 
 
+def _memory_text(limits: sandbox.Limits) -> str:
+    return (
+        f"memory limit: the submission used more than its {limits.memory_mb} MB "
+        "(shared memory included)"
+    )
+
+
 def _why_ended(outcome: sandbox.Outcome, limits: sandbox.Limits) -> str:
+    if outcome.oom:  # the kernel's OOM killer ended a process of the run
+        return _memory_text(limits)
     if outcome.timed_out:
         return f"the submission ran past the grader's time limit of {limits.wall_s:g} s"
     rc = outcome.returncode
@@ -212,7 +221,7 @@ def run_one(
         job, limits, hide=(a.folder.parent, out), allow_unsandboxed=allow_unsandboxed
     )
     result.sandbox = outcome.sandbox
-    result.notes.append(f"sandbox: {outcome.sandbox}")
+    result.kernel_limits = outcome.kernel_limits
     events = outcome.events
     if not events or events[0] != {"event": "start"}:
         if any(e.get("event") == "forged" for e in events):
@@ -238,6 +247,8 @@ def run_one(
             + " (refused at run time)"
         )
     answer = report["answer"]
+    if answer is None and outcome.oom:
+        return fail_all("the answer cells failed: " + _memory_text(limits))
     if answer is None and outcome.stalled == "answer":
         return fail_all(
             "the answer cells failed: " + _stalled_text(limits.answer_s, limits)

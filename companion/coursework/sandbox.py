@@ -9,6 +9,14 @@ Limits, in layers (each applies where the one before it is unavailable, and all 
 - ``RLIMIT_AS`` (address space, so endless allocation ends in MemoryError), ``RLIMIT_CPU``, ``RLIMIT_FSIZE``
   and ``RLIMIT_CORE`` = 0, which the child sets on itself before it runs any answer (no ``preexec_fn``: the
   grader starts children from several threads);
+- a cgroup of its own (:mod:`companion.coursework.cgroups`), where the machine allows it (root, or a
+  delegated cgroup v2 subtree), made by the grader, which every process of the run joins before any of
+  the answer runs: memory counted with shared memory and page cache (``RLIMIT_AS`` misses
+  ``memfd_create`` and tmpfs files), processes and threads (``RLIMIT_NPROC`` misses root and forks through
+  ``ctypes``), one CPU; at the end of the run every process in it is killed (a daemon that left the
+  process group and session too) and the group is removed. :attr:`Outcome.kernel_limits` says which
+  kernel limits held (``COMPANION_NO_CGROUP=1``: rlimits only), :attr:`Outcome.oom` whether the
+  group's memory limit was hit;
 - bubblewrap (``bwrap``, Debian's ``bubblewrap``), required unless the instructor opts out
   (:class:`SandboxUnavailable` says why it cannot run and how to fix it): a file system that holds only
   what the answer needs, read-only (``/usr`` and the ``/lib``, ``/bin`` links, the interpreter's prefixes,
@@ -38,6 +46,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+from companion.coursework import cgroups
+
 REPORT_CAP = (
     128 * 1024 * 1024
 )  # bytes of report read from one run (observations hold raw samples)
@@ -49,10 +59,12 @@ class Limits:
     wall_s: float = 120.0  # the whole submission, torch's import included
     check_s: float = 20.0  # one check
     answer_s: float = 20.0  # running the answer cells
-    memory_mb: int = 3072  # address space the answer may add to what torch's import and the checks use
+    # address space the answer may add to what torch's import and the checks use; with a cgroup, memory
+    # (shared memory included) on top of cgroups.HEADROOM_MB
+    memory_mb: int = 3072
     file_mb: int = 16  # the largest file the child may write (its scratch folder)
     scratch_mb: int = 64  # the scratch folder in all (bubblewrap's size-capped tmpfs)
-    processes: int = 64  # RLIMIT_NPROC (threads count), where the kernel enforces it
+    processes: int = 64  # the cgroup's pids.max and RLIMIT_NPROC (threads count)
     grace_s: float = (
         5.0  # past answer_s or check_s without a report, the grader ends the run
     )
@@ -68,6 +80,10 @@ class Outcome:
     stalled: str | None = (
         None  # "answer" or "check": the grader ended a run that reported nothing in time
     )
+    # the run's cgroup hit its memory limit (the kernel's OOM killer ended a process of the run)
+    oom: bool = False
+    # the kernel limits that held: the cgroup's, or "rlimits only (why)"
+    kernel_limits: str = ""
 
 
 class _Progress:
@@ -148,7 +164,11 @@ def _probe(exe: str | None, opt_out: str | None) -> tuple[bool, str, bool]:
     for size in (["--size", "1048576", "--tmpfs", "/tmp"], []):
         try:
             done = subprocess.run(
-                base + size + tail, capture_output=True, timeout=20, text=True
+                base + size + tail,
+                check=False,
+                capture_output=True,
+                timeout=20,
+                text=True,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
             return False, f"`bwrap` could not be run ({exc}). " + FIX, False
@@ -259,6 +279,26 @@ def run(
     use_bwrap = bwrap_works()
     if not use_bwrap and not allow_unsandboxed:
         raise SandboxUnavailable(why_no_sandbox())
+    if os.environ.get("COMPANION_NO_CGROUP") == "1":
+        return _run(job, limits, hide, use_bwrap, None, "COMPANION_NO_CGROUP=1")
+    group = cgroups.create(limits)
+    if group is None:
+        return _run(job, limits, hide, use_bwrap, None, "no writable cgroup")
+    try:
+        return _run(job, limits, hide, use_bwrap, group, "")
+    finally:  # whatever happened: no process of the run outlives it, and no group is left behind
+        group.kill()
+        group.remove()
+
+
+def _run(
+    job: dict,
+    limits: Limits,
+    hide: tuple,
+    use_bwrap: bool,
+    group: "cgroups.Group | None",
+    why_no_group: str,
+) -> Outcome:
     with tempfile.TemporaryDirectory(prefix="coursework-") as scratch:
         ours, theirs = socket.socketpair()
         token = secrets.token_hex(16)
@@ -298,8 +338,11 @@ def run(
             TRITON_CACHE_DIR=os.path.join(scratch, "triton"),
         )
         with open(os.path.join(scratch, ".stderr"), "w+b") as err:
+            command = _command(scratch, use_bwrap, list(hide), limits)
+            if group is not None:  # the command joins the group before it starts
+                command = group.command_prefix() + command
             proc = subprocess.Popen(
-                _command(scratch, use_bwrap, list(hide), limits),
+                command,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=err,
@@ -321,8 +364,11 @@ def run(
             except BrokenPipeError:
                 pass
             timed_out, stalled = _wait(proc, limits, progress)
-            # the whole group, also after a normal exit (a process the answer left behind); under
-            # bubblewrap everything in its PID namespace has already died with the run
+            # every process of the run, also after a normal exit (one the answer left behind): the
+            # cgroup's, wherever they went, or else the process group (under bubblewrap, everything in
+            # its PID namespace has already died with the run)
+            if group is not None:
+                group.kill()
             _kill(proc)
             reader.join(timeout=10)
             ours.close()
@@ -346,6 +392,8 @@ def run(
         tail,
         "bubblewrap" if use_bwrap else UNSANDBOXED,
         stalled,
+        group is not None and group.oom(),
+        group.describe() if group is not None else f"rlimits only ({why_no_group})",
     )
 
 
