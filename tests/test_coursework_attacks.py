@@ -250,6 +250,22 @@ Adamax.step = _slow
 """
 
 
+# a constructor with a wrong default that claims the right one's signature through functools.wraps
+# (``__wrapped__``, which inspect.signature follows); the probe reads the code object instead
+SPOOFS_SIGNATURE = """
+import functools
+
+_right = Adamax.__init__
+
+
+def _wrong(self, params, lr=0.5, **kwargs):
+    _right(self, params, lr=lr, **kwargs)
+
+
+Adamax.__init__ = functools.wraps(_right)(_wrong)
+"""
+
+
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -268,7 +284,18 @@ def secret_beside_repo():
     path.unlink(missing_ok=True)
 
 
-def test_attacks_earn_no_more_than_they_deserve(tmp_path, secret_beside_repo):
+@pytest.mark.parametrize("isolation", ["bubblewrap", "broken_bwrap"])
+def test_attacks_earn_no_more_than_they_deserve(
+    isolation, request, monkeypatch, tmp_path, secret_beside_repo
+):
+    """Under bubblewrap, and with a ``bwrap`` that fails (as in a container) and the instructor's opt-out:
+    the grader's own defences (the trusted judges, removal, the audit hook, cgroups) hold without it."""
+    if isolation == "bubblewrap":
+        monkeypatch.delenv("COMPANION_NO_BWRAP", raising=False)
+        if not sandbox.bwrap_works():
+            pytest.skip(f"bubblewrap cannot run here: {sandbox.why_no_sandbox()}")
+    else:
+        request.getfixturevalue("broken_bwrap")
     root = tmp_path / "assignments"
     shutil.copytree(asg.default_root() / "adamax", root / "adamax")
     a = asg.load("adamax", root)
@@ -328,6 +355,7 @@ def test_attacks_earn_no_more_than_they_deserve(tmp_path, secret_beside_repo):
         "class_swap": (notebook(a, extra=CLASS_SWAP), SGD_POINTS),
         "ignores_alarm": (notebook(a, extra=IGNORES_ALARM), CONSTRUCTOR),
         "swallows_alarm": (notebook(a, extra=SWALLOWS_ALARM), CONSTRUCTOR),
+        "spoofs_signature": (notebook(a, extra=SPOOFS_SIGNATURE), 9),
         "z_model": (a.notebook, 10),
     }
     paths = [write(tmp_path / f"{k}.ipynb", nb) for k, (nb, _) in cases.items()]
@@ -381,13 +409,16 @@ def test_attacks_earn_no_more_than_they_deserve(tmp_path, secret_beside_repo):
         assert hung["first_steps"].startswith("time limit: did not finish within 12 s")
         assert all("time limit" in hung[n] for n in CHECKS[3:]), hung
         assert earned[k] == CONSTRUCTOR, hung
+    assert "signature" in reasons["spoofs_signature"]["signature"], reasons[
+        "spoofs_signature"
+    ]
     # what the answer says reaches the feedback short, on one line, printable
     loud = reasons["huge_message"]["replay"]
     assert loud.startswith("RuntimeError: ") and "…" in loud, loud
     assert len(loud) < 240 and all(c.isprintable() for c in loud), loud
     assert "second line" not in loud and "\x1b" not in feedback["huge_message"]
     assert earned["huge_message"] == CONSTRUCTOR, reasons["huge_message"]
-    if sandbox.bwrap_works():
+    if isolation == "bubblewrap":
         # hidden files do not exist in the sandbox (without it they are readable: the opt-out's risk)
         for k in cases:
             assert "read:" not in feedback[k] and "TOPSECRET" not in feedback[k], k

@@ -17,22 +17,6 @@ from companion.coursework.__main__ import main
 NAMES = ["a", "b", "c"]
 
 
-@pytest.fixture
-def broken_bwrap(tmp_path, monkeypatch):
-    """A ``bwrap`` on PATH that fails, as in a container without user namespaces."""
-    folder = tmp_path / "bin"
-    folder.mkdir()
-    stub = folder / "bwrap"
-    stub.write_text(
-        "#!/bin/sh\necho 'bwrap: No permissions to creating new namespace' >&2\nexit 1\n"
-    )
-    stub.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.delenv("COMPANION_NO_BWRAP", raising=False)
-    assert not sandbox.bwrap_works()
-    return stub
-
-
 def test_refuses_to_grade_without_a_sandbox(broken_bwrap, tmp_path):
     a = asg.load("adamax")
     sub = write(tmp_path / "s.ipynb", a.notebook)

@@ -89,11 +89,40 @@ def outcome(fn, *args, **kwargs):
 
 
 def signature_of(fn) -> list:
-    """``[[name, kind, repr(default)], ...]`` of ``fn``'s parameters (``"<empty>"``: no default)."""
+    """``[[name, kind, repr(default)], ...]`` of ``fn``'s parameters (``"<empty>"``: no default), as
+    ``inspect.signature`` lists them, but read from the function's code object and defaults, which are what
+    a call binds: ``inspect.signature`` would believe a ``__signature__`` or ``__wrapped__`` the answer
+    set on its own function. Not a Python function (no code object): TypeError."""
+    code = getattr(fn, "__code__", None)
+    if not isinstance(code, type(signature_of.__code__)):
+        raise TypeError(
+            f"{type(fn).__name__} is not a plain Python function (write it with def)"
+        )
+    names, n, kw = code.co_varnames, code.co_argcount, code.co_kwonlyargcount
+    defaults, kwdefaults = fn.__defaults__ or (), fn.__kwdefaults__ or {}
+    first_default = n - len(defaults)
     out = []
-    for p in inspect.signature(fn).parameters.values():
-        default = "<empty>" if p.default is inspect.Parameter.empty else repr(p.default)
-        out.append([p.name, p.kind.name, default])
+    for i, name in enumerate(names[:n]):
+        kind = (
+            "POSITIONAL_ONLY"
+            if i < code.co_posonlyargcount
+            else "POSITIONAL_OR_KEYWORD"
+        )
+        default = repr(defaults[i - first_default]) if i >= first_default else "<empty>"
+        out.append([name, kind, default])
+    rest = list(names[n + kw :])
+    if code.co_flags & inspect.CO_VARARGS:
+        out.append([rest.pop(0), "VAR_POSITIONAL", "<empty>"])
+    for name in names[n : n + kw]:
+        out.append(
+            [
+                name,
+                "KEYWORD_ONLY",
+                repr(kwdefaults[name]) if name in kwdefaults else "<empty>",
+            ]
+        )
+    if code.co_flags & inspect.CO_VARKEYWORDS:
+        out.append([rest.pop(0), "VAR_KEYWORD", "<empty>"])
     return out
 
 
