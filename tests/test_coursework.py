@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from companion.coursework import assignment as asg
-from companion.coursework import guard, release
+from companion.coursework import child, guard, release
 from companion.coursework.__main__ import main
 
 NAMES = asg.names()
@@ -402,6 +402,29 @@ def test_the_answers_process_holds_no_forbidden_implementation():
     assert out.pop("import torch.optim.adamax") == "import refused"
     assert out.pop("Optimizer.__subclasses__") == "absent"
     assert set(out.values()) == {"forbidden"}, out
+
+
+def test_code_from_the_installation_runs_wherever_it_lies(tmp_path, monkeypatch):
+    """The audit hook refuses code from the folders the answer can write (its scratch folder, the temporary
+    folder), but not from the installation on the import path, which may lie in the temporary folder too (a
+    checkout in /tmp: CI's clone)."""
+    installed = tmp_path / "checkout" / ".venv" / "site-packages"
+    installed.mkdir(parents=True)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(sys, "path", [str(installed), str(scratch)])
+    hook = child._audit(str(scratch), False)
+    hook("compile", (b"", str(installed / "torch" / "m.py")))
+    hook("open", (str(installed / "torch" / "m.py"), "r", 0))
+    for written in (
+        scratch / "m.py",
+        tmp_path / "m.py",
+        tmp_path / "checkout" / "m.py",
+    ):
+        with pytest.raises(PermissionError, match="no code the answer wrote"):
+            hook("compile", (b"", str(written)))
+        with pytest.raises(PermissionError, match="no code the answer wrote"):
+            hook("open", (str(written), "r", 0))
 
 
 def test_list_prints_one_assignment_per_line_name_first():

@@ -85,12 +85,27 @@ def _audit(scratch: str, allow_net: bool, removed: tuple = (), refused: list = (
     scratch = os.path.realpath(scratch)
     writable = {scratch, "/tmp", "/dev/shm", os.path.realpath(tempfile.gettempdir())}
     writable = tuple(folder + os.sep for folder in writable)
+    # the installation: the import path as the answer finds it (the interpreter, its packages, the course's
+    # package), which may lie under /tmp (a checkout there) but which the answer cannot write (this hook
+    # refuses writes outside the scratch folder; bubblewrap binds it read-only); never the scratch folder,
+    # nor a folder that holds a writable one
+    installed = {os.path.realpath(p) + os.sep for p in sys.path if p}
+    installed = tuple(
+        p
+        for p in installed
+        if not p.startswith(scratch + os.sep)
+        and not any(w.startswith(p) for w in writable)
+    )
 
     def _written(path) -> bool:
-        """A path in a folder the answer can write to (its scratch folder, /tmp)."""
+        """A path in a folder the answer can write to (its scratch folder, /tmp, /dev/shm), outside the
+        installation."""
         if not isinstance(path, (str, bytes)) or os.fsdecode(path).startswith("<"):
             return False  # not a file: "<answer cell 1>", "<string>"
-        return (os.path.realpath(os.fsdecode(path)) + os.sep).startswith(writable)
+        real = os.path.realpath(os.fsdecode(path)) + os.sep
+        if real.startswith(scratch + os.sep):
+            return True
+        return real.startswith(writable) and not real.startswith(installed)
 
     def _is_code(path) -> bool:
         return os.fsdecode(path).endswith(
