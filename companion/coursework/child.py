@@ -188,6 +188,17 @@ def _audit(scratch: str, allow_net: bool, removed: tuple = (), refused: list = (
     return hook
 
 
+def _load_generated_code() -> None:
+    """Import, before the audit hook, the modules of torch that write Python source to the temporary
+    folder and import it, which the hook would refuse later as code the answer wrote: torch.distributed's
+    remote-module template, which torch._dynamo imports (lazily; with torch 2.9 the first optimizer step
+    does). A few milliseconds; absent where torch has no torch.distributed."""
+    try:
+        import torch.distributed.nn.api.remote_module  # noqa: F401
+    except Exception:  # noqa: BLE001 - torch without distributed support (e.g. some macOS builds)
+        pass
+
+
 CLONE_NEWNET = 0x40000000
 
 
@@ -255,6 +266,7 @@ def main() -> None:
 
     from companion.coursework import guard, probes
 
+    _load_generated_code()
     torch.set_num_threads(1)
     spec, limit, seed = job["spec"], job["check_timeout"], job["seed"]
     refused: list[str] = []

@@ -579,6 +579,7 @@ def _remove_operator(op: str) -> None:
                 present = torch._C._dispatch_has_kernel_for_dispatch_key(op, key)
             except RuntimeError:  # no such operator in this release of torch
                 return
+            # over torch's own Python kernels too (torch 2.9 registers Meta ones)
             if present:
-                library.impl(op.split("::", 1)[1], refuse, key)
+                library.impl(op.split("::", 1)[1], refuse, key, allow_override=True)
     _LIBRARIES.append(library)
