@@ -35,6 +35,9 @@ from babel.messages.catalog import Catalog
 from babel.messages.pofile import read_po, write_po
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "book" / "_ext"))
+import languages  # noqa: E402 - the book's extension: how a build carries translations over new numbers
+
 LOCALE = ROOT / "book" / "locale"
 EXECUTED = pathlib.Path(
     os.environ.get("EXECUTED_NOTEBOOKS", ROOT / "_build" / "jupyter_execute")
@@ -189,11 +192,24 @@ def merged(page: str, template: Catalog, language: str) -> Catalog:
             catalog = read_po(f, locale=language)
     else:
         catalog = Catalog(locale=language, project="regopt-book", fuzzy=False)
+    templates = languages.number_templates(
+        (m.id, m.string) for m in catalog if m.id and not m.fuzzy
+    )
     catalog.update(template, update_header_comment=False)
     catalog.obsolete.clear()
     for message in catalog:
-        if message.id and not message.string and not needs_translation(message.id):
+        if not message.id or (message.string and not message.fuzzy):
+            continue
+        if not needs_translation(message.id):
             message.string = message.id
+            message.flags.discard("fuzzy")
+            continue
+        # new numbers in a translated message (a results table measured on another processor): the build
+        # carries the translation over them (book/_ext/languages.py), and so does the catalog
+        translation = languages.carried(message.id, templates)
+        if translation is not None:
+            message.string = translation
+            message.flags.discard("fuzzy")
     catalog.fuzzy = False
     return catalog
 

@@ -65,6 +65,39 @@ def test_a_changed_sentence_is_fuzzy_and_named(monkeypatch, tmp_path):
     assert [status for status, _, _ in todo] == ["untranslated"]
 
 
+def test_a_results_table_measured_again_keeps_its_translation(monkeypatch, tmp_path):
+    """Numbers measured on another processor (the last digits of a results table) carry the translation
+    over, with the new numbers; a changed word (a verdict) does not; a message without words is copied
+    even where babel matched it to an older one."""
+    table = "| | verdict | loss | |---|---|---| | SWA | better beyond seed noise | 0.827 [0.786, -0.867] |"
+    chinese = "| | 结论 | 损失 | |---|---|---| | SWA | 更好，超出种子噪声 | 0.827 [0.786, -0.867] |"
+    locale = tmp_path / "locale"
+    path = locale / "zh_CN" / "LC_MESSAGES" / "book" / "page.po"
+    path.parent.mkdir(parents=True)
+    from babel.messages.pofile import write_po
+
+    with path.open("wb") as f:
+        write_po(
+            f,
+            _catalog(
+                [(table, chinese), ("0.974 [0.969, 0.979]", "0.974 [0.969, 0.979]")]
+            ),
+        )
+    monkeypatch.setattr(translations, "LOCALE", locale)
+    remeasured = table.replace("0.827 [0.786, -0.867]", "0.823 [0.777, -0.868]")
+    reworded = table.replace("better beyond", "no measurable change beyond")
+    template = _catalog(
+        [(remeasured, ""), (reworded, ""), ("0.975 [0.969, 0.979]", "")]
+    )
+    merged = translations.merged("book/page", template, "zh_CN")
+    assert merged[remeasured].string == chinese.replace(
+        "0.827 [0.786, -0.867]", "0.823 [0.777, -0.868]"
+    )
+    assert merged["0.975 [0.969, 0.979]"].string == "0.975 [0.969, 0.979]"
+    todo = translations.pending(merged)
+    assert [text for _, _, text in todo] == [reworded]
+
+
 def test_messages_without_words_are_copied():
     assert not translations.needs_translation("`torch.optim.SGD`")
     assert not translations.needs_translation("$\\alpha = 0.1$")

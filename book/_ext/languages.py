@@ -6,9 +6,16 @@ Every page gets a button in its header that leads to the same page in the other 
 ``<link rel="alternate" hreflang>`` tags), and figures' alt texts are translated like the rest of the
 page: Sphinx's gettext builder does not extract them, so this extension adds them to the page's catalog
 when extracting and replaces them from it when building a translation.
+
+Results tables are messages too, and their numbers are measured where the book is built: they differ in
+the last digits between processors (PyTorch picks CPU kernels by processor). A message that differs from a
+translated one only in its numbers is translated by the same translation with its own numbers
+(:func:`carried`), here when building and by ``.ci/translations.py`` when checking the catalogs; a changed
+word (a verdict) still needs a translator.
 """
 
 import posixpath
+import re
 
 from docutils import nodes
 from sphinx.locale import init as init_locale
@@ -56,6 +63,61 @@ def _add_switch(app, pagename, templatename, context, doctree):
     )
 
 
+NUMBER = re.compile(r"[+\-\u2212]?\d+(?:\.\d+)?(?:[eE][+\-]?\d+)?")
+
+
+def number_templates(translations) -> dict[str, str]:
+    """``{msgid with its numbers blanked: msgstr}`` of the translated messages (``(msgid, msgstr)`` pairs)
+    whose translation holds the same numbers as the English, in the same order."""
+    out = {}
+    for msgid, msgstr in translations:
+        if not (isinstance(msgid, str) and msgstr):
+            continue
+        numbers = NUMBER.findall(msgid)
+        if numbers and NUMBER.findall(msgstr) == numbers:
+            out.setdefault(NUMBER.sub("\0", msgid), msgstr)
+    return out
+
+
+def carried(message: str, templates: dict[str, str]) -> str | None:
+    """The translation of ``message`` from a translated message that differs from it only in its numbers
+    (``templates``: :func:`number_templates`), with ``message``'s numbers; None if there is none."""
+    template = templates.get(NUMBER.sub("\0", message))
+    if template is None:
+        return None
+    numbers = iter(NUMBER.findall(message))
+    return NUMBER.sub(lambda _: next(numbers), template)
+
+
+def _make_carry_numbers():
+    from sphinx.transforms import SphinxTransform
+    from sphinx.util.nodes import extract_messages
+
+    class CarryNumbers(SphinxTransform):
+        """Before Sphinx's Locale transform (priority 20): add to the page's catalog the messages of this
+        page that differ from a translated one only in their numbers (see :func:`carried`)."""
+
+        default_priority = 19
+
+        def apply(self, **kwargs):
+            if (self.config.language or "en") == "en":
+                return
+            domain = docname_to_domain(self.env.docname, self.config.gettext_compact)
+            dirs = [posixpath.join(self.env.srcdir, d) for d in self.config.locale_dirs]
+            catalog, has = init_locale(dirs, self.config.language, domain)
+            table = getattr(catalog, "_catalog", None)
+            if not has or table is None:
+                return
+            templates = number_templates(table.items())
+            for _, message in extract_messages(self.document):
+                if message not in table:
+                    translation = carried(message, templates)
+                    if translation is not None:
+                        table[message] = translation
+
+    return CarryNumbers
+
+
 def _alt_images(doctree):
     return [n for n in doctree.findall(nodes.image) if n.get("alt")]
 
@@ -96,4 +158,5 @@ def setup(app):
     app.add_js_file(None, body=SAME_TAB)
     app.connect("html-page-context", _add_switch, priority=600)
     app.connect("doctree-read", _alt_texts)
+    app.add_transform(_make_carry_numbers())
     return {"parallel_read_safe": True, "parallel_write_safe": True}
