@@ -31,26 +31,30 @@ def _catalog(pairs, fuzzy=()):
     return catalog
 
 
+def _translated_page(pairs, tmp_path, monkeypatch) -> None:
+    """A catalog for the page book/page holding ``pairs``, in a locale folder the module reads."""
+    from babel.messages.pofile import write_po
+
+    locale = tmp_path / "locale"
+    path = locale / "zh_CN" / "LC_MESSAGES" / "book" / "page.po"
+    path.parent.mkdir(parents=True)
+    with path.open("wb") as f:
+        write_po(f, _catalog(pairs))
+    monkeypatch.setattr(translations, "LOCALE", locale)
+
+
 def test_a_changed_sentence_is_fuzzy_and_named(monkeypatch, tmp_path):
     old = "Momentum damps the zig-zag of gradient descent on a narrow valley."
     new = "Momentum damps the zig-zag of gradient descent on a long, narrow valley."
     kept = "Adam divides by the root of a moving average of squared gradients."
-    locale = tmp_path / "locale"
-    path = locale / "zh_CN" / "LC_MESSAGES" / "book" / "page.po"
-    path.parent.mkdir(parents=True)
-    from babel.messages.pofile import write_po
-
-    with path.open("wb") as f:
-        write_po(
-            f,
-            _catalog(
-                [
-                    (old, "动量抑制窄谷中梯度下降的之字形振荡。"),
-                    (kept, "Adam 除以平方梯度滑动平均的平方根。"),
-                ]
-            ),
-        )
-    monkeypatch.setattr(translations, "LOCALE", locale)
+    _translated_page(
+        [
+            (old, "动量抑制窄谷中梯度下降的之字形振荡。"),
+            (kept, "Adam 除以平方梯度滑动平均的平方根。"),
+        ],
+        tmp_path,
+        monkeypatch,
+    )
     template = _catalog([(new, ""), (kept, "")])
     merged = translations.merged("book/page", template, "zh_CN")
     todo = translations.pending(merged)
@@ -71,19 +75,8 @@ def test_a_results_table_measured_again_keeps_its_translation(monkeypatch, tmp_p
     even where babel matched it to an older one."""
     table = "| | verdict | loss | |---|---|---| | SWA | better beyond seed noise | 0.827 [0.786, -0.867] |"
     chinese = "| | 结论 | 损失 | |---|---|---| | SWA | 更好，超出种子噪声 | 0.827 [0.786, -0.867] |"
-    locale = tmp_path / "locale"
-    path = locale / "zh_CN" / "LC_MESSAGES" / "book" / "page.po"
-    path.parent.mkdir(parents=True)
-    from babel.messages.pofile import write_po
-
-    with path.open("wb") as f:
-        write_po(
-            f,
-            _catalog(
-                [(table, chinese), ("0.974 [0.969, 0.979]", "0.974 [0.969, 0.979]")]
-            ),
-        )
-    monkeypatch.setattr(translations, "LOCALE", locale)
+    pairs = [(table, chinese), ("0.974 [0.969, 0.979]", "0.974 [0.969, 0.979]")]
+    _translated_page(pairs, tmp_path, monkeypatch)
     remeasured = table.replace("0.827 [0.786, -0.867]", "0.823 [0.777, -0.868]")
     reworded = table.replace("better beyond", "no measurable change beyond")
     template = _catalog(
