@@ -3,8 +3,8 @@
 It reads its job from stdin (JSON: the assignment's spec, the answer cells, the probes' source and their
 names in order, the run's seed, the time per check, the scratch folder, the report's file descriptor and
 token), moves the report socket to a high, random descriptor and keeps a private reference to
-``os.write``, removes the torch implementations the assignment forbids and installs the audit hook, runs the setup and the answer cells,
-then every probe, and reports one JSON line per event, each with the token: ``start``, ``answer``, one
+``os.write``, removes the torch implementations the assignment forbids and installs the audit hook, runs
+the setup and the answer cells, then every probe, and reports one JSON line per event, each with the token: ``start``, ``answer``, one
 ``check`` per probe in order (its observation, plain data from :func:`companion.coursework.probes.encode`,
 or the error the answer raised), ``done``. It holds no check, no judge, no torch reference and no
 tolerance: the grader decodes the observations and judges them. Errors travel as fields (kind, type,
@@ -75,13 +75,17 @@ def _writes(mode, flags) -> bool:
     )
 
 
+def _inside(path: str, folder: str) -> bool:
+    """``path`` is ``folder`` or lies below it (both real paths)."""
+    return path == folder or path.startswith(folder + os.sep)
+
+
 def _audit(scratch: str, allow_net: bool, removed: tuple = (), refused: list = ()):
     """An audit hook: no writes outside the scratch folder, no wrapping of descriptors, no new processes, no
     signals to others, no sockets, no code from a file the answer can write, and no new import of a module
     the grader removed (``removed``; each refusal is appended to ``refused``). Python offers no way to
     remove an audit hook."""
     me = os.getpid()
-    below = tuple(name + "." for name in removed)
     scratch = os.path.realpath(scratch)
     writable = {scratch, "/tmp", "/dev/shm", os.path.realpath(tempfile.gettempdir())}
     writable = tuple(folder + os.sep for folder in writable)
@@ -93,7 +97,7 @@ def _audit(scratch: str, allow_net: bool, removed: tuple = (), refused: list = (
     installed = tuple(
         p
         for p in installed
-        if not p.startswith(scratch + os.sep)
+        if not _inside(p.rstrip(os.sep), scratch)
         and not any(w.startswith(p) for w in writable)
     )
 
@@ -102,9 +106,10 @@ def _audit(scratch: str, allow_net: bool, removed: tuple = (), refused: list = (
         installation."""
         if not isinstance(path, (str, bytes)) or os.fsdecode(path).startswith("<"):
             return False  # not a file: "<answer cell 1>", "<string>"
-        real = os.path.realpath(os.fsdecode(path)) + os.sep
-        if real.startswith(scratch + os.sep):
+        real = os.path.realpath(os.fsdecode(path))
+        if _inside(real, scratch):
             return True
+        real += os.sep
         return real.startswith(writable) and not real.startswith(installed)
 
     def _is_code(path) -> bool:
@@ -122,11 +127,7 @@ def _audit(scratch: str, allow_net: bool, removed: tuple = (), refused: list = (
             and _writes(args[1], args[2])
         ):
             path = os.path.realpath(os.fsdecode(args[0]))
-            if not (
-                path == scratch
-                or path.startswith(scratch + os.sep)
-                or path == os.devnull
-            ):
+            if not (_inside(path, scratch) or path == os.devnull):
                 raise PermissionError(
                     f"the grader allows writing only in the scratch folder, not {path}"
                 )
@@ -149,7 +150,7 @@ def _audit(scratch: str, allow_net: bool, removed: tuple = (), refused: list = (
                 if isinstance(args[0], (str, bytes))
                 else scratch
             )
-            if not (path == scratch or path.startswith(scratch + os.sep)):
+            if not _inside(path, scratch):
                 raise PermissionError(
                     f"the grader forbids {event} outside the scratch folder"
                 )
@@ -174,10 +175,10 @@ def _audit(scratch: str, allow_net: bool, removed: tuple = (), refused: list = (
             raise PermissionError("no network while grading")
         elif event == "compile" and _written(args[1]):
             raise PermissionError("the grader runs no code the answer wrote to a file")
-        if event == "import" and (args[0] in removed or args[0].startswith(below)):
-            name = next(
-                m for m in removed if args[0] == m or args[0].startswith(m + ".")
-            )
+        name = event == "import" and next(
+            (m for m in removed if args[0] == m or args[0].startswith(m + ".")), None
+        )
+        if name:
             refused.append(name)
             raise ImportError(
                 f"the from-scratch rule: {name} is not in the grader's process"
@@ -250,9 +251,7 @@ def main() -> None:
     # answer writes there is importable
     scratch = os.path.realpath(job["scratch"])
     sys.path[:] = [
-        p
-        for p in sys.path
-        if p and not (os.path.realpath(p) + os.sep).startswith(scratch + os.sep)
+        p for p in sys.path if p and not _inside(os.path.realpath(p), scratch)
     ]
     fd, token, write = _hide_report(job.pop("report_fd")), job.pop("token"), os.write
     _limit(job["rlimits"], job["unshare_net"])

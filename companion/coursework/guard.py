@@ -483,10 +483,9 @@ class Removed:
         self._refuse()
 
     def __getattr__(self, attr: str):
+        # what Python's own machinery asks (copy, pickle, typing)
         if attr.startswith("__") and attr.endswith("__"):
-            raise AttributeError(
-                attr
-            )  # what Python's own machinery asks (copy, pickle, typing)
+            raise AttributeError(attr)
         self._refuse()
 
     def __mro_entries__(self, bases):  # ``class A(torch.optim.Adamax)``
@@ -526,9 +525,8 @@ def remove(names: list[str], record: list[str]) -> list[str]:
             obj = _lookup(name)
         except (ImportError, AttributeError):
             continue  # not in this release of torch
-        originals.setdefault(
-            id(obj), (obj, name)
-        )  # the first name listed is the one reported
+        # the first name listed is the one reported
+        originals.setdefault(id(obj), (obj, name))
         if isinstance(obj, types.ModuleType):
             modules.append(obj.__name__)
     for module in list(sys.modules.values()):
